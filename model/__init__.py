@@ -1,1 +1,28 @@
+"""VATT in PyTorch: configs, backbones, heads, tokenizers, media and model directories."""
 
+from .config import PRESETS, AudioConfig, EncoderConfig, HeadConfig, InputConfig, TextConfig, UniversalConfig, VattConfig, VideoConfig
+from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained
+from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, load_tokenizer
+from .vatt import VATT, l2_normalize
+
+__all__ = [
+    "VATT",
+    "VattConfig",
+    "EncoderConfig",
+    "VideoConfig",
+    "AudioConfig",
+    "TextConfig",
+    "UniversalConfig",
+    "HeadConfig",
+    "InputConfig",
+    "PRESETS",
+    "l2_normalize",
+    "save_pretrained",
+    "load_pretrained",
+    "read_config",
+    "ModelDirectoryError",
+    "WordTokenizer",
+    "SentencePieceTokenizer",
+    "TokenizerError",
+    "load_tokenizer",
+]

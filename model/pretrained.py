@@ -1,0 +1,143 @@
+"""Model directories: the unit that moves between training, conversion and serving.
+
+A directory holds `config.json` (format version, the model config, the weights' sha256),
+`model.safetensors`, the tokenizer files and a `README.md` model card. It is written to a
+temporary sibling and renamed into place, so a crash never leaves a half-written directory, and
+loading checks everything so a mismatched or damaged directory is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import VattConfig
+from .text import SentencePieceTokenizer, WordTokenizer
+from .vatt import VATT
+
+__all__ = ["save_pretrained", "load_pretrained", "read_config", "ModelDirectoryError", "FORMAT_VERSION"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
+
+
+class ModelDirectoryError(ValueError):
+    """A model directory is missing, damaged or does not match its config."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _default_card(config: VattConfig, has_tokenizer: bool) -> str:
+    return (f"# VATT model `{config.name}`\n\nArchitecture: {'modality-specific' if config.arch == 'ms' else 'modality-agnostic'} "
+            f"VATT; video-audio space {config.heads.d_va}-d, video-text space {config.heads.d_vt}-d.\n"
+            f"Input clip: {config.input.num_frames} frames at {config.input.fps} fps, {config.input.image_size}px, "
+            f"audio {config.input.sample_rate} Hz.\nTokenizer: {'included' if has_tokenizer else 'none'}.\n")
+
+
+def save_pretrained(model: VATT, directory: str | os.PathLike, *,
+                    tokenizer: WordTokenizer | SentencePieceTokenizer | None = None,
+                    card: str | None = None, metadata: dict | None = None) -> Path:
+    """Write `model` (and its tokenizer and model card) as a model directory, atomically.
+
+    The same model, tokenizer and card give byte-identical files. `metadata` lands in config.json.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
+        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "vatt_format_version": str(FORMAT_VERSION)})
+        if tokenizer is not None:
+            if tokenizer.vocab_size > model.config.text_vocab_size:
+                raise ModelDirectoryError(f"tokenizer has {tokenizer.vocab_size} ids but the model's text vocabulary "
+                                          f"holds {model.config.text_vocab_size}")
+            tokenizer.save(tmp)
+        doc = {"format_version": FORMAT_VERSION, "model": model.config.to_dict(),
+               "weights_sha256": _sha256(tmp / WEIGHTS_FILE), "metadata": metadata or {}}
+        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / CARD_FILE).write_text(card if card is not None else _default_card(model.config, tokenizer is not None),
+                                     encoding="utf-8")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            directory.rename(old)
+        tmp.rename(directory)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("saved model directory %s", directory)
+    return directory
+
+
+def read_config(directory: str | os.PathLike) -> tuple[VattConfig, dict]:
+    """Parse and validate `config.json`; returns the model config and the whole document."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelDirectoryError(f"model directory not found: {directory}")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelDirectoryError(f"{directory} is not a model directory: {CONFIG_FILE} is missing")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        version = doc["format_version"]
+        config = VattConfig.from_dict(doc["model"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelDirectoryError(f"{path} is damaged or not a vatt config: {exc}") from None
+    if version != FORMAT_VERSION:
+        raise ModelDirectoryError(f"{path}: format_version {version} is not supported (this vatt reads {FORMAT_VERSION})")
+    return config, doc
+
+
+def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> VATT:
+    """Load a model directory into a `VATT` in eval mode; refuses damaged or mismatched directories."""
+    directory = Path(directory)
+    config, doc = read_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelDirectoryError(f"{directory} is damaged: {WEIGHTS_FILE} is missing")
+    expected = doc.get("weights_sha256")
+    if expected and _sha256(weights) != expected:
+        raise ModelDirectoryError(f"{weights} is damaged: its sha256 does not match config.json")
+    try:
+        state = load_file(weights, device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelDirectoryError(f"{weights} is damaged or not a safetensors file: {exc}") from None
+    model = VATT(config, weight_init="skip")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors (e.g. {unexpected[:3]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {list(state[k].shape)} vs config {list(own[k].shape)})")
+        raise ModelDirectoryError(f"{weights} does not match {CONFIG_FILE}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()

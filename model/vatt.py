@@ -1,0 +1,100 @@
+"""`VATT`: the backbones (MS or MA) plus the FAC heads, behind one encode_* API."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .audio import AudioBackbone
+from .config import VattConfig
+from .heads import FACHeads
+from .text_encoder import TextBackbone
+from .universal import UniversalBackbone
+from .video import VideoBackbone
+
+__all__ = ["VATT", "l2_normalize"]
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Unit-normalise the last dim; the heads do not, the losses and retrieval do."""
+    return F.normalize(x, dim=-1, eps=eps)
+
+
+class VATT(nn.Module):
+    """Video, audio and text encoders into the va (video-audio) and vt (video-text) spaces.
+
+    `encode_video` / `encode_audio` / `encode_text` return dicts with the head outputs (`va`, `vt`)
+    and the backbone's AGG features (`pooled`); `tokens` holds the per-token outputs.
+    """
+
+    def __init__(self, config: VattConfig, *, device=None, dtype=None, weight_init: str = "default") -> None:
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        self.config = config
+        rate = config.drop_token_rate
+        if config.arch == "ms":
+            self.video = VideoBackbone(config.video, rate, **dd)
+            self.audio = AudioBackbone(config.audio, rate, **dd)
+            self.text = TextBackbone(config.text, **dd)
+            dims = (self.video.out_dim, self.audio.out_dim, self.text.out_dim)
+        else:
+            self.backbone = UniversalBackbone(config.universal, rate, **dd)
+            dims = (self.backbone.out_dim,) * 3
+        self.heads = FACHeads(config.heads, *dims, **dd)
+        if weight_init != "skip" and device != "meta" and not (isinstance(device, torch.device) and device.type == "meta"):
+            self.init_weights(weight_init)
+
+    @torch.no_grad()
+    def init_weights(self, mode: str = "default") -> None:
+        """Initialise like the official Keras defaults: glorot-uniform kernels, zero biases,
+        truncated-normal(d^-0.5) position tables, glorot-normal AGG tokens, N(0, 1) T5 bias table."""
+        if mode != "default":
+            raise ValueError(f"unknown weight_init {mode!r}; use 'default' or 'skip'")
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
+                fan_in = module.weight[0].numel()
+                fan_out = module.weight.shape[0] * module.weight[0, 0].numel() if module.weight.dim() > 2 else module.weight.shape[0]
+                bound = (6.0 / (fan_in + fan_out)) ** 0.5
+                nn.init.uniform_(module.weight, -bound, bound)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.uniform_(module.weight, -0.05, 0.05)
+        for name, p in self.named_parameters():
+            if ".pos." in f".{name}" and name.endswith(".embeddings"):
+                nn.init.trunc_normal_(p, std=p.shape[1] ** -0.5, a=-2 * p.shape[1] ** -0.5, b=2 * p.shape[1] ** -0.5)
+            elif "agg_embedding" in name:
+                nn.init.normal_(p, std=(2.0 / (1 + p.shape[0])) ** 0.5)
+            elif name.endswith("relative_bias.embeddings"):
+                nn.init.normal_(p, std=1.0)
+
+    # --- encoders -------------------------------------------------------------------------------
+    def encode_video(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """video float [B, 3, T, H, W] in [-1, 1] -> {"va": [B, d_va], "vt": [B, d_vt], "pooled", "tokens"}."""
+        if video.dim() != 5:
+            raise ValueError(f"video must be [B, 3, T, H, W], got shape {list(video.shape)}")
+        pooled, tokens = self.video(video) if self.config.arch == "ms" else self.backbone.forward_video(video)
+        return {**self.heads.video(pooled), "pooled": pooled, "tokens": tokens}
+
+    def encode_audio(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
+        """wave float [B, L] in [-1, 1] -> {"va": [B, d_va], "pooled", "tokens"}."""
+        if wave.dim() != 2:
+            raise ValueError(f"audio must be [B, L], got shape {list(wave.shape)}")
+        pooled, tokens = self.audio(wave) if self.config.arch == "ms" else self.backbone.forward_audio(wave)
+        return {**self.heads.audio(pooled), "pooled": pooled, "tokens": tokens}
+
+    def encode_text(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ids int64 [B, N] with 0 = padding -> {"vt": [B, d_vt], "pooled", "tokens"}."""
+        if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"text ids must be integer [B, N], got {ids.dtype} {list(ids.shape)}")
+        ids = ids.long()
+        vocab = self.config.text_vocab_size
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            raise ValueError(f"text ids must lie in [0, {vocab}), got [{int(ids.min())}, {int(ids.max())}]")
+        pooled, tokens = self.text(ids) if self.config.arch == "ms" else self.backbone.forward_text(ids)
+        return {**self.heads.text(pooled), "pooled": pooled, "tokens": tokens}
+
+    def frozen_parameter_names(self) -> list[str]:
+        """Parameters that never get gradients (the frozen word table when configured so)."""
+        return [n for n, p in self.named_parameters() if not p.requires_grad]
