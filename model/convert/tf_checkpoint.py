@@ -325,9 +325,10 @@ class TFCheckpoint:
             raise UnsupportedCheckpointError(f"{key}: TF dtype {self.tf_dtype(key)} is not supported")
         return np_dtype.newbyteorder("=")
 
-    def nbytes(self, key: str) -> int:
-        """Bytes the tensor occupies in its data shard."""
-        return self._entry(key).size
+    def byte_range(self, key: str) -> tuple[str, int, int]:
+        """(data shard path, offset, size) of the tensor's bytes: for diagnostics and partial copies."""
+        e = self._entry(key)
+        return self._shard_path(e.shard_id), e.offset, e.size
 
     def read(self, key: str) -> np.ndarray:
         """Read one tensor: only its byte range, checked against its recorded size and CRC32C."""
@@ -361,6 +362,7 @@ class TFCheckpoint:
         return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
     def close(self) -> None:
+        """Release the shard file handles (idempotent; a later `read` reopens what it needs)."""
         for fd in self._files.values():
             os.close(fd)
         self._files.clear()
