@@ -57,9 +57,6 @@ class CheckpointKeyError(CheckpointError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-_TABLE_MAGIC = 0xDB4775248B80FB57
-_FOOTER_LEN = 48  # two varint64 block handles padded to 40 bytes, then the 8-byte magic
-_TRAILER_LEN = 5  # compression type byte + masked crc32c of (block contents + type byte)
 _HEADER_KEY = b""
 _STRING = 7
 _BFLOAT16 = 14
@@ -136,95 +133,6 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     return prefix
 
 
-# --- SSTable ------------------------------------------------------------------------------------
-
-
-def _read_block(data: bytes, handle: bytes, path: str, what: str) -> memoryview:
-    """Return the contents of the block a handle points to, after checking bounds and CRC."""
-    try:
-        offset, pos = _proto.read_varint(handle, 0)
-        size, _ = _proto.read_varint(handle, pos)
-    except ValueError as e:
-        raise CheckpointCorruptError(f"{path}: bad {what} block handle ({e})") from None
-    end = offset + size + _TRAILER_LEN
-    if end > len(data):
-        raise CheckpointCorruptError(
-            f"{path}: {what} block [{offset}, {end}) runs past the end of the file "
-            f"({len(data)} bytes): the index is truncated"
-        )
-    view = memoryview(data)
-    kind = data[offset + size]
-    stored = int.from_bytes(data[offset + size + 1 : end], "little")
-    actual = _proto.crc32c_extend(_proto.crc32c(view[offset : offset + size]), bytes([kind]))
-    if _proto.unmask_crc(stored) != actual:
-        raise CheckpointCorruptError(f"{path}: CRC mismatch in {what} block at offset {offset}: the index is corrupted")
-    if kind == 1:
-        raise UnsupportedCheckpointError(
-            f"{path}: {what} block is snappy-compressed; only uncompressed indexes are supported "
-            "(TF writes bundle indexes uncompressed)"
-        )
-    if kind != 0:
-        raise CheckpointCorruptError(f"{path}: unknown block compression type {kind} in {what} block")
-    return view[offset : offset + size]
-
-
-def _block_entries(block: memoryview, path: str) -> list[tuple[bytes, bytes]]:
-    """Decode a block's prefix-compressed (key, value) entries, stopping at the restart array."""
-    try:
-        if len(block) < 4:
-            raise ValueError("block shorter than its restart count")
-        num_restarts = int.from_bytes(block[-4:], "little")
-        limit = len(block) - 4 * (num_restarts + 1)
-        if limit < 0:
-            raise ValueError(f"restart array ({num_restarts} entries) larger than the block")
-        out: list[tuple[bytes, bytes]] = []
-        key, pos = b"", 0
-        while pos < limit:
-            shared, pos = _proto.read_varint(block, pos)
-            unshared, pos = _proto.read_varint(block, pos)
-            vlen, pos = _proto.read_varint(block, pos)
-            if shared > len(key) or pos + unshared + vlen > limit:
-                raise ValueError(f"entry at {pos} overruns the block")
-            key = key[:shared] + bytes(block[pos : pos + unshared])
-            pos += unshared
-            out.append((key, bytes(block[pos : pos + vlen])))
-            pos += vlen
-        return out
-    except ValueError as e:
-        raise CheckpointCorruptError(f"{path}: malformed table block ({e})") from None
-
-
-def _read_table(path: str) -> list[tuple[bytes, bytes]]:
-    """All (key, value) pairs of an uncompressed SSTable, in file order (sorted by key)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < _FOOTER_LEN:
-        raise CheckpointCorruptError(
-            f"{path}: {len(data)} bytes is too short for a TF checkpoint index (SSTable footer is "
-            f"{_FOOTER_LEN} bytes): truncated or not a checkpoint"
-        )
-    footer = data[-_FOOTER_LEN:]
-    magic = int.from_bytes(footer[-8:], "little")
-    if magic != _TABLE_MAGIC:
-        raise CheckpointCorruptError(
-            f"{path}: not a TF checkpoint index (SSTable magic {magic:#018x}, expected "
-            f"{_TABLE_MAGIC:#018x}): a foreign file, or truncated"
-        )
-    try:
-        _, pos = _proto.read_varint(footer, 0)  # metaindex offset
-        _, pos = _proto.read_varint(footer, pos)  # metaindex size: no meta blocks are used
-        start = pos
-        _, pos = _proto.read_varint(footer, pos)
-        _, pos = _proto.read_varint(footer, pos)
-    except ValueError as e:
-        raise CheckpointCorruptError(f"{path}: malformed SSTable footer ({e})") from None
-    index = _read_block(data, footer[start:pos], path, "index")
-    entries: list[tuple[bytes, bytes]] = []
-    for _, handle in _block_entries(index, path):
-        entries.extend(_block_entries(_read_block(data, handle, path, "data"), path))
-    return entries
-
-
 # --- bundle protos ------------------------------------------------------------------------------
 
 
@@ -276,7 +184,13 @@ class TFCheckpoint:
         self._entries: dict[str, _Entry] = {}
         header = None
         try:
-            for key, value in _read_table(index):
+            table = _proto.read_sstable(index)
+        except NotImplementedError as e:
+            raise UnsupportedCheckpointError(f"{index}: {e}") from None
+        except ValueError as e:
+            raise CheckpointCorruptError(f"{index}: {e}") from None
+        try:
+            for key, value in table:
                 if key == _HEADER_KEY:
                     header = value
                 else:
@@ -285,6 +199,7 @@ class TFCheckpoint:
             raise CheckpointCorruptError(f"{index}: malformed bundle entry ({e})") from None
         if header is None:
             raise CheckpointCorruptError(f"{index}: no bundle header (empty key); not a TF checkpoint bundle")
+        # version: the bundle format's producer version (TF writes 1)
         self.num_shards, endianness, self.version = self._parse_header(header, index)
         self._order = ">" if endianness == 1 else "<"
         self._check_entries(index)
