@@ -1,0 +1,285 @@
+"""Training data: JSON Lines manifests, the clip dataset with VATT's augmentation, the sampler.
+
+**Manifest** (one JSON object per line; blank lines and ``#`` comments are skipped)::
+
+    {"path": "clips/a.mp4", "transcript": "clips/a.vtt", "labels": {"shape": "circle"}}
+    {"path": "/data/b.mkv", "transcript": [{"start": 0.0, "end": 2.5, "text": "hello"}]}
+    {"path": "audioset/c.mp4"}                  # no speech: text_mask = 0
+
+``path`` and a transcript path are relative to the manifest's folder unless absolute. Optional
+``duration`` (seconds) saves a probe; optional ``id`` defaults to the path.
+
+**Randomness.** Every random choice for item ``i`` in epoch ``e`` (window start, crop, flip,
+jitter, noise) comes from a generator seeded by ``(seed, e, i)``, so a sample is the same
+whichever rank or worker loads it. That is what makes a 2-process run see exactly the data of a
+1-process run and a resumed run see exactly the data it would have seen. Worker processes are
+additionally seeded ``seed + 1000·rank + worker`` for any library that draws from a global RNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Sampler
+
+from model.media import WindowSpec, probe, read_window
+from training.captions import Cue, cues_from_json, nearest_captions, read_captions
+
+__all__ = ["Augment", "ClipDataset", "GlobalBatchSampler", "ManifestError", "ManifestItem", "colour_jitter", "random_resized_crop",
+           "read_manifest", "seed_worker", "transcript_texts"]
+
+log = logging.getLogger(__name__)
+_KEYS = {"path", "transcript", "labels", "duration", "id"}
+
+
+class ManifestError(ValueError):
+    """A manifest line is malformed or points at something that is not there."""
+
+
+@dataclass(frozen=True)
+class ManifestItem:
+    """One clip source: media file, parsed transcript (None = no speech), labels."""
+
+    path: Path
+    cues: tuple[Cue, ...] | None
+    labels: dict[str, str] = field(default_factory=dict)
+    duration: float | None = None
+    id: str = ""
+
+
+def read_manifest(path: str | Path) -> list[ManifestItem]:
+    """Parse a JSON Lines manifest; errors name the file, the line and what is accepted."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    root, items = path.parent, []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+            raise ManifestError(f"{where}: each line must be an object with a string 'path'")
+        unknown = set(row) - _KEYS
+        if unknown:
+            raise ManifestError(f"{where}: unknown keys {sorted(unknown)}; accepted: {sorted(_KEYS)}")
+        media = Path(row["path"]) if Path(row["path"]).is_absolute() else root / row["path"]
+        transcript = row.get("transcript")
+        if transcript is None:
+            cues = None
+        elif isinstance(transcript, str):
+            cues = tuple(read_captions(transcript if Path(transcript).is_absolute() else root / transcript))
+        elif isinstance(transcript, list):
+            cues = tuple(cues_from_json(transcript, where))
+        else:
+            raise ManifestError(f"{where}: 'transcript' must be a .vtt/.srt path or a list of {{start, end, text}}")
+        labels = row.get("labels", {})
+        if not isinstance(labels, dict):
+            raise ManifestError(f"{where}: 'labels' must be an object of attribute -> value")
+        duration = row.get("duration")
+        items.append(ManifestItem(media, cues, {str(k): str(v) for k, v in labels.items()},
+                                  None if duration is None else float(duration), str(row.get("id", row["path"]))))
+    if not items:
+        raise ManifestError(f"{path}: no items")
+    return items
+
+
+def transcript_texts(items: Sequence[ManifestItem]) -> Iterator[str]:
+    """Every caption of every item (for training a tokenizer)."""
+    for item in items:
+        for cue in item.cues or ():
+            yield cue.text
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation (spec §5 / paper A.2.1); ``None`` fields switch a step off."""
+
+    crop_area: tuple[float, float] | None = (0.08, 1.0)  # random resized crop: area fraction
+    crop_ratio: tuple[float, float] = (0.5, 2.0)  # ... and aspect ratio range
+    flip: bool = True
+    brightness: float | None = 32 / 255  # additive, in [0, 1] pixel units
+    saturation: float | None = 0.4  # factor in [1 - s, 1 + s]
+    contrast: float | None = 0.4
+    hue: float | None = 0.2  # fraction of a full turn; YIQ rotation (cheap approximation of HSV)
+    audio_noise: float | None = 0.01  # Gaussian std = audio_noise * max|x|
+
+
+def random_resized_crop(h: int, w: int, rng: np.random.Generator, area: tuple[float, float],
+                        ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    """Inception-style crop box ``(top, left, height, width)``: 10 tries, then a centre crop."""
+    for _ in range(10):
+        target = h * w * rng.uniform(*area)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
+    side = min(h, w)
+    return (h - side) // 2, (w - side) // 2, side, side
+
+
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> torch.Tensor:
+    """Brightness, saturation, contrast, hue on ``x`` [3, T, H, W] in [0, 1]; clipped to [0, 1].
+
+    Fixed order (DMVR's default colour augmentation order). Hue rotates the chroma plane in YIQ
+    space by ``2π·δ``, δ ~ U(−hue, hue): the usual cheap stand-in for an HSV hue shift.
+    """
+    if aug.brightness:
+        x = x + rng.uniform(-aug.brightness, aug.brightness)
+    grey = torch.einsum("c,cthw->thw", _YIQ[0], x)[None]
+    if aug.saturation:
+        x = grey + (x - grey) * rng.uniform(1 - aug.saturation, 1 + aug.saturation)
+    if aug.contrast:
+        mean = x.mean(dim=(2, 3), keepdim=True)  # per frame and channel, as tf.image.adjust_contrast
+        x = mean + (x - mean) * rng.uniform(1 - aug.contrast, 1 + aug.contrast)
+    if aug.hue:
+        angle = 2 * math.pi * rng.uniform(-aug.hue, aug.hue)
+        c, s = math.cos(angle), math.sin(angle)
+        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+        x = torch.einsum("ij,jthw->ithw", torch.linalg.inv(_YIQ) @ rot @ _YIQ, x)
+    return x.clamp(0.0, 1.0)
+
+
+class ClipDataset(Dataset):
+    """Random 3.2 s windows of manifest items as VATT training samples.
+
+    Each sample is a dict: ``video`` float32 [3, T, S, S] in [-1, 1], ``audio`` float32 [L],
+    ``text`` int64 [P, N] (P = 5 captions nearest the window), ``caption_mask`` bool [P],
+    ``text_mask`` and ``audio_mask`` float32 scalars (0 for clips without speech/audio),
+    ``index`` int64. With ``train=False`` the window is the item's centre and nothing is random.
+    """
+
+    def __init__(self, items: Sequence[ManifestItem], *, num_frames: int, fps: float, image_size: int,
+                 sample_rate: int, tokenizer: Any, num_captions: int = 5, train: bool = True,
+                 augment: Augment = Augment(), seed: int = 0) -> None:
+        self.items = list(items)
+        self.tokenizer = tokenizer
+        self.num_captions, self.train, self.augment, self.seed = num_captions, train, augment, seed
+        self.image_size = image_size
+        # Training reads native resolution and crops itself; evaluation lets media centre-crop.
+        self.spec = WindowSpec(num_frames=num_frames, fps=fps, size=None if train else image_size, sample_rate=sample_rate)
+        self.epoch = 0
+        self._durations: dict[int, float] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose random draws ``__getitem__`` makes (call before making workers)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _duration(self, index: int) -> float:
+        item = self.items[index]
+        if item.duration is not None:
+            return item.duration
+        if index not in self._durations:
+            self._durations[index] = probe(item.path).duration
+        return self._durations[index]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.items[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        duration = self._duration(index)
+        slack = max(0.0, duration - self.spec.duration)
+        start = rng.uniform(0.0, slack) if self.train else slack / 2
+        window = read_window(item.path, min(start, max(0.0, duration - 1e-3)), self.spec)
+        if window.video is None:
+            raise ManifestError(f"{item.path}: no video stream; VATT training needs video")
+        video = torch.from_numpy(window.video).permute(3, 0, 1, 2)  # [3, T, H, W] in [-1, 1]
+        video = self._augment_video(video, rng) if self.train else video
+        n_samples = self.spec.num_samples
+        if window.audio is None:
+            audio, audio_mask = torch.zeros(n_samples), 0.0
+        else:
+            audio, audio_mask = torch.from_numpy(window.audio[:n_samples]), 1.0
+            audio = F.pad(audio, (0, n_samples - audio.shape[0]))
+            if self.train and self.augment.audio_noise:
+                noise = torch.from_numpy(rng.standard_normal(n_samples).astype(np.float32))
+                audio = audio + noise * (self.augment.audio_noise * audio.abs().max())
+        texts, caption_mask = nearest_captions(item.cues or (), start, start + self.spec.duration, self.num_captions)
+        return {
+            "video": video.contiguous(),
+            "audio": audio,
+            "text": self.tokenizer.encode(texts),
+            "caption_mask": torch.tensor(caption_mask),
+            "text_mask": torch.tensor(float(any(caption_mask))),
+            "audio_mask": torch.tensor(audio_mask),
+            "index": torch.tensor(index),
+        }
+
+    def _augment_video(self, video: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        aug, size = self.augment, self.image_size
+        _, _, h, w = video.shape
+        if aug.crop_area is not None:
+            top, left, ch, cw = random_resized_crop(h, w, rng, aug.crop_area, aug.crop_ratio)
+        else:
+            side = min(h, w)
+            top, left, ch, cw = (h - side) // 2, (w - side) // 2, side, side
+        video = video[:, :, top : top + ch, left : left + cw]
+        video = F.interpolate(video, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if aug.flip and rng.uniform() < 0.5:
+            video = video.flip(-1)
+        if aug.brightness or aug.saturation or aug.contrast or aug.hue:
+            video = colour_jitter((video + 1) / 2, rng, aug) * 2 - 1
+        return video.clamp(-1.0, 1.0)
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Per-rank batches cut from one shuffled global batch, resumable at any batch.
+
+    Epoch ``e`` shuffles all items with seed ``(seed, e)``; global batch k is
+    ``perm[k·G : (k+1)·G]`` with G = batch_size × world_size, and rank r takes its r-th slice
+    of ``batch_size``. The ranks' batches concatenated are exactly a 1-process run's batch of
+    size G. Incomplete global batches are dropped.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, world_size: int = 1, rank: int = 0, seed: int = 0,
+                 shuffle: bool = True) -> None:
+        self.num_items, self.batch_size, self.world_size, self.rank = num_items, batch_size, world_size, rank
+        self.seed, self.shuffle = seed, shuffle
+        self.batches_per_epoch = num_items // (batch_size * world_size)
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"{num_items} items cannot fill one global batch of {batch_size} x {world_size} ranks; "
+                             "lower --batch-size or add data")
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's order and skip its first ``start_batch`` batches (resuming)."""
+        self.epoch, self.start = epoch, start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.num_items, generator=gen).tolist()
+        else:
+            order = list(range(self.num_items))
+        g = self.batch_size * self.world_size
+        for k in range(self.start, self.batches_per_epoch):
+            first = k * g + self.rank * self.batch_size
+            yield order[first : first + self.batch_size]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy/random from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
