@@ -1,0 +1,134 @@
+"""Search: segment candidates from FAISS (or brute force), grouped into item hits with their best moments.
+
+Why the loop: k items need more than k segments (an item may own many of the top segments), and a
+filter hides some. Candidates start at k·moments·4 and grow ×4 until k distinct items are found or
+the candidates run out; an approximate index that runs dry (HNSW under a selective selector, IVF
+with few lists probed) hands over to exact search over the allowed ids, so a filter that matches
+at least k items always yields k items.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import store
+from .types import ItemHit, Moment
+from .vectors import VectorIndex, brute_force
+
+# Below this many allowed segments (or this fraction of the index) a filtered query on an approximate
+# index goes straight to exact search: graph/list traversal under a tiny selector wastes time and recall.
+EXACT_MAX_ALLOWED = 5_000
+EXACT_MAX_FRACTION = 0.05
+
+
+@dataclass
+class _Query:
+    vi: VectorIndex
+    conn: sqlite3.Connection
+    k: int
+    moments: int
+    allowed: np.ndarray | None
+    store_exact: Callable[[np.ndarray, int, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
+
+
+def _fetch(qs: _Query, q: np.ndarray, k_seg: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    with qs.vi.lock.read():
+        if exact:
+            res = qs.vi.exact(q, k_seg, qs.allowed)
+        else:
+            res = qs.vi.search(q, k_seg, allowed=qs.allowed)
+    if res is None:  # ivfpq keeps only codes in memory: brute force over the raw vectors in SQLite
+        res = qs.store_exact(q, k_seg, qs.allowed)
+    return res
+
+
+def _group(scores: np.ndarray, ids: np.ndarray, segs: dict[int, tuple[str, float, float]],
+           k: int, moments: int) -> list[tuple[str, float, list[Moment]]]:
+    """Candidates (best first) → [(item id, best score, top moments)] for at most k items."""
+    order: list[str] = []
+    found: dict[str, list[Moment]] = {}
+    for s, i in zip(scores.tolist(), ids.tolist()):
+        if i < 0 or i not in segs:
+            continue  # no candidate, or deleted since the index was searched
+        item_id, start, end = segs[i]
+        if item_id not in found:
+            if len(order) == k:
+                continue  # still collect moments of the k items already chosen
+            order.append(item_id)
+            found[item_id] = []
+        if len(found[item_id]) < moments:
+            found[item_id].append(Moment(segment_id=i, start=start, end=end, score=float(s)))
+    return [(it, found[it][0].score if found[it] else float("-inf"), found[it]) for it in order]
+
+
+def _best_first(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-scores, kind="stable")
+    return scores[order], ids[order]
+
+
+def run(qs: _Query, q: np.ndarray, exact: bool) -> list[list[ItemHit]]:
+    """One result list per query row."""
+    vi, k, moments = qs.vi, qs.k, qs.moments
+    cap = len(qs.allowed) if qs.allowed is not None else vi.live
+    if cap == 0:
+        return [[] for _ in q]
+    if (not exact and qs.allowed is not None and vi.structure != "flat"
+            and (cap <= EXACT_MAX_ALLOWED or cap <= EXACT_MAX_FRACTION * vi.live)):
+        exact = True
+    k_seg = min(cap, max(32, k * max(moments, 1) * 4))
+    grouped: list[list[tuple[str, float, list[Moment]]]] = [[] for _ in q]
+    todo = list(range(len(q)))
+    mode = {r: exact for r in todo}
+    width = {r: k_seg for r in todo}
+    first = True
+    while todo:
+        if first:  # one batched call for every row; stragglers go one by one
+            batches = [(todo, width[todo[0]], mode[todo[0]])]
+            first = False
+        else:
+            batches = [([r], width[r], mode[r]) for r in todo]
+        nxt: list[int] = []
+        for rows, ks, ex in batches:
+            d, i = _fetch(qs, q[rows], ks, ex)
+            segs = store.segment_rows(qs.conn, np.unique(i[i >= 0]))
+            for j, r in enumerate(rows):
+                sc, ids = _best_first(d[j], i[j])
+                grouped[r] = _group(sc, ids, segs, k, max(moments, 1))
+                dry = int((ids >= 0).sum()) < ks or ks >= cap
+                if len(grouped[r]) >= k or (dry and ex):
+                    continue
+                if dry:
+                    mode[r] = True  # approximate index ran dry: exact over the same candidates
+                else:
+                    width[r] = min(cap, ks * 4)
+                nxt.append(r)
+        todo = nxt
+    items = store.get_items(qs.conn, [it for g in grouped for it, _, _ in g])
+    out: list[list[ItemHit]] = []
+    for g in grouped:
+        hits = [ItemHit(item=items[it], score=score, moments=tuple(ms[:moments]))
+                for it, score, ms in g if it in items]
+        hits.sort(key=lambda h: -h.score)
+        out.append(hits)
+    return out
+
+
+def store_exact(conn: sqlite3.Connection, space: str, dim: int, q: np.ndarray, k: int,
+                allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by streaming the raw vectors from SQLite (the ivfpq exact path)."""
+    best_d = np.full((len(q), 0), -np.inf, np.float32)
+    best_i = np.full((len(q), 0), -1, np.int64)
+    for ids, x in store.iter_vectors(conn, space, dim, ids=allowed):
+        d, i = brute_force(q, x, ids, k)
+        d, i = np.concatenate([best_d, d], 1), np.concatenate([best_i, i], 1)
+        top = np.argsort(-d, axis=1, kind="stable")[:, :k]
+        best_d, best_i = np.take_along_axis(d, top, 1), np.take_along_axis(i, top, 1)
+    if best_d.shape[1] < k:
+        pad = k - best_d.shape[1]
+        best_d = np.pad(best_d, ((0, 0), (0, pad)), constant_values=-np.inf)
+        best_i = np.pad(best_i, ((0, 0), (0, pad)), constant_values=-1)
+    return best_d, best_i

@@ -1,0 +1,122 @@
+"""`vatt index …`: inspect, verify and rebuild a catalogue from the shell.
+
+Exit codes: 0 fine, 1 the catalogue is inconsistent or could not be processed, 2 bad input
+(missing directory, unknown index type). Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from .catalog import Catalog
+from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
+from .store import DB_NAME
+from .types import INDEX_TYPES
+
+app = typer.Typer(help="Inspect, check and rebuild an index catalogue (a directory).", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+log = logging.getLogger(__name__)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_dir():
+        raise _fail(f"no catalogue directory at {path}", 2)
+    if not (path / DB_NAME).is_file():
+        raise _fail(f"{path} is not a catalogue (no {DB_NAME} inside)", 2)
+    return path
+
+
+class _Open:
+    """Open a catalogue and turn its errors into exit codes."""
+
+    def __init__(self, path: Path, *, readonly: bool) -> None:
+        self.path, self.readonly = _existing(path), readonly
+        self.cat: Catalog | None = None
+
+    def __enter__(self) -> Catalog:
+        try:
+            self.cat = Catalog(self.path, readonly=self.readonly, create=False)
+        except CatalogLockedError as e:
+            raise _fail(str(e), 1) from None
+        except CatalogError as e:
+            raise _fail(str(e), 1) from None
+        return self.cat
+
+    def __exit__(self, *_: object) -> None:
+        if self.cat is not None:
+            self.cat.close()
+
+
+def _lines(s: dict) -> Iterator[str]:
+    yield f"catalogue  {s['path']}"
+    yield f"items      {s['items']} (" + ", ".join(f"{k} {n}" for k, n in s["kinds"].items()) + ")"
+    yield f"segments   {s['segments']}"
+    yield f"index      {s['index_type']} (cosine)"
+    for name, sp in s["spaces"].items():
+        yield (f"space {name:<4} dim {sp['dim']}, {sp['vectors']} vectors, {sp['factory']}"
+               + (f", {sp['tombstones']} tombstones" if sp["tombstones"] else "")
+               + f", file {sp['file_bytes'] / 2**20:.1f} MiB ({sp['file']})")
+    yield f"sqlite     {s['sqlite_bytes'] / 2**20:.1f} MiB"
+
+
+@app.command("stats")
+def stats_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
+              as_json: bool = typer.Option(False, "--json", help="print JSON instead of text")) -> None:
+    """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
+    with _Open(path, readonly=True) as cat:
+        s = cat.stats()
+    typer.echo(json.dumps(s, indent=2) if as_json else "\n".join(_lines(s)))
+
+
+@app.command("check")
+def check_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
+              verbose: bool = typer.Option(False, "--verbose", "-v", help="also print notes")) -> None:
+    """Verify SQLite and FAISS agree; exit 1 with one line per problem if not."""
+    with _Open(path, readonly=True) as cat:
+        report = cat.check()
+    for problem in report.problems:
+        typer.echo(problem)
+    if verbose:
+        for note in report.notes:
+            typer.echo(f"note: {note}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+    typer.echo("ok: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()))
+
+
+@app.command("rebuild")
+def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
+                index_type: Optional[str] = typer.Option(
+                    None, "--type", help=f"new index type: {' | '.join(INDEX_TYPES)} (default: keep)"),
+                options: Optional[str] = typer.Option(
+                    None, "--options", help='index options as JSON, e.g. \'{"hnsw_m": 32, "ef_search": 128}\'')) -> None:
+    """Rebuild every FAISS index from the vectors in SQLite, optionally changing its type."""
+    if index_type is not None and index_type not in INDEX_TYPES:
+        raise _fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
+    parsed = None
+    if options is not None:
+        try:
+            parsed = json.loads(options)
+        except ValueError as e:
+            raise _fail(f"--options is not valid JSON ({e})", 2) from None
+    _existing(path)
+    with _Open(path, readonly=False) as cat:
+        try:
+            cat.rebuild(index_type=index_type, index_options=parsed)
+        except InvalidArgumentError as e:
+            raise _fail(str(e), 2) from None
+        except CatalogError as e:
+            raise _fail(str(e), 1) from None
+        s = cat.stats()
+    typer.echo(f"rebuilt {path} as {s['index_type']}: " + ", ".join(
+        f"{n} {sp['factory']} ({sp['vectors']} vectors)" for n, sp in s["spaces"].items()))

@@ -1,0 +1,108 @@
+"""Metadata filters: a small dict language turned into parameterised SQL over `json_extract`.
+
+Grammar (all conditions are ANDed)::
+
+    {"lang": "en"}                              equality (None matches a missing or null field)
+    {"year": {"gte": 2000, "lt": 2010}}         ranges: gt, gte, lt, lte (numbers or strings)
+    {"tag": {"in": ["a", "b"]}}                 membership: in, nin
+    {"tags": {"contains": "cat"}}               the field is a JSON array holding the value
+    {"source_url": {"exists": True}}            presence (non-null)
+    {"author.name": {"ne": "x"}}                dotted names reach into nested objects
+
+Values never enter the SQL text: field names are checked against a strict pattern and become
+JSON paths passed as parameters, operands are bound parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from .errors import FilterError
+
+OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "exists")
+_COMPARE = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_SCALARS = (str, int, float, bool)
+
+
+def _path(name: str) -> str:
+    if not isinstance(name, str) or not _FIELD.match(name):
+        raise FilterError(
+            f"bad filter field {name!r}: accepted are metadata keys made of letters, digits and '_' "
+            "(not starting with a digit), joined by '.' for nested objects")
+    return "$." + name
+
+
+def _scalar(field: str, op: str, value: Any, *, ordered: bool = False) -> Any:
+    if ordered:
+        ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
+        what = "a number or a string"
+    else:
+        ok = isinstance(value, _SCALARS)
+        what = "a string, number or boolean"
+    if not ok:
+        raise FilterError(f"filter {field!r}: operator {op!r} takes {what}, got {type(value).__name__}")
+    if isinstance(value, float) and value != value:
+        raise FilterError(f"filter {field!r}: operator {op!r} does not accept NaN")
+    return value
+
+
+def _condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[Any]]:
+    path = _path(field)
+    expr = f"json_extract({column}, ?)"
+    if op in ("eq", "ne") and value is None:
+        return (f"{expr} IS NULL" if op == "eq" else f"{expr} IS NOT NULL"), [path]
+    if op in _COMPARE:
+        v = _scalar(field, op, value, ordered=op not in ("eq", "ne"))
+        if op == "ne":  # a missing field is "not equal" too
+            return f"({expr} IS NULL OR {expr} != ?)", [path, path, v]
+        return f"{expr} {_COMPARE[op]} ?", [path, v]
+    if op in ("in", "nin"):
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, "
+                              f"got {type(value).__name__}")
+        values = [_scalar(field, op, v) for v in value]
+        if not values:
+            return ("0" if op == "in" else "1"), []
+        marks = ", ".join("?" * len(values))
+        if op == "in":
+            return f"{expr} IN ({marks})", [path, *values]
+        return f"({expr} IS NULL OR {expr} NOT IN ({marks}))", [path, path, *values]
+    if op == "contains":
+        v = _scalar(field, op, value)
+        return (f"(json_type({column}, ?) = 'array' AND EXISTS "
+                f"(SELECT 1 FROM json_each({column}, ?) AS je WHERE je.value = ?))"), [path, path, v]
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise FilterError(f"filter {field!r}: operator 'exists' takes true or false, got {value!r}")
+        return (f"{expr} IS NOT NULL" if value else f"{expr} IS NULL"), [path]
+    raise FilterError(f"unknown filter operator {op!r} for {field!r}; accepted: {', '.join(OPERATORS)}")
+
+
+def compile_where(where: Mapping[str, Any] | None, column: str = "metadata") -> tuple[str, list[Any]]:
+    """Turn a `where` dict into (SQL boolean expression, parameters). Empty/None → ("1", [])."""
+    if where is None:
+        return "1", []
+    if not isinstance(where, Mapping):
+        raise FilterError(f"`where` must be a dict of field → value or field → {{operator: value}}, "
+                          f"got {type(where).__name__}")
+    clauses: list[str] = []
+    params: list[Any] = []
+    for field, spec in where.items():
+        if isinstance(spec, Mapping):
+            if not spec:
+                raise FilterError(f"filter {field!r}: empty operator dict; accepted: {', '.join(OPERATORS)}")
+            pairs = list(spec.items())
+        elif spec is None or isinstance(spec, _SCALARS):
+            pairs = [("eq", spec)]
+        else:
+            raise FilterError(f"filter {field!r}: expected a value or an operator dict "
+                              f"({', '.join(OPERATORS)}), got {type(spec).__name__}")
+        for op, value in pairs:
+            sql, p = _condition(field, op, value, column)
+            clauses.append(sql)
+            params.extend(p)
+    if not clauses:
+        return "1", []
+    return " AND ".join(f"({c})" for c in clauses), params
