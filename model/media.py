@@ -277,10 +277,16 @@ def _origin(container: av.container.InputContainer) -> float:
 
 
 def _stream_end(stream: av.stream.Stream, origin: float) -> float | None:
-    if not stream.duration:
-        return None
+    """Where the stream says it ends: its duration, or Matroska's DURATION tag; else None."""
     begin = float(stream.start_time * stream.time_base) if stream.start_time is not None else origin
-    return float(stream.duration * stream.time_base) + begin - origin
+    if stream.duration:
+        return float(stream.duration * stream.time_base) + begin - origin
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec) + begin - origin
+    except (AttributeError, ValueError):
+        return None
 
 
 def _duration(container: av.container.InputContainer, path: Path, streams: list) -> float:
@@ -341,8 +347,14 @@ def _decode(container, path: Path, timeline: Timeline, spec: WindowSpec, vs, aus
                 raise UnreadableMediaError(f"cannot decode {path.name!r}: no frame or sample "
                                            f"could be decoded ({bad} damaged packets)")
             raise EmptyMediaError(f"{path.name!r} contains no frames or samples")
-        for kind, end in ends.items():
-            want = expected[kind] or timeline.content_end
+        # A stream that states its length must reach it; streams that don't must, together,
+        # reach the file's end (one of them may legitimately be shorter than the other).
+        checks = [(k, e, expected[k]) for k, e in ends.items() if expected[k]]
+        unstated = {k: e for k, e in ends.items() if not expected[k]}
+        if unstated:
+            kind = max(unstated, key=unstated.get)
+            checks.append((kind, unstated[kind], timeline.content_end))
+        for kind, end, want in checks:
             if want - end > max(_TRUNCATION_SLACK, 0.05 * want):
                 raise UnreadableMediaError(f"{path.name!r} is truncated or corrupt: its {kind} stops "
                                            f"at {end:.2f} s of {want:.2f} s")

@@ -27,6 +27,7 @@ __all__ = [
     "index_frame",
     "index_frame_fn",
     "make_audio",
+    "make_image",
     "make_subtitles",
     "make_video",
     "read_index",
@@ -240,4 +241,16 @@ def make_subtitles(path: str | os.PathLike, *, text: str = "no pictures, no soun
         packet.duration = 1000
         packet.time_base = Fraction(1, 1000)
         out.mux(packet)
+    return path
+
+
+def make_image(path: str | os.PathLike, *, width: int = 64, height: int = 48) -> Path:
+    """A single PNG still (FFmpeg opens it as a one-frame "video"; media should refuse it)."""
+    path = Path(path)
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        frame = av.VideoFrame.from_ndarray(_default_frame(width, height)(0, 0.0), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
     return path

@@ -19,7 +19,14 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:  # tests/ holds the shared media_factory
     sys.path.insert(0, _TESTS)
 
-from media_factory import index_frame_fn, make_audio, make_subtitles, make_video, read_index  # noqa: E402
+from media_factory import (  # noqa: E402
+    index_frame_fn,
+    make_audio,
+    make_image,
+    make_subtitles,
+    make_video,
+    read_index,
+)
 
 from model.media import (  # noqa: E402
     EmptyMediaError,
@@ -155,6 +162,9 @@ def test_video_formats_decode(media, name, kwargs, codecs):
     (w,) = iter_windows(path, SMALL)  # one full 1.6 s window; a 0.2 s tail is < 1/4 window
     check_frames(w, SMALL, info.duration)
     assert 0.3 < np.sqrt(np.mean(w.audio ** 2)) < 0.4  # a 0.5-amplitude sine has RMS 0.354
+    late = read_window(path, 0.9, SMALL)  # seeks; runs past the end, where frame 44 holds
+    assert late.padded and late.end == pytest.approx(info.duration)
+    check_frames(late, SMALL, info.duration, last=44)
 
 
 @pytest.mark.parametrize("suffix, codec", [
@@ -168,6 +178,10 @@ def test_audio_formats_decode(media, suffix, codec):
     assert 0.3 < np.sqrt(np.mean(windows[0].audio ** 2)) < 0.4
     peak = np.argmax(np.abs(np.fft.rfft(windows[0].audio))) * 48_000 / SMALL.num_samples
     assert peak == pytest.approx(440.0, abs=1.0)
+    w = read_window(path, 1.3, SMALL)  # seeks; samples stay on the sine's own clock
+    t = 1.3 + np.arange(round(0.6 * 48_000)) / 48_000
+    np.testing.assert_allclose(w.audio[:t.size], 0.5 * np.sin(2 * np.pi * 440.0 * t), atol=0.05)
+    assert w.padded and not w.audio[round(0.71 * 48_000):].any()
 
 
 def test_silent_video_gives_video_only_and_video_false_skips_video(media, stamped):
@@ -215,18 +229,21 @@ def test_truncated_mp4_with_index_at_end_cannot_be_opened(media, stamped):
         iter_windows(path, SMALL)
 
 
-def test_truncated_faststart_mp4_fails_when_decoding_reaches_the_cut(media):
-    whole = make_video(media / "fast.mp4", duration=6.0, width=96, height=64, faststart=True)
-    path = media / "fast_cut.mp4"
+@pytest.mark.parametrize("name, faststart", [("fast.mp4", True), ("cut.mkv", False), ("cut.webm", False)])
+def test_truncated_file_that_opens_fails_when_decoding_reaches_the_cut(media, name, faststart):
+    """An mp4 with its index first (faststart), or Matroska, opens when cut in half: the windows
+    before the cut come out, then UnreadableMediaError; nothing is invented past the cut."""
+    whole = make_video(media / f"whole_{name}", duration=6.0, width=96, height=64, faststart=faststart)
+    path = media / name
     data = whole.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    assert probe(path).duration == pytest.approx(6.0)  # the index still promises 6 s
+    assert probe(path).duration == pytest.approx(6.0, abs=0.03)  # the header still promises 6 s
     seen = []
-    with pytest.raises(UnreadableMediaError, match=r"'fast_cut.mp4' is truncated or corrupt: "
-                                                   r"its video stops at [\d.]+ s of 6.00 s"):
+    with pytest.raises(UnreadableMediaError, match=rf"'{name}' is truncated or corrupt: "
+                                                   r"its (video|audio) stops at [\d.]+ s of 6.0\d s"):
         for w in iter_windows(path, SMALL):
             seen.append(w)
-    assert all(not w.padded and w.end < 3.5 for w in seen)  # nothing invented past the cut
+    assert all(not w.padded and w.end < 3.5 for w in seen)
 
 
 def test_zero_bytes_missing_and_directory(media):
@@ -253,6 +270,11 @@ def test_no_audio_or_video_stream(media):
         probe(subs)
     with pytest.raises(UnsupportedMediaError, match="has no video stream"):
         iter_windows(make_audio(media / "a.flac", duration=1.0), SMALL, audio=False)
+
+
+def test_still_image(media):
+    with pytest.raises(UnsupportedMediaError, match=r"'still.png' is a still image .*accepted: video or audio"):
+        probe(make_image(media / "still.png"))
 
 
 def test_max_duration(stamped):
