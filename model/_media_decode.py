@@ -113,9 +113,14 @@ class _Video:
         if self.prev is not None:
             if t <= self.prev_t:  # out of order or duplicate stamp: keep the earlier frame
                 return
-            self.cover(self.prev_t, t, eng)
+            self.cover(self._lo(), t, eng)
         self.prev, self.prev_t, self.prev_img = frame, t, None
         self.last_end = t + 1.0 / rate
+
+    def _lo(self) -> float:
+        """Where the held frame's targets begin: its own time, or, for the first frame of the
+        stream, -inf (targets before the first frame take the nearest one, the first)."""
+        return -math.inf if self.resolved == -math.inf else max(self.prev_t, self.resolved + TIME_EPS)
 
     def cover(self, lo: float, hi: float, eng: Engine) -> None:
         """Give the held frame to every live target t with lo - eps <= t < hi - eps."""
@@ -138,11 +143,10 @@ class _Video:
         """The stream lags far behind: let the held frame (or padding) stand until ``t``."""
         if t > self.resolved:
             logger.debug("video trails audio by > %.0f s; holding last frame to %.2f s", MAX_STREAM_LAG, t)
-            self.cover(max(self.prev_t, self.resolved + TIME_EPS), t, eng)
-            self.prev_t = max(self.prev_t, t)
+            self.cover(self._lo(), t, eng)
 
     def finish(self, eng: Engine) -> None:
-        self.cover(self.prev_t if self.prev is not None else -math.inf, math.inf, eng)
+        self.cover(self._lo(), math.inf, eng)
         self.resolved = math.inf
 
 

@@ -333,7 +333,9 @@ def _decode(container, path: Path, timeline: Timeline, spec: WindowSpec, vs, aus
             seek: float | None) -> Iterator[Window]:
     """Run the engine, turning every PyAV failure into a MediaError that names the file."""
     origin = _origin(container)
-    if vs is not None:
+    if vs is not None and seek is None:
+        # Whole files: let FFmpeg decode on all cores. A seeked single window (training, many
+        # loader workers) decodes a few frames; threads there only oversubscribe the CPU.
         vs.thread_type = "AUTO"
     engine = Engine(container, timeline, fps=spec.fps, num_frames=spec.num_frames, size=spec.size,
                     sample_rate=spec.sample_rate, video_stream=vs, audio_stream=aus, origin=origin)

@@ -139,7 +139,7 @@ def make_video(path: str | os.PathLike, *, duration: float = 4.0, fps: int = 25,
                audio_codec: str | None = None, sample_rate: int = 48000,
                frame_fn: FrameFn | None = None, tone_hz: float = 440.0,
                audio_fn: AudioFn | None = None, channels: int = 2,
-               faststart: bool = False) -> Path:
+               faststart: bool = False, video_start: float = 0.0) -> Path:
     """Encode a ``duration``-second clip; container from the suffix (.mp4/.mov/.mkv/.webm).
 
     ``codec`` ("h264" | "vp9" | "mpeg4") and ``audio_codec`` ("aac" | "opus" | ...) default by
@@ -147,7 +147,8 @@ def make_video(path: str | os.PathLike, *, duration: float = 4.0, fps: int = 25,
     ``index`` (shown at ``t = index / fps``); the default is a moving gradient. Audio is a
     ``tone_hz`` sine unless ``audio_fn(t)`` is given. Video and audio are interleaved as a
     real muxer sees them (audio encoded per video frame's span). ``faststart`` puts an mp4's
-    index (moov) before the data, as web uploads usually have it.
+    index (moov) before the data, as web uploads usually have it. ``video_start`` delays the
+    first frame (its pts) by that many seconds while audio still starts at 0.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -175,7 +176,7 @@ def make_video(path: str | os.PathLike, *, duration: float = 4.0, fps: int = 25,
                 raise ValueError(f"frame_fn returned {img.shape} {img.dtype}, "
                                  f"expected ({height}, {width}, 3) uint8")
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
+            frame.pts = i + round(video_start * fps)
             frame.time_base = Fraction(1, fps)
             for packet in v.encode(frame):
                 out.mux(packet)

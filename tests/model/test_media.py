@@ -210,6 +210,16 @@ def test_media_shorter_than_a_window_is_padded(media):
     assert not w.audio[round(0.65 * 48_000):].any()
 
 
+def test_video_starting_late_is_placed_by_its_timestamps(media):
+    """Frames are placed by pts, not by count: the first frame at 0.4 s serves the targets before
+    it (the nearest frame), then frame k shows at 0.4 + k/25."""
+    path = make_video(media / "late.mp4", duration=2.0, fps=SRC_FPS, width=96, height=64,
+                      video_start=0.4, frame_fn=index_frame_fn(96, 64))
+    w = next(iter_windows(path, SMALL))
+    got = [read_index(f) for f in w.video]
+    assert got == [0] * 5 + [expected_index(0.1 * i - 0.4) for i in range(5, 16)]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
