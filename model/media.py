@@ -198,7 +198,10 @@ def read_window(source: str | os.PathLike, start: float, spec: WindowSpec = Wind
         timeline = Timeline(start, spec.duration, 1, spec.duration, info.duration)
         windows = _decode(container, path, timeline, spec, vs if video else None,
                           aus if audio else None, seek=start)
-        return next(windows)
+        window = next(windows, None)
+    if window is None:  # the engine always pads a window out; this is only a safety net
+        raise EmptyMediaError(f"{path.name!r} has no content at {start:.2f} s")
+    return window
 
 
 # -- internals ---------------------------------------------------------------------------
