@@ -1,6 +1,22 @@
 """VATT in PyTorch: configs, backbones, heads, tokenizers, media and model directories."""
 
+from .classifier import BackboneClassifier
 from .config import PRESETS, AudioConfig, EncoderConfig, HeadConfig, InputConfig, TextConfig, UniversalConfig, VattConfig, VideoConfig
+from .media import (
+    EmptyMediaError,
+    MediaError,
+    MediaInfo,
+    MediaTooLongError,
+    UnreadableMediaError,
+    UnsupportedMediaError,
+    Window,
+    WindowRangeError,
+    WindowSpec,
+    count_windows,
+    iter_windows,
+    probe,
+    read_window,
+)
 from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained
 from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
@@ -25,4 +41,5 @@ __all__ = [
     "SentencePieceTokenizer",
     "TokenizerError",
     "load_tokenizer",
+    "BackboneClassifier",
 ]
