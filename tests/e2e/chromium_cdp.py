@@ -223,6 +223,10 @@ class Page:
             raise CDPError(f"no element matches {selector!r}")
         self.call("DOM.setFileInputFiles", nodeId=node, files=[str(Path(p).resolve()) for p in paths])
 
+    def close(self) -> None:
+        """Close the tab (its events are dropped with it)."""
+        self.conn.call("Target.closeTarget", {"targetId": self.target_id})
+
     def screenshot(self, path: str | os.PathLike) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path = Path(path)
