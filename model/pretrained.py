@@ -4,6 +4,10 @@ A directory holds `config.json` (format version, the model config, the weights' 
 `model.safetensors`, the tokenizer files and a `README.md` model card. It is written to a
 temporary sibling and renamed into place, so a crash never leaves a half-written directory, and
 loading checks everything so a mismatched or damaged directory is refused with a clear message.
+
+A `BackboneClassifier` (a converted fine-tuned checkpoint) is saved the same way, with
+`"task": "classification"`, its `modality` and `num_classes` in config.json; a directory without
+`task` holds a `VATT`, so directories written before classifiers existed load unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .classifier import MODALITIES, BackboneClassifier
 from .config import VattConfig
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
@@ -30,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
+CLASSIFICATION = "classification"  # config.json "task" of a BackboneClassifier directory
 
 
 class ModelDirectoryError(ValueError):
@@ -51,13 +57,23 @@ def _default_card(config: VattConfig, has_tokenizer: bool) -> str:
             f"audio {config.input.sample_rate} Hz.\nTokenizer: {'included' if has_tokenizer else 'none'}.\n")
 
 
-def save_pretrained(model: VATT, directory: str | os.PathLike, *,
+def _classifier_card(model: BackboneClassifier) -> str:
+    c = model.config
+    return (f"# VATT {model.modality} classifier `{c.name}`\n\n{model.num_classes} classes on the pooled "
+            f"{model.modality} backbone features ({model.backbone.out_dim}-d). Only the `{model.modality}` section "
+            "of the config describes this model.\n")
+
+
+def save_pretrained(model: VATT | BackboneClassifier, directory: str | os.PathLike, *,
                     tokenizer: WordTokenizer | SentencePieceTokenizer | None = None,
                     card: str | None = None, metadata: dict | None = None) -> Path:
     """Write `model` (and its tokenizer and model card) as a model directory, atomically.
 
     The same model, tokenizer and card give byte-identical files. `metadata` lands in config.json.
     """
+    classifier = isinstance(model, BackboneClassifier)
+    if classifier and tokenizer is not None:
+        raise ModelDirectoryError("a classifier has no text encoder; save it without a tokenizer")
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
@@ -71,9 +87,11 @@ def save_pretrained(model: VATT, directory: str | os.PathLike, *,
             tokenizer.save(tmp)
         doc = {"format_version": FORMAT_VERSION, "model": model.config.to_dict(),
                "weights_sha256": _sha256(tmp / WEIGHTS_FILE), "metadata": metadata or {}}
+        if classifier:
+            doc.update(task=CLASSIFICATION, modality=model.modality, num_classes=model.num_classes)
+        default_card = _classifier_card(model) if classifier else _default_card(model.config, tokenizer is not None)
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        (tmp / CARD_FILE).write_text(card if card is not None else _default_card(model.config, tokenizer is not None),
-                                     encoding="utf-8")
+        (tmp / CARD_FILE).write_text(card if card is not None else default_card, encoding="utf-8")
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -110,8 +128,28 @@ def read_config(directory: str | os.PathLike) -> tuple[VattConfig, dict]:
     return config, doc
 
 
-def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> VATT:
-    """Load a model directory into a `VATT` in eval mode; refuses damaged or mismatched directories."""
+def _empty_model(config: VattConfig, doc: dict, path: Path) -> VATT | BackboneClassifier:
+    """The class config.json's `task` names, uninitialised (the weights come next)."""
+    task = doc.get("task")
+    if task is None:
+        return VATT(config, weight_init="skip")
+    if task != CLASSIFICATION:
+        raise ModelDirectoryError(f"{path}: unknown task {task!r}; this vatt reads embedding models and "
+                                  f"{CLASSIFICATION!r}")
+    modality, num_classes = doc.get("modality"), doc.get("num_classes")
+    if modality not in MODALITIES or not isinstance(num_classes, int) or num_classes < 1:
+        raise ModelDirectoryError(f"{path} is damaged: a classifier needs modality in {list(MODALITIES)} and a "
+                                  f"positive num_classes, got {modality!r} and {num_classes!r}")
+    return BackboneClassifier(config, modality, num_classes, weight_init="skip")
+
+
+def load_pretrained(directory: str | os.PathLike, *,
+                    map_location: str | torch.device = "cpu") -> VATT | BackboneClassifier:
+    """Load a model directory in eval mode; refuses damaged or mismatched directories.
+
+    Returns a `VATT`, or a `BackboneClassifier` for a directory whose config.json says
+    `"task": "classification"` (callers that need embeddings should check the type).
+    """
     directory = Path(directory)
     config, doc = read_config(directory)
     weights = directory / WEIGHTS_FILE
@@ -124,7 +162,7 @@ def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.d
         state = load_file(weights, device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelDirectoryError(f"{weights} is damaged or not a safetensors file: {exc}") from None
-    model = VATT(config, weight_init="skip")
+    model = _empty_model(config, doc, directory / CONFIG_FILE)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

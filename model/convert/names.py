@@ -16,7 +16,8 @@ import numpy as np
 
 from . import transforms as T
 
-__all__ = ["Rule", "MS_RULES", "MA_RULES", "HEAD_RULES", "IGNORED", "PRETRAIN_PREFIX", "SUFFIX"]
+__all__ = ["Rule", "MS_RULES", "MA_RULES", "HEAD_RULES", "IGNORED", "PRETRAIN_PREFIX", "SUFFIX", "FINETUNE_BASE",
+           "CLASSIFIER_PREFIX", "finetune_rules"]
 
 PRETRAIN_PREFIX = "model/layer_with_weights-0/"
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -80,15 +81,30 @@ _VID = "_base_layer/vid_backbone/_base"
 _AUD = "_base_layer/aud_backbone/_base"
 _TXT = "_base_layer/txt_backbone"
 
+
+def _video(tf: str, ours: str) -> list[Rule]:
+    """ViTx3D, as pretraining (`vid_backbone/_base`) and video fine-tuning (`_base`) store it."""
+    return [
+        Rule(rf"{tf}/voxel_to_patch/kernel", f"{ours}.voxel_to_patch.weight", T.conv3d_kernel),
+        Rule(rf"{tf}/voxel_to_patch/bias", f"{ours}.voxel_to_patch.bias"),
+        *_positions(f"{tf}/pos_embedding_lookup", f"{ours}.pos", ("temporal", "vertical", "horizontal")),
+        *_vision_backbone(tf, ours),
+    ]
+
+
+def _audio(tf: str, ours: str) -> list[Rule]:
+    """AuTx1D (WaT), as pretraining (`aud_backbone/_base`) and audio fine-tuning (`_base`) store it."""
+    return [
+        Rule(rf"{tf}/wave_to_patch/kernel", f"{ours}.wave_to_patch.weight", T.conv1d_kernel),
+        Rule(rf"{tf}/wave_to_patch/bias", f"{ours}.wave_to_patch.bias"),
+        *_positions(f"{tf}/pos_embedding_lookup", f"{ours}.pos", ("temporal",)),
+        *_vision_backbone(tf, ours),
+    ]
+
+
 MS_RULES: list[Rule] = [
-    Rule(rf"{_VID}/voxel_to_patch/kernel", "video.voxel_to_patch.weight", T.conv3d_kernel),
-    Rule(rf"{_VID}/voxel_to_patch/bias", "video.voxel_to_patch.bias"),
-    *_positions(f"{_VID}/pos_embedding_lookup", "video.pos", ("temporal", "vertical", "horizontal")),
-    *_vision_backbone(_VID, "video"),
-    Rule(rf"{_AUD}/wave_to_patch/kernel", "audio.wave_to_patch.weight", T.conv1d_kernel),
-    Rule(rf"{_AUD}/wave_to_patch/bias", "audio.wave_to_patch.bias"),
-    *_positions(f"{_AUD}/pos_embedding_lookup", "audio.pos", ("temporal",)),
-    *_vision_backbone(_AUD, "audio"),
+    *_video(_VID, "video"),
+    *_audio(_AUD, "audio"),
     Rule(rf"{_TXT}/embedding/embeddings", "text.embedding.weight"),
     Rule(rf"{_TXT}/agg_embedding", "text.agg_embedding"),
     Rule(rf"{_TXT}/pre_proj/kernel", "text.pre_proj.weight", T.dense_kernel),
@@ -142,6 +158,32 @@ HEAD_RULES: list[Rule] = [
     *_dense(f"{_HEAD}/aud_to_va", "heads.aud_to_va"),
     *_dense(f"{_HEAD}/txt_to_vat", "heads.txt_to_vt"),
 ]
+
+# --- fine-tuned classifiers [inferred: no released fine-tuned checkpoint was listed] -------------
+# The official fine-tuning builds `VideoModel`/`AudioModel` (attributes `_base`: the backbone, and the
+# OrderedDict `_ops` with a Dense 'cls' named classification/weights) inside a functional Keras model,
+# so the backbone sits at P/_base/... with the pretraining sub-paths (plus pre_proj/post_proj when
+# fine-tuned from VATT-MA) and the classifier at P/_ops/cls/{kernel,bias}. Both prefixes are read at
+# call time: if a real checkpoint differs, change them here and nothing else.
+FINETUNE_BASE = "_base"
+CLASSIFIER_PREFIX = "_ops/cls"
+
+
+def finetune_rules(modality: str, *, base: str | None = None, classifier: str | None = None) -> list[Rule]:
+    """Rules for a fine-tuned video ("video": ViT) or audio ("audio": WaT) classification checkpoint.
+
+    Our `BackboneClassifier` names its parts `backbone.*` and `cls.*`.
+    """
+    base = FINETUNE_BASE if base is None else base
+    classifier = CLASSIFIER_PREFIX if classifier is None else classifier
+    if modality == "video":
+        backbone = _video(base, "backbone")
+    elif modality == "audio":
+        backbone = _audio(base, "backbone")
+    else:
+        raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+    return [*backbone, *_dense(classifier, "cls")]
+
 
 # Keys that are not model weights: optimizer state, counters, the object graph.
 IGNORED: list[str] = [
