@@ -1,0 +1,127 @@
+"""Routes that take JSON *or* a multipart upload: parse either into the same pydantic models.
+
+FastAPI picks one body type per route, and its `UploadFile` buffers the whole upload before the
+handler runs; these routes read the body themselves (`uploads.py`), so the OpenAPI document is
+declared here by hand (`request_body`) and the models it names are added to the components.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from .errors import ServiceError
+from .settings import Settings
+from model.media import MediaError
+
+from .uploads import ParsedForm, UploadedFile, is_multipart, read_json, read_multipart
+
+__all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS", "open_form",
+           "split_list", "named_upload"]
+
+M = TypeVar("M", bound=BaseModel)
+DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {}
+_BINARY = {"type": "string", "format": "binary", "description": "a video or audio file (decoded to check it)"}
+
+
+def validate(model: type[M], data: Any) -> M:
+    """`model.model_validate`, with pydantic's errors turned into the service's 422 body."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        raise RequestValidationError(errors) from None
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def json_model(request: Request, model: type[M], settings: Settings) -> M:
+    ctype = _content_type(request)
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise ServiceError(415, f"Content-Type {ctype!r} is not accepted here; send application/json or "
+                                "multipart/form-data with a 'file' part")
+    return validate(model, await read_json(request, max_bytes=settings.max_json_bytes))
+
+
+async def open_form(request: Request, settings: Settings) -> ParsedForm | None:
+    """The streamed multipart form (file spooled to disk), or None when the body is not multipart."""
+    if not is_multipart(request):
+        return None
+    return await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
+
+
+@contextmanager
+def named_upload(upload: UploadedFile) -> Iterator[None]:
+    """Media errors name the client's file, not the server's temp file."""
+    try:
+        yield
+    except MediaError as exc:
+        name = repr(upload.filename or "upload")
+        raise type(exc)(str(exc).replace(repr(upload.path.name), name).replace(upload.path.name, name)) from None
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """Repeated form fields, a JSON array in one field, or one comma-separated field -> a list."""
+    if not values:
+        return None
+    if len(values) == 1:
+        v = values[0].strip()
+        if v.startswith("["):
+            try:
+                parsed = json.loads(v)
+            except ValueError:
+                raise ServiceError(400, f"form value {v[:80]!r} starts like a JSON array but is not one") from None
+            if isinstance(parsed, list):
+                return [str(x) for x in parsed]
+        return [p.strip() for p in v.split(",") if p.strip()]
+    return values
+
+
+def form_model(model: type[M], form: ParsedForm, *, lists: tuple[str, ...] = (), jsons: tuple[str, ...] = (),
+               keep_commas: tuple[str, ...] = ()) -> M:
+    """Form fields -> `model`: list fields from repeated values, JSON fields parsed, the rest as text."""
+    data: dict[str, Any] = {}
+    for name, values in form.fields.items():
+        if name in keep_commas:
+            data[name] = values if len(values) > 1 or not values[0].lstrip().startswith("[") else split_list(values)
+        elif name in lists:
+            data[name] = split_list(values)
+        elif name in jsons:
+            try:
+                data[name] = json.loads(values[-1]) if values[-1].strip() else None
+            except ValueError as exc:
+                raise ServiceError(400, f"form field {name!r} must be a JSON string ({exc})") from None
+        else:
+            data[name] = values[-1]
+    return validate(model, data)
+
+
+def request_body(json_schema: type[BaseModel] | None, form_props: dict[str, Any], *, required: list[str],
+                 description: str) -> dict[str, Any]:
+    """`openapi_extra` describing a JSON and/or a multipart body (the models join the components)."""
+    content: dict[str, Any] = {}
+    if json_schema is not None:
+        DOCUMENTED_MODELS[json_schema.__name__] = json_schema
+        content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{json_schema.__name__}"}}
+    content["multipart/form-data"] = {"schema": {"type": "object", "required": required,
+                                                 "properties": {"file": _BINARY, **form_props}}}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+def add_documented_models(schema: dict[str, Any]) -> dict[str, Any]:
+    """Put the models named by `request_body` (and what they reference) into the OpenAPI components."""
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in DOCUMENTED_MODELS.items():
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for dname, d in js.pop("$defs", {}).items():
+            comps.setdefault(dname, d)
+        comps[name] = js
+    return schema

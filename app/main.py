@@ -1,0 +1,127 @@
+"""`create_app(settings)`: the FastAPI app. Importing this module loads nothing.
+
+The lifespan loads the model and tokenizer, opens the catalogue and starts the batcher and the
+ingest workers; everything lands in `app.state`, which the dependencies in deps.py read. The
+web page (app/web/, written separately) is served at `/` and `/static` when it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from index import Catalog
+from model import load_pretrained, load_tokenizer
+
+from .bodies import add_documented_models
+from .errors import install_error_handlers
+from .metrics import Metrics, MetricsMiddleware
+from .routers import classify, embed, health, items, jobs, media, search
+from .services.batcher import Batcher
+from .services.encoder import Encoder
+from .services.ingest import IngestService
+from .services.query import QueryService
+from .services.storage import MediaStore
+from .settings import Settings, get_settings
+
+__all__ = ["create_app", "WEB_DIR"]
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+VERSION = "0.1.0"
+
+
+def _route_id(route: APIRoute) -> str:
+    """`tag-name` operation ids, so generated clients get readable method names."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    s: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    torch.set_num_threads(s.torch_threads or max(1, os.cpu_count() or 1))
+    model = load_pretrained(s.model_dir)
+    tokenizer = load_tokenizer(s.model_dir)
+    for d in (s.data_dir, s.media_dir, s.thumbs_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
+    s.tmp_dir.mkdir(parents=True, exist_ok=True)
+    heads = model.config.heads
+    catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
+    batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms)
+    batcher.stats.observers.append(metrics.observe_batch)
+    batcher.start()
+    encoder = Encoder(model, tokenizer, batcher, stride_s=s.stride_s, chunk=s.ingest_chunk,
+                      prefetch=s.prefetch_windows, max_duration_s=s.max_duration_s)
+    store = MediaStore(s.media_dir, s.thumbs_dir)
+    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers).start()
+    metrics.track_catalog(catalog.count)
+    app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
+    app.state.store, app.state.ingest = store, ingest
+    app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
+    app.state.ready = True
+    log.info("serving model %s (%s) with %d items from %s", model.config.name, s.model_dir, catalog.count(),
+             s.data_dir)
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        ingest.close()
+        batcher.close()
+        catalog.close()
+        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog"):
+            setattr(app.state, name, None)
+
+
+def _mount_web(app: FastAPI) -> None:
+    index_html = WEB_DIR / "index.html"
+    if not index_html.is_file():
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def web_page() -> FileResponse:
+        return FileResponse(index_html, media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service. `settings=None` reads `VATT_*` from the environment."""
+    settings = settings or get_settings()
+    app = FastAPI(title="vatt", version=VERSION, lifespan=lifespan, generate_unique_id_function=_route_id,
+                  description="Embed, index and search video, audio and text in VATT's common spaces.")
+    metrics = Metrics()
+    app.state.settings, app.state.metrics, app.state.ready = settings, metrics, False
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (health, embed, items, jobs, search, classify, media):
+        app.include_router(module.router)
+    _mount_web(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            app.openapi_schema = add_documented_models(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,62 @@
+"""POST /classify: zero-shot labels for a file or an item, per item and per segment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ..bodies import form_model, json_model, named_upload, open_form, request_body
+from ..deps import QueryDep, SettingsDep
+from ..errors import ServiceError
+from ..schemas import ClassifyForm, ClassifyRequest, ClassifyResponse, ErrorBody, SegmentProbabilities
+
+router = APIRouter(tags=["classify"])
+
+_FORM = {
+    "labels": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+               "description": "repeat the field per label, or send one JSON array"},
+    "template": {"type": "string", "description": "prompt with '{}' for the label (default 'a video of {}')"},
+}
+
+
+@router.post(
+    "/classify", response_model=ClassifyResponse, summary="Zero-shot classification in the video-text space",
+    description="probabilities = softmax(cosine(video, prompt) / temperature) over the labels, temperature "
+                "0.07 (VATT's NCE temperature; setting `temperature`). Item-level probabilities use the "
+                "normalised mean of the segment vectors. Audio has no vt vector: 400.",
+    responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
+    openapi_extra=request_body(ClassifyRequest, _FORM, required=["file", "labels"],
+                               description="JSON {item_id, labels, template} or a multipart 'file' with "
+                                           "'labels' and 'template' fields"),
+)
+async def classify(request: Request, query: QueryDep, settings: SettingsDep) -> ClassifyResponse:
+    form = await open_form(request, settings)
+    if form is None:
+        req = await json_model(request, ClassifyRequest, settings)
+        _check_labels(req, settings.max_labels)
+        q = await run_in_threadpool(query.from_item, req.item_id)
+        opts: ClassifyForm = req
+    else:
+        try:
+            opts = form_model(ClassifyForm, form, keep_commas=("labels",))
+            _check_labels(opts, settings.max_labels)
+            with named_upload(form.file):
+                q = await run_in_threadpool(query.from_file, form.file.path)
+        finally:
+            form.cleanup()
+    prompts, text_vt = await query.prompts_vectors(opts.labels, opts.template)
+    item, per_segment = query.classify(q, text_vt)
+    return ClassifyResponse(
+        labels=opts.labels, prompts=prompts, probabilities=item.tolist(), best=opts.labels[int(item.argmax())],
+        segments=[SegmentProbabilities(start=s, end=e, probabilities=p.tolist())
+                  for s, e, p in zip(q.starts, q.ends, per_segment)],
+        temperature=query.temperature)
+
+
+def _check_labels(opts: ClassifyForm, limit: int) -> None:
+    if len(opts.labels) > limit:
+        raise ServiceError(400, f"{len(opts.labels)} labels in one request; this server takes at most {limit}")
+    if len(set(opts.labels)) != len(opts.labels):
+        raise ServiceError(400, "labels must be distinct")
+    if opts.template.count("{}") != 1:
+        raise ServiceError(400, f"template {opts.template!r} must contain '{{}}' exactly once (where each label goes)")

@@ -1,0 +1,49 @@
+"""POST /embed: vectors for texts (JSON) or for every segment of an uploaded file (multipart)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ..bodies import form_model, json_model, named_upload, open_form, request_body
+from ..deps import EncoderDep, SettingsDep
+from ..errors import ServiceError
+from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, ErrorBody, SegmentEmbedding, TextEmbedding
+from ..services.encoder import SPACES_OF_KIND, normalized_mean
+
+router = APIRouter(tags=["embed"])
+
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415, 422)}
+
+
+@router.post(
+    "/embed", response_model=EmbedFileResponse | EmbedTextResponse, response_model_exclude_none=True,
+    summary="Embed texts (vt) or every segment of a video (va, vt) / audio (va) file",
+    responses=_ERRORS,
+    openapi_extra=request_body(EmbedTextRequest, {
+        "spaces": {"type": "string", "description": "comma-separated subset of va,vt (default: all the file has)"}},
+        required=["file"], description="JSON {\"texts\": [...]} or a multipart upload in field 'file'"),
+)
+async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep) -> EmbedFileResponse | EmbedTextResponse:
+    form = await open_form(request, settings)
+    if form is None:
+        body = await json_model(request, EmbedTextRequest, settings)
+        if len(body.texts) > settings.max_texts:
+            raise ServiceError(400, f"{len(body.texts)} texts in one request; this server takes at most {settings.max_texts}")
+        vt = await encoder.aembed_texts(body.texts)
+        return EmbedTextResponse(embeddings=[TextEmbedding(vt=v.tolist()) for v in vt], dim=vt.shape[1])
+    try:
+        opts = form_model(EmbedForm, form, lists=("spaces",))
+        with named_upload(form.file):
+            emb = await run_in_threadpool(encoder.embed_file, form.file.path)
+    finally:
+        form.cleanup()
+    have = SPACES_OF_KIND[emb.kind]
+    spaces = opts.spaces or list(have)
+    missing = [s for s in spaces if s not in have]
+    if missing:
+        raise ServiceError(400, f"a {emb.kind} file has no {', '.join(missing)} vectors; it has {', '.join(have)}")
+    segments = [SegmentEmbedding(start=s, end=e, **{sp: emb.vectors[sp][i].tolist() for sp in spaces})
+                for i, (s, e) in enumerate(zip(emb.starts, emb.ends))]
+    return EmbedFileResponse(kind=emb.kind, duration=emb.info.duration, segments=segments,
+                             mean={sp: normalized_mean(emb.vectors[sp]).tolist() for sp in spaces})

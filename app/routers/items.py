@@ -1,0 +1,118 @@
+"""Items: ingest (202 + a job), list, get, delete, thumbnail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from ..bodies import form_model, json_model, named_upload, open_form, request_body
+from ..deps import CatalogDep, JobsDep, SettingsDep, StoreDep, WriteAuth
+from ..errors import ServiceError
+from ..schemas import Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemsPage, JobAccepted, Kind, item_out
+from ..settings import Settings
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+_E = lambda *codes: {c: {"model": ErrorBody} for c in codes}  # noqa: E731
+
+
+def _server_path(raw: str, settings: Settings) -> Path:
+    """A server path the settings allow: on, absolute, under a configured root (symlinks resolved)."""
+    if not settings.allow_server_paths:
+        raise ServiceError(403, "ingesting server paths is disabled on this server; upload the file as multipart "
+                                "field 'file' instead")
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ServiceError(400, f"server path {raw!r} must be absolute")
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in settings.server_path_roots):
+        roots = ", ".join(str(r) for r in settings.server_path_roots) or "(none configured)"
+        raise ServiceError(403, f"server path {raw!r} is outside the allowed roots: {roots}")
+    if not resolved.is_file():
+        raise ServiceError(404, f"server path {raw!r} is not a file")
+    return resolved
+
+
+@router.post(
+    "", status_code=202, response_model=JobAccepted, dependencies=[WriteAuth],
+    summary="Ingest an uploaded file (or a server path) in the background",
+    responses=_E(400, 401, 403, 404, 413, 415, 422),
+    openapi_extra=request_body(ItemCreateRequest, {
+        "metadata": {"type": "string", "description": "a JSON object, e.g. {\"title\": \"...\"}"},
+        "source": {"type": "string", "description": "defaults to the file name"}},
+        required=["file"], description="multipart 'file' (+ 'metadata' JSON string), or JSON {\"path\": ...} "
+                                       "when server paths are enabled"),
+)
+async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep) -> JobAccepted:
+    form = await open_form(request, settings)
+    if form is None:
+        body = await json_model(request, ItemCreateRequest, settings)
+        path = _server_path(body.path, settings)
+        job = await run_in_threadpool(jobs.accept_path, path, source=body.source or str(path), metadata=body.metadata)
+    else:
+        try:
+            opts = form_model(ItemForm, form, jsons=("metadata",))
+            upload = form.file
+            source = opts.source or Path(upload.filename).name or "upload"
+            with named_upload(upload):
+                job = await run_in_threadpool(jobs.accept_upload, upload.path, source=source,
+                                              metadata=opts.metadata, sha256=upload.sha256)
+        finally:
+            form.cleanup()
+    return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status)
+
+
+@router.get("", response_model=ItemsPage, summary="List items, filtered by kind and metadata",
+            responses=_E(400, 422))
+async def list_items(
+    catalog: CatalogDep,
+    kind: Annotated[list[Kind] | None, Query(description="repeat to allow several kinds")] = None,
+    where: Annotated[str | None, Query(description="metadata filter as a JSON object")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> ItemsPage:
+    filters: dict[str, Any] | None = None
+    if where:
+        try:
+            filters = json.loads(where)
+        except ValueError as exc:
+            raise ServiceError(400, f"'where' must be a JSON object ({exc})") from None
+        if not isinstance(filters, dict):
+            raise ServiceError(400, "'where' must be a JSON object, e.g. {\"lang\": \"en\"}")
+
+    def page() -> tuple[list, int]:
+        return (catalog.list_items(kinds=kind, where=filters, limit=limit, offset=offset),
+                catalog.count(kinds=kind, where=filters))
+
+    items, total = await run_in_threadpool(page)
+    return ItemsPage(items=[item_out(i) for i in items], total=total, offset=offset, limit=limit)
+
+
+@router.get("/{item_id}", response_model=ItemOut, summary="One item", responses=_E(404))
+async def get_item(item_id: str, catalog: CatalogDep) -> ItemOut:
+    return item_out(await run_in_threadpool(catalog.get_item, item_id))
+
+
+@router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",
+               responses=_E(401, 403, 404))
+async def delete_item(item_id: str, catalog: CatalogDep, store: StoreDep) -> Deleted:
+    item = await run_in_threadpool(catalog.delete_item, item_id)
+    await run_in_threadpool(store.remove, item.id)
+    return Deleted(id=item.id)
+
+
+@router.get("/{item_id}/thumbnail", summary="A JPEG frame of a video item",
+            responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}, **_E(404, 422)})
+async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep,
+                    t: Annotated[float | None, Query(ge=0, le=1e7, description="seconds into the item")] = None) -> Response:
+    item = await run_in_threadpool(catalog.get_item, item_id)
+    if item.kind != "video":
+        raise ServiceError(404, f"item {item_id} is {item.kind}: only video items have thumbnails")
+    jpeg = await run_in_threadpool(store.thumbnail, item.id, t)
+    if jpeg is None:
+        raise ServiceError(404, f"the media of item {item_id} is not stored on this server")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})

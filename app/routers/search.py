@@ -1,0 +1,55 @@
+"""POST /search: by text, by an uploaded file or by a catalogued item; best items with their moments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ..bodies import form_model, json_model, named_upload, open_form, request_body
+from ..deps import QueryDep, SettingsDep
+from ..schemas import ErrorBody, MomentOut, SearchOptions, SearchRequest, SearchResponse, SearchResult, item_out
+
+router = APIRouter(tags=["search"])
+
+_FORM = {
+    "k": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "kinds": {"type": "string", "description": "comma-separated: video, audio, text"},
+    "where": {"type": "string", "description": "metadata filter as a JSON object"},
+    "space": {"type": "string", "enum": ["va", "vt"]},
+    "moments": {"type": "integer", "minimum": 1, "maximum": 50},
+}
+
+
+@router.post(
+    "/search", response_model=SearchResponse, summary="Search the catalogue by text, file or item",
+    description="text -> video in vt; video -> video in va (default) or vt; audio <-> video and video -> audio "
+                "in va. text -> audio has no shared space (400). A file or item query uses the normalised "
+                "mean of its segment vectors.",
+    responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
+    openapi_extra=request_body(SearchRequest, _FORM, required=["file"],
+                               description="JSON {\"text\"|\"item_id\", k, kinds, where, space} or a multipart "
+                                           "'file' with the same fields as form values"),
+)
+async def search(request: Request, query: QueryDep, settings: SettingsDep) -> SearchResponse:
+    form = await open_form(request, settings)
+    if form is None:
+        req = await json_model(request, SearchRequest, settings)
+        if req.text is not None:
+            q = await query.from_text(req.text)
+        else:
+            q = await run_in_threadpool(query.from_item, req.item_id)
+        opts: SearchOptions = req
+    else:
+        try:
+            opts = form_model(SearchOptions, form, lists=("kinds",), jsons=("where",))
+            with named_upload(form.file):
+                q = await run_in_threadpool(query.from_file, form.file.path)
+        finally:
+            form.cleanup()
+    space, hits = await run_in_threadpool(
+        lambda: query.search(q, k=opts.k, kinds=opts.kinds, where=opts.where, space=opts.space,
+                             moments=opts.moments, include_query_item=opts.include_query_item))
+    results = [SearchResult(item=item_out(h.item), score=h.score,
+                            moments=[MomentOut(start=m.start, end=m.end, score=m.score) for m in h.moments])
+               for h in hits]
+    return SearchResponse(results=results, space=space, query_kind=q.kind)

@@ -1,0 +1,175 @@
+"""Files and texts -> L2-normalised VATT embeddings, through the shared batcher.
+
+A file is decoded by `model.media.iter_windows` in a producer thread into a bounded queue while
+this thread sends the windows already decoded to the batcher: decoding window i+1.. overlaps the
+forward of window i, and at most `prefetch` decoded windows are held whatever the file's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model import VATT
+from model.media import EmptyMediaError, MediaInfo, MediaTooLongError, WindowSpec, count_windows, iter_windows, probe
+
+from .batcher import Batcher
+
+__all__ = ["Encoder", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
+
+log = logging.getLogger(__name__)
+
+SPACES_OF_KIND = {"video": ("va", "vt"), "audio": ("va",), "text": ("vt",)}
+_END = object()
+
+Progress = Callable[[int, int], None]
+
+
+def normalized_mean(vectors: np.ndarray) -> np.ndarray:
+    """Whole-item vector: the normalised mean of normalised segment vectors (DESIGN.md)."""
+    m = np.asarray(vectors, np.float32).mean(axis=0)
+    n = float(np.linalg.norm(m))
+    return (m / n if n > 0 else m).astype(np.float32)
+
+
+@dataclass
+class FileEmbedding:
+    """Per-window vectors of one media file, with the windows' times in seconds."""
+
+    kind: str  # "video" (has a video stream) or "audio"
+    info: MediaInfo
+    starts: list[float]
+    ends: list[float]
+    vectors: dict[str, np.ndarray]  # space -> float32 [n_segments, d], rows L2-normalised
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.starts)
+
+    def mean(self, space: str) -> np.ndarray:
+        return normalized_mean(self.vectors[space])
+
+
+class Encoder:
+    """The one model behind the service: tokenizer, window spec and the batcher that runs it."""
+
+    def __init__(self, model: VATT, tokenizer, batcher: Batcher, *, stride_s: float | None = None,
+                 chunk: int = 8, prefetch: int = 16, max_duration_s: float | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batcher = batcher
+        inp = model.config.input
+        self.spec = WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=inp.image_size,
+                               sample_rate=inp.sample_rate, stride=stride_s)
+        self.chunk = chunk
+        self.prefetch = prefetch
+        self.max_duration_s = max_duration_s
+        self.dims = {"va": model.config.heads.d_va, "vt": model.config.heads.d_vt}
+
+    # --- text -----------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer.encode(list(texts))
+
+    async def aembed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """[n, d_vt] for request handlers (tokenising is cheap; the forward goes to the batcher)."""
+        return (await self.batcher.submit("text", self.tokenize(texts)))["vt"]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Blocking form of `aembed_texts`, for worker threads."""
+        return self.batcher.run("text", self.tokenize(texts))["vt"]
+
+    # --- media ----------------------------------------------------------------------------------
+    def probe(self, path: str | os.PathLike) -> tuple[MediaInfo, str]:
+        """Decode the header (content decides, never the name) and enforce the duration limit."""
+        info = probe(path)
+        if self.max_duration_s is not None and info.duration > self.max_duration_s:
+            raise MediaTooLongError(f"the media lasts {info.duration:.1f} s; the limit is "
+                                    f"{self.max_duration_s:.1f} s (accepted: media up to that length)")
+        return info, ("video" if info.has_video else "audio")
+
+    def count_segments(self, info: MediaInfo) -> int:
+        return count_windows(info.duration, self.spec)
+
+    def embed_file(self, path: str | os.PathLike, *, info: MediaInfo | None = None,
+                   progress: Progress | None = None) -> FileEmbedding:
+        """Every window of `path` through the model; video files use the video tower (va + vt),
+        audio-only files the audio tower (va). Blocking: call it from a worker thread."""
+        if info is None:
+            info, kind = self.probe(path)
+        else:
+            kind = "video" if info.has_video else "audio"
+        windows = iter_windows(path, self.spec, video=kind == "video", audio=kind == "audio",
+                               max_duration=self.max_duration_s)
+        total = self.count_segments(info)
+        starts: list[float] = []
+        ends: list[float] = []
+        outs: list[dict[str, np.ndarray]] = []
+
+        def encode(pending: list[tuple[float, float, torch.Tensor]]) -> None:
+            out = self.batcher.run(kind, torch.stack([t for _, _, t in pending]))
+            outs.append(out)
+            starts.extend(s for s, _, _ in pending)
+            ends.extend(e for _, e, _ in pending)
+            if progress is not None:
+                progress(len(starts), max(total, len(starts)))
+
+        for pending in self._prefetched(windows, kind):
+            encode(pending)
+        if not starts:
+            raise EmptyMediaError("the media holds no complete window to embed")
+        vectors = {s: np.concatenate([o[s] for o in outs]) for s in SPACES_OF_KIND[kind]}
+        return FileEmbedding(kind, info, starts, ends, vectors)
+
+    def _prefetched(self, windows, kind: str):
+        """Yield lists of decoded windows: a full chunk, or whatever is ready when decoding is
+        the slower side (so inference never waits for a chunk to fill)."""
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for w in windows:
+                    tensor = w.video_tensor() if kind == "video" else w.audio_tensor()
+                    if not put((w.start, w.end, tensor)):
+                        return
+                put(_END)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                put(exc)
+            finally:
+                windows.close()
+
+        thread = threading.Thread(target=produce, name="vatt-decode", daemon=True)
+        thread.start()
+        try:
+            pending: list = []
+            while True:
+                item = q.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                pending.append(item)
+                if len(pending) >= self.chunk or q.empty():
+                    yield pending
+                    pending = []
+            if pending:
+                yield pending
+        finally:
+            stop.set()
+            thread.join(timeout=10)

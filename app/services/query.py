@@ -1,0 +1,134 @@
+"""Queries: a text, a file or a catalogued item -> vectors in a VATT space -> search or zero-shot labels.
+
+VATT has two common spaces: video-audio (va) and video-text (vt). Text lives only in vt, audio
+only in va, video in both. A query and a target kind meet only in a space both have:
+
+    text  -> video          vt
+    video -> video          va (default) or vt
+    video -> audio          va
+    audio -> video, audio   va
+    text  -> audio          none: refused with 400
+
+A file or item query is the normalised mean of its segment vectors (the item-level vector);
+hits come back per item with their best moments (segments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index import Catalog, ItemHit
+
+from ..errors import ServiceError
+from .encoder import SPACES_OF_KIND, Encoder, normalized_mean
+
+__all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax"]
+
+SPACE_KINDS = {"va": ("video", "audio"), "vt": ("video", "text")}  # item kinds holding vectors in a space
+_WHY = {"text": "text is embedded only in the video-text space (vt)",
+        "audio": "audio is embedded only in the video-audio space (va)",
+        "video": "video is embedded in both spaces (va, vt)"}
+
+
+@dataclass
+class QueryVectors:
+    """A query's per-segment vectors in each space it has; text has one 'segment'."""
+
+    kind: str
+    vectors: dict[str, np.ndarray]  # space -> [n, d], rows L2-normalised
+    starts: list[float]
+    ends: list[float]
+    item_id: str | None = None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def resolve_space(query_kind: str, space: str | None, kinds: Sequence[str] | None) -> tuple[str, list[str]]:
+    """(space, target kinds) for a query, or a 400 that names the pair with no shared space."""
+    have = SPACES_OF_KIND[query_kind]
+    if space is None:
+        space = "va" if query_kind in ("video", "audio") else "vt"
+    if space not in have:
+        raise ServiceError(400, f"a {query_kind} query has no {space!r} vector: {_WHY[query_kind]}; "
+                                f"use space {' or '.join(repr(s) for s in have)}", code="no_shared_space")
+    if kinds is None:
+        return space, list(SPACE_KINDS[space])
+    kinds = list(dict.fromkeys(kinds))
+    for kind in kinds:
+        if not any(kind in SPACE_KINDS[s] for s in have):
+            raise ServiceError(400, f"{query_kind} -> {kind} search is not possible: VATT has no space shared "
+                                    f"by {query_kind} and {kind} ({_WHY[query_kind]}; {_WHY[kind]})",
+                               code="no_shared_space")
+        if kind not in SPACE_KINDS[space]:
+            other = next(s for s in have if kind in SPACE_KINDS[s])
+            raise ServiceError(400, f"{query_kind} -> {kind} search needs space {other!r}, not {space!r} "
+                                    f"({_WHY[kind]})", code="no_shared_space")
+    return space, kinds
+
+
+class QueryService:
+    """Turns requests into vectors through the shared encoder and asks the catalogue."""
+
+    def __init__(self, encoder: Encoder, catalog: Catalog, *, temperature: float = 0.07, max_k: int = 100) -> None:
+        self.encoder = encoder
+        self.catalog = catalog
+        self.temperature = temperature
+        self.max_k = max_k
+
+    # --- query vectors --------------------------------------------------------------------------
+    async def from_text(self, text: str) -> QueryVectors:
+        vt = await self.encoder.aembed_texts([text])
+        return QueryVectors("text", {"vt": vt}, [0.0], [0.0])
+
+    def from_file(self, path) -> QueryVectors:
+        """Blocking (decodes and embeds the whole file): call from a worker thread."""
+        emb = self.encoder.embed_file(path)
+        return QueryVectors(emb.kind, emb.vectors, emb.starts, emb.ends)
+
+    def from_item(self, item_id: str) -> QueryVectors:
+        item = self.catalog.get_item(item_id)  # ItemNotFoundError -> 404
+        vectors: dict[str, np.ndarray] = {}
+        segs = []
+        for space in item.spaces:
+            segs, x = self.catalog.item_vectors(item_id, space)
+            vectors[space] = x
+        return QueryVectors(item.kind, vectors, [s.start for s in segs], [s.end for s in segs], item_id)
+
+    # --- search ---------------------------------------------------------------------------------
+    def search(self, q: QueryVectors, *, k: int, kinds: Sequence[str] | None, where: dict | None,
+               space: str | None, moments: int, include_query_item: bool = False) -> tuple[str, list[ItemHit]]:
+        """Best items first; an item query leaves itself out unless asked."""
+        space, kinds = resolve_space(q.kind, space, kinds)
+        if space not in q.vectors:
+            raise ServiceError(400, f"item {q.item_id} has no {space!r} vectors", code="no_shared_space")
+        if k > self.max_k:
+            raise ServiceError(400, f"k={k} is above this server's limit of {self.max_k}")
+        skip = q.item_id if (q.item_id and not include_query_item) else None
+        hits = self.catalog.search(space, normalized_mean(q.vectors[space]), k + (1 if skip else 0),
+                                   kinds=kinds, where=where, moments=moments)
+        hits = [h for h in hits if h.item.id != skip][:k]
+        return space, hits
+
+    # --- zero-shot classification ---------------------------------------------------------------
+    async def prompts_vectors(self, labels: Sequence[str], template: str) -> tuple[list[str], np.ndarray]:
+        if template.count("{}") != 1:
+            raise ServiceError(400, f"template {template!r} must contain '{{}}' exactly once (where each label goes)")
+        prompts = [template.replace("{}", label) for label in labels]
+        return prompts, await self.encoder.aembed_texts(prompts)
+
+    def classify(self, q: QueryVectors, text_vt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(item probabilities [L], segment probabilities [n, L]): softmax over cosine / temperature."""
+        if "vt" not in q.vectors:
+            raise ServiceError(400, f"zero-shot labels need the video-text space (vt), and {_WHY[q.kind]}; "
+                                    "classify a video", code="no_shared_space")
+        seg = q.vectors["vt"]
+        per_segment = softmax(seg @ text_vt.T / self.temperature)
+        item = softmax(normalized_mean(seg)[None, :] @ text_vt.T / self.temperature)[0]
+        return item, per_segment

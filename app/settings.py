@@ -1,0 +1,74 @@
+"""Service settings: one pydantic-settings object, read from `VATT_*` environment variables.
+
+Nothing reads the environment at import time; `create_app(settings)` takes an explicit object
+(tests, the CLI) or builds one from the environment when given none.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; every limit has a default that suits a small demo."""
+
+    model_config = SettingsConfigDict(env_prefix="VATT_", extra="ignore")
+
+    model_dir: Path = Field(description="model directory written by save_pretrained (config, weights, tokenizer)")
+    data_dir: Path = Field(description="where the catalogue, uploaded media and thumbnails live")
+    api_key: SecretStr | None = Field(None, description="when set, writes need the header X-API-Key with this value")
+    max_upload_bytes: int = Field(512 * 2**20, gt=0, description="largest accepted upload (413 above)")
+    max_json_bytes: int = Field(2**20, gt=0, description="largest accepted JSON request body (413 above)")
+    max_duration_s: float = Field(3 * 3600.0, gt=0, description="longest accepted media (413 above)")
+    allow_server_paths: bool = Field(False, description="let POST /items ingest files already on the server")
+    server_path_roots: list[Path] = Field(default_factory=list,
+                                          description="directories server paths must lie under")
+    stride_s: float | None = Field(None, gt=0, description="seconds between window starts; None = back to back")
+    batch_size: int = Field(16, ge=1, description="most rows the batcher puts through one forward")
+    batch_wait_ms: float = Field(5.0, ge=0, description="how long the batcher waits to fill a batch")
+    ingest_chunk: int = Field(8, ge=1, description="windows one ingest submits to the batcher at once")
+    prefetch_windows: int = Field(16, ge=1, description="decoded windows queued ahead of inference")
+    ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time")
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
+    temperature: float = Field(0.07, gt=0, description="softmax temperature for /classify (VATT's tau)")
+    max_k: int = Field(100, ge=1, description="largest k a search may ask for")
+    max_labels: int = Field(1000, ge=1, description="most labels one /classify may name")
+    max_texts: int = Field(256, ge=1, description="most texts one /embed may carry")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = none")
+
+    @field_validator("server_path_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: list[Path]) -> list[Path]:
+        return [Path(r).expanduser().resolve() for r in roots]
+
+    @property
+    def media_dir(self) -> Path:
+        """Uploaded media, one file per item (`<item_id>.<ext>`), served back by GET /media."""
+        return self.data_dir / "media"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Uploads in flight; on the data disk so a finished upload is renamed, not copied."""
+        return self.data_dir / "tmp"
+
+    @property
+    def catalog_dir(self) -> Path:
+        """The index package's directory (SQLite + FAISS files)."""
+        return self.data_dir / "catalog"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        """Cached JPEG thumbnails, one per item."""
+        return self.data_dir / "thumbs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings from the environment, built once (only when no explicit settings were given)."""
+    return Settings()  # type: ignore[call-arg]  # fields come from VATT_* variables
