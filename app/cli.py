@@ -1,20 +1,283 @@
-"""The `vatt` command line: one typer app; subcommands live beside the code they drive."""
+"""The `vatt` command line: one typer app; subcommands live beside the code they drive.
+
+`serve` runs the service. `ingest`, `search`, `embed` and `classify` talk to a running server
+(`--url`) or, with `--model DIR --data DIR`, run the same app in-process. `train`, `eval` and
+`synth` import `training` only when called. Every expected failure prints one `vatt: error: ...`
+line and exits with 1 (never a traceback).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
 from index.cli import app as index_app
 
-app = typer.Typer(help="VATT: embed, index, search and train on video, audio and text.", no_args_is_help=True)
+from .convert_cli import convert_command
+
+app = typer.Typer(help="VATT: embed, index, search and train on video, audio and text.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(index_app, name="index")
+app.command("convert", help="Convert an official VATT TF checkpoint into a model directory.")(convert_command)
+
+log = logging.getLogger(__name__)
+
+MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wav", ".mp3", ".flac", ".ogg", ".opus",
+                  ".m4a", ".aac"}
+
+# --- shared options ----------------------------------------------------------------------------------
+Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a running server, e.g. http://127.0.0.1:8000")]
+ModelDir = Annotated[Optional[Path], typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory (local mode)")]
+DataDir = Annotated[Optional[Path], typer.Option("--data", envvar="VATT_DATA_DIR", help="data directory (local mode)")]
+ApiKey = Annotated[Optional[str], typer.Option("--api-key", envvar="VATT_API_KEY", help="sent as X-API-Key")]
+AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line and return the Exit to raise."""
+    typer.echo(f"vatt: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected failures (and unexpected ones) become one stderr line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the CLI's contract is one line, whatever went wrong
+            log.debug("command failed", exc_info=True)
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise fail(message) from None
+
+    return wrapper
+
+
+def _connect(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None):
+    from .client import connect
+
+    return connect(url=url, model=model, data=data, api_key=api_key, settings_overrides={"torch_threads": None})
+
+
+def _json_arg(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{what} must be JSON ({exc})") from None
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+# --- serve -----------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def serve(
+    model: Annotated[Path, typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory")],
+    data: Annotated[Path, typer.Option("--data", envvar="VATT_DATA_DIR", help="data directory (created if missing)")],
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
+    import uvicorn
+
+    from model import read_config
+
+    from .main import create_app
+    from .settings import Settings
+
+    read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
+    settings = Settings(model_dir=model, data_dir=data)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
+
+
+# --- ingest ----------------------------------------------------------------------------------------
+def _collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ValueError(f"{p} does not exist")
+    return files
+
+
+@app.command()
+@one_line_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files, or directories searched recursively for media")],
+    metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every item")] = None,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
+) -> None:
+    """Add media files to the catalogue, with a progress bar over their segments."""
+    from tqdm import tqdm
+
+    meta = _json_arg(metadata, "--metadata") or {}
+    files = _collect(paths)
+    if not files:
+        raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
+    failures: list[str] = []
+    with _connect(url, model, data, api_key) as client, tqdm(total=len(files), unit="file", file=sys.stderr) as bar:
+        for path in files:
+            bar.set_postfix_str(path.name[-40:])
+            try:
+                accepted = client.ingest(path, meta)
+                job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
+                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+                failures.append(f"{path}: {exc}")
+            else:
+                if job["status"] == "failed":
+                    failures.append(f"{path}: {job['error']}")
+                else:
+                    tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
+            bar.update(1)
+    if failures:
+        for f in failures[1:]:
+            typer.echo(f"  {f}", err=True)
+        raise RuntimeError(f"{len(failures)} of {len(files)} files failed; first: {failures[0]}")
+
+
+# --- search ----------------------------------------------------------------------------------------
+def _print_results(result: dict) -> None:
+    rows = []
+    for rank, r in enumerate(result["results"], 1):
+        item = r["item"]
+        moments = ", ".join(f"{m['start']:.1f}-{m['end']:.1f}s ({m['score']:.3f})" for m in r["moments"])
+        rows.append([str(rank), f"{r['score']:.3f}", item["id"], item["kind"], item["source"][-40:], moments])
+    if not rows:
+        typer.echo("no results")
+        return
+    typer.echo(_table(rows, ["#", "score", "item", "kind", "source", "moments"]))
+
+
+@app.command()
+@one_line_errors
+def search(
+    text: Annotated[Optional[str], typer.Argument(help="text query (or use --file / --item)")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="query by a video or audio file")] = None,
+    item: Annotated[Optional[str], typer.Option(help="query by a catalogued item id")] = None,
+    k: Annotated[int, typer.Option(help="items to return")] = 10,
+    kind: Annotated[Optional[list[str]], typer.Option(help="target kind (repeat): video, audio")] = None,
+    where: Annotated[Optional[str], typer.Option(help="metadata filter as JSON")] = None,
+    space: Annotated[Optional[str], typer.Option(help="va or vt (video queries)")] = None,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False,
+) -> None:
+    """Search by text, file or item; prints a table of items and their best moments."""
+    if sum(x is not None for x in (text, file, item)) != 1:
+        raise ValueError("give exactly one query: TEXT, --file FILE or --item ID")
+    with _connect(url, model, data) as client:
+        result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
+                               where=_json_arg(where, "--where"), space=space)
+    typer.echo(json.dumps(result, indent=2)) if as_json else _print_results(result)
+
+
+# --- embed -----------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def embed(
+    file: Annotated[Optional[Path], typer.Argument(help="video or audio file")] = None,
+    text: Annotated[Optional[list[str]], typer.Option(help="embed text instead (repeat for several)")] = None,
+    space: Annotated[Optional[list[str]], typer.Option(help="va / vt (repeat); default: all the file has")] = None,
+    url: Url = None, model: ModelDir = None, data: DataDir = None,
+) -> None:
+    """Print embeddings as JSON: per segment (start, end, va, vt) and the item mean, or per text."""
+    if (file is None) == (not text):
+        raise ValueError("give a FILE or --text, not both")
+    with _connect(url, model, data) as client:
+        result = client.embed_text(list(text)) if text else client.embed_file(file, space)
+    typer.echo(json.dumps(result))
+
+
+# --- classify --------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def classify(
+    file: Annotated[Optional[Path], typer.Argument(help="video file (or use --item)")] = None,
+    labels: Annotated[list[str], typer.Option("--labels", "--label", help="a label (repeat, or comma-separate)")] = (),
+    template: Annotated[str, typer.Option(help="prompt; '{}' is the label")] = "a video of {}",
+    item: Annotated[Optional[str], typer.Option(help="classify a catalogued item instead")] = None,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False,
+) -> None:
+    """Zero-shot classification: label probabilities for the whole file and per segment."""
+    names = [p.strip() for label in labels for p in label.split(",") if p.strip()]
+    if not names:
+        raise ValueError("give labels with --labels a,b,c (or repeat --label)")
+    if (file is None) == (item is None):
+        raise ValueError("give a FILE or --item ID")
+    with _connect(url, model, data) as client:
+        result = client.classify(names, template, file=file, item_id=item)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    order = sorted(range(len(names)), key=lambda i: -result["probabilities"][i])
+    typer.echo(_table([[names[i], f"{result['probabilities'][i]:.3f}"] for i in order], ["label", "probability"]))
+    for seg in result["segments"]:
+        best = max(range(len(names)), key=lambda i: seg["probabilities"][i])
+        typer.echo(f"{seg['start']:7.1f}-{seg['end']:.1f}s  {names[best]} ({seg['probabilities'][best]:.3f})")
+
+
+# --- training (lazy imports) ------------------------------------------------------------------------
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _run_training(module: str, argv: list[str]) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"training.{module}")
+    except ImportError as exc:
+        raise RuntimeError(f"training.{module} is not available ({exc})") from None
+    if not hasattr(mod, "main"):
+        raise RuntimeError(f"training.{module} has no main(argv)")
+    code = mod.main(argv)
+    if code:
+        raise typer.Exit(int(code))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
+def train(ctx: typer.Context) -> None:
+    """Pretrain VATT (arguments go to training.pretrain; --help lists them)."""
+    _run_training("pretrain", list(ctx.args))
+
+
+@app.command("eval", context_settings=_PASS_THROUGH)
+@one_line_errors
+def evaluate(ctx: typer.Context) -> None:
+    """Evaluate a model directory (arguments go to training.evaluate)."""
+    _run_training("evaluate", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
+def synth(ctx: typer.Context) -> None:
+    """Generate the synthetic narrated corpus (arguments go to training.synthetic)."""
+    _run_training("synthetic", list(ctx.args))
 
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     app()
 
 
