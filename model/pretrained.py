@@ -50,6 +50,23 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _sort_safetensors_metadata(path: Path) -> None:
+    """Rewrite the safetensors header with `__metadata__` in sorted order, in place.
+
+    safetensors serialises the metadata from a Rust HashMap, whose order changes from call to call,
+    so without this the same weights do not always give the same bytes (or the same sha256).
+    """
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        meta = header.pop("__metadata__", None)
+        ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta else {}) | header
+        raw = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
+        if len(raw) <= size:  # same entries, so the same length; padding keeps the data offsets
+            f.seek(8)
+            f.write(raw.ljust(size, b" "))
+
+
 def _default_card(config: VattConfig, has_tokenizer: bool) -> str:
     return (f"# VATT model `{config.name}`\n\nArchitecture: {'modality-specific' if config.arch == 'ms' else 'modality-agnostic'} "
             f"VATT; video-audio space {config.heads.d_va}-d, video-text space {config.heads.d_vt}-d.\n"
@@ -80,6 +97,7 @@ def save_pretrained(model: VATT | BackboneClassifier, directory: str | os.PathLi
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
         save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "vatt_format_version": str(FORMAT_VERSION)})
+        _sort_safetensors_metadata(tmp / WEIGHTS_FILE)
         if tokenizer is not None:
             if tokenizer.vocab_size > model.config.text_vocab_size:
                 raise ModelDirectoryError(f"tokenizer has {tokenizer.vocab_size} ids but the model's text vocabulary "

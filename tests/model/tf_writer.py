@@ -103,6 +103,7 @@ def write_checkpoint(prefix: str | os.PathLike[str], tensors: dict[str, np.ndarr
     Tensors are spread round-robin over `num_shards` shards in key order, so tests can delete one.
     """
     prefix = os.fspath(prefix)
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     shards = [bytearray() for _ in range(num_shards)]
     entries: list[tuple[bytes, bytes]] = [(b"", _header(num_shards))]
     for i, key in enumerate(sorted(tensors)):
