@@ -129,6 +129,11 @@
     return (data && (data.items || data.data || data.results)) || [];
   }
 
+  // The server's own URLs when it gives them; else the documented routes, relative to the page.
+  const mediaUrl = (item) => item.media_url || `media/${encodeURIComponent(item.id)}`;
+  const thumbnailUrl = (item) => ("thumbnail_url" in item ? item.thumbnail_url
+    : `items/${encodeURIComponent(item.id)}/thumbnail`);
+
   // ---- player -------------------------------------------------------------------------
 
   let seekToken = 0;
@@ -147,7 +152,7 @@
     if (player.dataset.itemId !== item.id) {
       player.dataset.itemId = item.id;
       player.addEventListener("loadedmetadata", seek, { once: true });
-      player.src = `media/${encodeURIComponent(item.id)}`;
+      player.src = mediaUrl(item);
     } else if (player.readyState >= HTMLMediaElement.HAVE_METADATA) {
       seek();
     } else {
@@ -165,10 +170,13 @@
 
   // ---- search -------------------------------------------------------------------------
 
+  // `kinds` is sent only to narrow the search: with every box ticked the server picks the kinds
+  // the query's space reaches (a text query cannot reach audio-only items, for one).
   function searchOptions() {
     const k = Math.max(1, Math.min(100, parseInt($("#k").value, 10) || 10));
-    const kinds = [...document.querySelectorAll("input[name='kinds']:checked")].map((c) => c.value);
-    return { k, kinds };
+    const boxes = [...document.querySelectorAll("input[name='kinds']")];
+    const kinds = boxes.filter((c) => c.checked).map((c) => c.value);
+    return kinds.length === boxes.length ? { k } : { k, kinds };
   }
 
   function renderResults(results, label) {
@@ -183,8 +191,13 @@
       card.dataset.score = String(hit.score);
       card.dataset.rank = String(rank + 1);
       const img = $(".thumb", card);
-      img.addEventListener("error", () => card.classList.add("no-thumb"), { once: true });
-      img.src = `items/${encodeURIComponent(item.id)}/thumbnail`;
+      const thumb = thumbnailUrl(item);
+      if (thumb) {
+        img.addEventListener("error", () => card.classList.add("no-thumb"), { once: true });
+        img.src = thumb;
+      } else {
+        card.classList.add("no-thumb"); // audio items have no picture
+      }
       $(".thumb-btn", card).setAttribute("aria-label", `Play ${itemTitle(item)} from the start`);
       $(".thumb-btn", card).addEventListener("click", () => playAt(item, 0, null));
       $(".card-title", card).textContent = `${rank + 1}. ${itemTitle(item)}`;
@@ -226,8 +239,7 @@
     status.textContent = "Searching…";
     status.dataset.state = "busy";
     try {
-      const { k, kinds } = searchOptions();
-      const data = await api("search", { method: "POST", json: { ...query, k, kinds } });
+      const data = await api("search", { method: "POST", json: { ...query, ...searchOptions() } });
       renderResults(data.results || [], label);
     } catch (err) {
       status.textContent = "";
@@ -255,7 +267,7 @@
     const form = new FormData();
     form.append("file", file);
     form.append("k", String(k));
-    for (const kind of kinds) form.append("kinds", kind);
+    for (const kind of kinds || []) form.append("kinds", kind);
     try {
       const data = await upload("search", form, (f) => { status.textContent = `Uploading ${file.name}… ${Math.round(100 * f)}%`; });
       renderResults(data.results || [], file.name);
@@ -333,26 +345,12 @@
 
   // ---- classify -----------------------------------------------------------------------
 
-  // Accepts {label: p}, [{label, probability|score}], or parallel `labels` + `probabilities`.
-  function labelProbs(x, labels) {
-    if (!x) return [];
-    if (Array.isArray(x)) {
-      if (x.length && typeof x[0] === "number") return x.map((p, i) => [labels[i] ?? String(i), p]);
-      return x.map((r) => [r.label, r.probability ?? r.prob ?? r.score]);
-    }
-    if (typeof x === "object") {
-      if (x.probabilities || x.scores) return labelProbs(x.probabilities || x.scores, x.labels || labels);
-      return Object.entries(x);
-    }
-    return [];
-  }
-
-  function probTable(pairs, caption) {
-    const sorted = [...pairs].sort((a, b) => b[1] - a[1]);
+  function probTable(labels, probabilities, caption) {
+    const pairs = labels.map((label, i) => [label, probabilities[i]]).sort((a, b) => b[1] - a[1]);
     const table = el("table", { className: "probs" }, el("caption", {}, caption));
     table.append(el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "label"), el("th", { scope: "col" }, "probability"))));
     const body = el("tbody");
-    for (const [label, p] of sorted) {
+    for (const [label, p] of pairs) {
       const meter = el("meter", { min: 0, max: 1, value: p }, fmtScore(p));
       body.append(el("tr", { dataset: { label: String(label), probability: String(p) } },
         el("th", { scope: "row" }, String(label)), el("td", {}, meter, " ", fmtScore(p))));
@@ -361,17 +359,18 @@
     return table;
   }
 
-  function renderClassification(data, labels) {
+  // ClassifyResponse: {labels, prompts, probabilities, best, segments: [{start, end, probabilities}]}
+  function renderClassification(data, target) {
     const out = $("#classify-results");
     out.replaceChildren();
-    const overall = data.item ?? data.probabilities ?? data.scores ?? data.labels_probabilities ?? data;
-    out.append(probTable(labelProbs(overall, data.labels || labels), "Whole item"));
+    out.dataset.best = data.best;
+    out.append(el("p", { className: "best" }, "Best label: ", el("strong", {}, data.best), ` (${target})`));
+    out.append(probTable(data.labels, data.probabilities, "Whole item"));
     const segments = data.segments || [];
     if (segments.length) {
       const details = el("details", {}, el("summary", {}, `Per segment (${segments.length})`));
       for (const s of segments) {
-        details.append(probTable(labelProbs(s.probabilities ?? s.scores ?? s, data.labels || labels),
-          `${fmtTime(s.start)}–${fmtTime(s.end)}`));
+        details.append(probTable(data.labels, s.probabilities, `${fmtTime(s.start)}–${fmtTime(s.end)}`));
       }
       out.append(details);
     }
@@ -387,9 +386,11 @@
     out.textContent = "Classifying…";
     try {
       let data;
+      let target;
       if ($("#classify-source-item").checked) {
         const itemId = $("#classify-item").value.trim();
         if (!itemId) throw new Error("Pick an item: use “Classify” on a search result, or type its id.");
+        target = `item ${itemId}`;
         data = await api("classify", { method: "POST", json: { item_id: itemId, labels, ...(template ? { template } : {}) } });
       } else {
         const file = $("#classify-file").files[0];
@@ -398,9 +399,10 @@
         form.append("file", file);
         for (const label of labels) form.append("labels", label);
         if (template) form.append("template", template);
+        target = file.name;
         data = await upload("classify", form, () => {});
       }
-      renderClassification(data, labels);
+      renderClassification(data, target);
     } catch (err) {
       out.textContent = "";
       showError(err);
@@ -456,9 +458,10 @@
   (async () => {
     const health = $("#health");
     try {
-      await api("readyz");
-      health.dataset.state = "ready";
-      health.textContent = "ready";
+      const r = await api("readyz");
+      health.dataset.state = r && r.ready === false ? "not-ready" : "ready";
+      health.textContent = r && r.ready === false ? "starting…"
+        : `ready${r && r.items != null ? ` · ${r.items} item${r.items === 1 ? "" : "s"} indexed` : ""}`;
     } catch (err) {
       health.dataset.state = err.status ? "not-ready" : "down";
       health.textContent = err.status ? `not ready: ${err.detail}` : "the service is unreachable";
