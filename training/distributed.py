@@ -95,7 +95,25 @@ def all_gather_with_grad(x: torch.Tensor, env: DistEnv | None) -> torch.Tensor:
     """
     if env is None or not env.distributed:
         return x
-    return torch.cat(dist_fn.all_gather(x.contiguous()), dim=0)
+    return torch.cat([_ContiguousGrad.apply(part) for part in dist_fn.all_gather(x.contiguous())], dim=0)
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous.
+
+    The gloo path of ``all_gather``'s backward receives into ``torch.empty_like(grad)``, which
+    keeps a non-contiguous gradient's strides, and the collective then writes the bytes in
+    contiguous order: the gradient comes back scrambled (seen with torch 2.13 whenever the
+    gathered tensor feeds a matmul as its right operand). Contiguous gradients avoid it.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
 
 
 def all_reduce_mean(x: torch.Tensor, env: DistEnv | None) -> torch.Tensor:

@@ -1,0 +1,237 @@
+"""``vatt train``: VATT contrastive pretraining, from one CPU to many GPUs.
+
+    python -m training.pretrain --train-manifest data/train.jsonl --model tiny --steps 1000
+    torchrun --nproc_per_node 8 -m training.pretrain --train-manifest ... --device cuda --precision bf16
+
+One update: for each of ``accum_steps`` micro-batches, encode video, audio and 5 captions per clip,
+compute MIL-NCE (video–text) and NCE (video–audio) with negatives from the micro-batch's *global*
+batch (all ranks, gathered with gradients; see ``training.losses``), and backpropagate; DDP
+averages gradients only on the last micro-step (``no_sync`` before). Accumulation therefore
+enlarges the update's batch but not the negative pool, which stays one micro-batch × world size.
+Then Adam with the official warm-up + cosine LR, a pure function of the step.
+
+Rank 0 alone logs, writes TensorBoard, draws the progress bar, saves checkpoints and the final
+model directory, and evaluates; the other ranks wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from model import VATT, save_pretrained
+from training.checkpoint import capture_rng_state, checkpoint_path, load_checkpoint, prune_checkpoints, restore_rng_state, save_checkpoint
+from training.config import TrainConfig
+from training.data import Augment, ClipDataset, GlobalBatchSampler, read_manifest, seed_worker
+from training.distributed import DistEnv, all_gather_object, all_reduce_mean, barrier, cleanup, init_distributed
+from training.evaluate import evaluate_model, load_prompts
+from training.losses import mil_nce_loss, nce_loss, total_loss
+from training.params import parse_args
+from training.run import append_result, build_model_config, model_card, prepare_tokenizer, resolve_run
+from training.schedule import pretrain_lr_at
+from training.sync_bn import convert_sync_batchnorm
+
+__all__ = ["PretrainModel", "main", "train"]
+
+log = logging.getLogger(__name__)
+
+
+class PretrainModel(nn.Module):
+    """The module DDP wraps: one ``forward`` through all three encoders (DDP hooks need one)."""
+
+    def __init__(self, vatt: VATT) -> None:
+        super().__init__()
+        self.vatt = vatt
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        b, p, n = text.shape
+        v = self.vatt.encode_video(video)  # va [B, d_va], vt [B, d_vt]
+        a = self.vatt.encode_audio(audio)  # va [B, d_va]
+        t = self.vatt.encode_text(text.reshape(b * p, n))  # vt [B*P, d_vt]
+        return v["va"], v["vt"], a["va"], t["vt"].reshape(b, p, -1)
+
+
+def batches(dataset: ClipDataset, sampler: GlobalBatchSampler, cfg: TrainConfig, env: DistEnv, micro: int) -> Iterator[dict]:
+    """Endless per-rank micro-batches starting at global micro-batch ``micro`` (exact data position)."""
+    epoch, offset = divmod(micro, sampler.batches_per_epoch)
+    while True:
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch, offset)
+        # Own generator: worker seeds = seed + 1000·rank + epoch-mixing + worker id, and the
+        # global torch RNG (dropout, DropToken) is left untouched, so resuming is exact.
+        gen = torch.Generator().manual_seed(cfg.seed + 1000 * env.rank + 1_000_003 * epoch)
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, worker_init_fn=seed_worker, generator=gen,
+                            pin_memory=env.device.type == "cuda")
+        yield from loader
+        epoch, offset = epoch + 1, 0
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) pretraining; returns the run directory."""
+    env = init_distributed(cfg.device)
+    logging.basicConfig(level=logging.INFO if env.is_main else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _train(cfg, env)
+    finally:
+        cleanup(env)
+
+
+def _train(cfg: TrainConfig, env: DistEnv) -> Path:
+    run_dir, resume_from = resolve_run(cfg, env)
+    items = read_manifest(cfg.train_manifest)
+    tokenizer = prepare_tokenizer(cfg, run_dir, items, env)
+    model_cfg = build_model_config(cfg, tokenizer.vocab_size)
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    dtype = torch.float64 if cfg.precision == "fp64" else torch.float32
+    vatt = VATT(model_cfg).to(env.device, dtype)
+    net = PretrainModel(vatt)
+    if env.distributed:
+        convert_sync_batchnorm(net, env.device)  # heads' BN over the global batch, as the official SyncBN
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=0.0, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps, weight_decay=0.0) if cfg.weight_decay == 0 \
+        else torch.optim.AdamW(params, lr=0.0, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    torch.manual_seed(cfg.seed + env.rank)  # per-rank randomness (dropout) from here on
+    np.random.seed(cfg.seed + env.rank)
+
+    step = 0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        vatt.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        restore_rng_state(state["rng"][env.rank], env.device)
+        log.info("resumed %s at step %d", resume_from, step)
+    ddp = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None,
+                                  broadcast_buffers=False) if env.distributed else None
+    forward = ddp if ddp is not None else net
+
+    inp = model_cfg.input
+    jitter = cfg.colour_jitter
+    augment = Augment(crop_area=(cfg.crop_area_min, 1.0), flip=cfg.flip, brightness=32 / 255 if jitter else None,
+                      saturation=0.4 if jitter else None, contrast=0.4 if jitter else None, hue=0.2 if jitter else None,
+                      audio_noise=cfg.audio_noise or None)
+    dataset = ClipDataset(items, num_frames=inp.num_frames, fps=inp.fps, image_size=inp.image_size, sample_rate=inp.sample_rate,
+                          tokenizer=tokenizer, augment=augment, seed=cfg.seed)
+    sampler = GlobalBatchSampler(len(items), cfg.batch_size, world_size=env.world_size, rank=env.rank, seed=cfg.seed)
+    stream = batches(dataset, sampler, cfg, env, step * cfg.accum_steps)
+    eval_items = read_manifest(cfg.eval_manifest) if cfg.eval_manifest else None
+
+    writer = None
+    if env.is_main:
+        (run_dir / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": model_cfg.to_dict(), "world_size": env.world_size,
+                                                         "global_batch": cfg.global_batch(env.world_size)}, indent=1, sort_keys=True) + "\n")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step if step else None)
+        n_params = sum(p.numel() for p in params)
+        log.info("run %s: %s (%.2fM trainable parameters), %d items, %d process(es), global batch %d, steps %d -> %d",
+                 run_dir, model_cfg.name, n_params / 1e6, len(items), env.world_size, cfg.global_batch(env.world_size), step, cfg.steps)
+    autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    if cfg.precision == "bf16" and env.device.type == "cpu":
+        log.warning("bf16 autocast on CPU is slow; it is meant for GPUs")
+
+    net.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not env.is_main, desc="train", dynamic_ncols=True)
+    window_start, data_time, last_loss = time.perf_counter(), 0.0, None
+    while step < cfg.steps:
+        lr = pretrain_lr_at(step, lr=cfg.lr, final_lr=cfg.final_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
+                            warmup_lr=cfg.warmup_lr)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        sums = torch.zeros(3, dtype=torch.float64, device=env.device)
+        for micro in range(cfg.accum_steps):
+            t0 = time.perf_counter()
+            batch = {k: v.to(env.device, dtype if v.is_floating_point() else None, non_blocking=True) for k, v in next(stream).items()}
+            data_time += time.perf_counter() - t0
+            last = micro == cfg.accum_steps - 1
+            with (ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()), autocast:
+                v_va, v_vt, a_va, t_vt = forward(batch["video"], batch["audio"], batch["text"])
+                l_vt = mil_nce_loss(v_vt, t_vt, batch["text_mask"], batch["caption_mask"], temperature=cfg.temperature, env=env)
+                l_va = nce_loss(v_va, a_va, batch["audio_mask"], temperature=cfg.temperature, env=env)
+                loss = total_loss(l_vt, l_va, w_vt=cfg.w_vt, w_va=cfg.w_va)
+                (loss / cfg.accum_steps).backward()
+            sums += torch.stack([loss, l_vt, l_va]).detach() / cfg.accum_steps
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            loss_all, vt_all, va_all = all_reduce_mean(sums, env).tolist()  # the global-batch losses
+            last_loss = loss_all
+            elapsed = time.perf_counter() - window_start
+            done = ((step - 1) % cfg.log_every + 1) * cfg.global_batch(env.world_size)
+            record = {"kind": "train", "step": step, "train/loss": loss_all, "train/loss_vt": vt_all, "train/loss_va": va_all,
+                      "train/lr": lr, "train/clips_per_s": done / elapsed, "train/clips_per_s_per_worker": done / elapsed / env.world_size,
+                      "train/data_s": data_time, "train/batch_s": elapsed}
+            if env.is_main:
+                append_result(run_dir, record)
+                for key, value in record.items():
+                    if key.startswith("train/"):
+                        writer.add_scalar(key, value, step)
+                bar.set_postfix(loss=f"{loss_all:.4f}", lr=f"{lr:.2e}")
+            window_start, data_time = time.perf_counter(), 0.0
+
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            rng = all_gather_object(capture_rng_state(env.device), env)
+            if env.is_main:
+                save_checkpoint(checkpoint_path(run_dir, step), {
+                    "model": vatt.state_dict(), "optimizer": opt.state_dict(), "step": step, "micro": step * cfg.accum_steps,
+                    "rng": rng, "train_config": cfg.to_dict(), "model_config": model_cfg.to_dict(), "world_size": env.world_size})
+                prune_checkpoints(run_dir, cfg.keep_checkpoints)
+            barrier(env)
+            if cfg.stop_after_step == step:
+                log.warning("--stop-after-step %d: killing this process (SIGKILL) to simulate a crash", step)
+                logging.shutdown()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        final = step == cfg.steps
+        if eval_items and (final or (cfg.eval_every and step % cfg.eval_every == 0)):
+            if env.is_main:
+                probe = read_manifest(cfg.probe_manifest or cfg.train_manifest)[: cfg.probe_items] if final else None
+                metrics = evaluate_model(vatt, tokenizer, eval_items, probe_items=probe, prompts=load_prompts(cfg.eval_manifest),
+                                         windows=cfg.eval_windows, device=env.device)
+                append_result(run_dir, {"kind": "final" if final else "val", "step": step, **{f"val/{k}": v for k, v in metrics.items()}})
+                for key, value in metrics.items():
+                    writer.add_scalar(f"val/{key}", value, step)
+                log.info("step %d evaluation: %s", step, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+                if final:
+                    (run_dir / "eval.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+            barrier(env)
+            net.train()
+    bar.close()
+
+    if env.is_main:
+        eval_path = run_dir / "eval.json"
+        metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
+        card = model_card(cfg, model_cfg, steps=step, world_size=env.world_size, num_items=len(items), final_loss=last_loss, metrics=metrics)
+        save_pretrained(vatt, run_dir / "model", tokenizer=tokenizer, card=card,
+                        metadata={"steps": step, "train": cfg.to_dict(), "eval": metrics})
+        writer.close()
+        log.info("model directory: %s", run_dir / "model")
+    barrier(env)
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``vatt train`` entry point: parse flags, train, return 0."""
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
