@@ -177,3 +177,34 @@ def test_finetuned_checkpoint_with_an_unknown_or_missing_variable_is_refused(tmp
     missing = {k: v for k, v in tensors.items() if "_ops/cls/bias" not in k}
     with pytest.raises(ConversionError, match=r"missing from the checkpoint \(1\): cls\.bias"):
         convert(write_checkpoint(tmp_path / "missing" / "ckpt-1", missing), d_kv=16)
+
+
+# --- BackboneClassifier as a model directory ------------------------------------------------------
+
+
+def test_classifier_directory_round_trip_and_refusals(tmp_path: Path) -> None:
+    import json
+
+    from model import ModelDirectoryError, VattConfig, WordTokenizer, save_pretrained
+
+    config = VattConfig.preset("tiny")
+    model = BackboneClassifier(config, "audio", 5).eval()
+    assert torch.allclose(model.cls.bias, torch.full((5,), -float(np.log(4))))  # official AudioSet head init
+    out = save_pretrained(model, tmp_path / "m")
+    doc = json.loads((out / "config.json").read_text())
+    assert (doc["task"], doc["modality"], doc["num_classes"]) == ("classification", "audio", 5)
+    assert "audio classifier" in (out / "README.md").read_text()
+    loaded = load_pretrained(out)
+    wave = torch.rand(2, config.input.num_samples) * 2 - 1
+    with torch.no_grad():
+        assert isinstance(loaded, BackboneClassifier) and torch.equal(loaded(wave), model(wave))
+    with pytest.raises(ModelDirectoryError, match="no text encoder"):
+        save_pretrained(model, tmp_path / "tok", tokenizer=WordTokenizer(["<pad>", "<unk>"]))
+    assert not (tmp_path / "tok").exists()
+    for change, match in (({"task": "detection"}, "unknown task 'detection'"),
+                          ({"modality": "text"}, "needs modality in"), ({"num_classes": 0}, "positive num_classes")):
+        (out / "config.json").write_text(json.dumps({**doc, **change}))
+        with pytest.raises(ModelDirectoryError, match=match):
+            load_pretrained(out)
+    with pytest.raises(ValueError, match="modality must be one of"):
+        BackboneClassifier(config, "text", 5)  # type: ignore[arg-type]
