@@ -80,10 +80,12 @@ def _encoder(c) -> str:
 
 def _vision(c, what: str) -> str:
     if what == "video":
-        grid = f"patch {'x'.join(map(str, c.patch_size))}, position tables {c.temporal_buckets}x{c.vertical_buckets}x{c.horizontal_buckets}"
+        tables = f"{c.temporal_buckets}x{c.vertical_buckets}x{c.horizontal_buckets}"
+        grid = f"patch {'x'.join(map(str, c.patch_size))}, position tables {tables}"
     else:
         grid = f"patch {c.patch_size} samples, position table {c.temporal_buckets}"
-    proj = (", pre-projection" if c.pre_projection else "") + (f", post-projection to {c.d_post_proj}" if c.d_post_proj else "")
+    proj = ", pre-projection" if c.pre_projection else ""
+    proj += f", post-projection to {c.d_post_proj}" if c.d_post_proj else ""
     return f"{_encoder(c)}; {grid}{proj}"
 
 
