@@ -333,7 +333,8 @@
       status.dataset.itemId = accepted.item_id;
       setIngest("queued", 0, "Queued…");
       const job = await pollJob(accepted.job_id);
-      setIngest("done", 1, `Indexed ${file.name} as ${job.item_id || accepted.item_id}.`);
+      status.dataset.itemId = job.item_id || accepted.item_id; // the job's id is final (duplicates merge)
+      setIngest("done", 1, `Indexed ${file.name} as ${status.dataset.itemId}.`);
       refreshLibrary();
     } catch (err) {
       setIngest("failed", 0, "Failed.");

@@ -91,7 +91,9 @@ def test_ingest_upload_shows_progress_until_done(page: Page, served) -> None:
     bar = _q(page, "(() => { const b = document.querySelector('#ingest-progress'); return [b.value, b.max]; })()")
     assert bar[0] == bar[1] == 1
     item_id = _q(page, "document.querySelector('#ingest-status').dataset.itemId")
-    item = httpx.get(f"{served.url}/items/{item_id}", timeout=10).json()
+    r = httpx.get(f"{served.url}/items/{item_id}", timeout=10)
+    assert r.status_code == 200, r.text
+    item = r.json()
     assert item["metadata"] == {"title": "yellow clip"}
     assert item["source"] == "yellow.mp4"
     assert item["n_segments"] == 3
@@ -112,7 +114,7 @@ def test_classify_a_result_item(page: Page, served) -> None:
     page.click("#classify-btn")
     best = page.wait_for("document.querySelector('#classify-results').dataset.best", what="classification results")
     assert best == "red screen"
-    rows = _q(page, "[...document.querySelectorAll('#classify-results table:first-of-type tbody tr')]"
+    rows = _q(page, "[...document.querySelectorAll('#classify-results > table tbody tr')]"
                     ".map(r => [r.dataset.label, Number(r.dataset.probability)])")
     assert [r[0] for r in rows][0] == "red screen"
     assert sum(p for _, p in rows) == pytest.approx(1.0, abs=1e-4)
