@@ -1,0 +1,107 @@
+"""Manifests, the clip dataset (shapes, masks, determinism, augmentation) and the global batch sampler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from media_factory import make_video
+from model import load_tokenizer
+from training.data import Augment, ClipDataset, GlobalBatchSampler, ManifestError, colour_jitter, random_resized_crop, read_manifest
+
+
+def _dataset(items, tokenizer_dir: Path, **kw) -> ClipDataset:
+    return ClipDataset(items, num_frames=8, fps=2.5, image_size=64, sample_rate=16000, tokenizer=load_tokenizer(tokenizer_dir), **kw)
+
+
+def test_sample_shapes_and_ranges(corpus: Path, tokenizer_dir: Path) -> None:
+    ds = _dataset(read_manifest(corpus / "train.jsonl"), tokenizer_dir)
+    s = ds[0]
+    assert s["video"].shape == (3, 8, 64, 64) and s["video"].dtype == torch.float32
+    assert -1.0 <= s["video"].min() and s["video"].max() <= 1.0
+    assert s["audio"].shape == (51200,)
+    assert s["text"].shape == (5, 16) and s["text"].dtype == torch.int64
+    assert s["caption_mask"].dtype == torch.bool and s["caption_mask"][0]
+    assert (s["text"][~s["caption_mask"]] == 0).all()  # missing captions are all padding
+    assert s["text_mask"] == 1.0 and s["audio_mask"] == 1.0
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    assert batch["video"].shape == (2, 3, 8, 64, 64) and batch["text"].shape == (2, 5, 16)
+
+
+def test_randomness_is_a_function_of_seed_epoch_index(corpus: Path, tokenizer_dir: Path) -> None:
+    items = read_manifest(corpus / "train.jsonl")
+    a, b = _dataset(items, tokenizer_dir, seed=1), _dataset(items, tokenizer_dir, seed=1)
+    assert torch.equal(a[3]["video"], b[3]["video"]) and torch.equal(a[3]["audio"], b[3]["audio"])
+    b.set_epoch(1)
+    assert not torch.equal(a[3]["video"], b[3]["video"])
+    evaluation = _dataset(items, tokenizer_dir, train=False)
+    evaluation.set_epoch(7)
+    assert torch.equal(evaluation[3]["video"], _dataset(items, tokenizer_dir, train=False)[3]["video"])
+
+
+def test_missing_audio_and_speech_are_masked(tmp_path: Path, tokenizer_dir: Path) -> None:
+    make_video(tmp_path / "silent.mp4", duration=4.0, fps=10, width=64, height=48, audio=False)
+    make_video(tmp_path / "talk.mp4", duration=4.0, fps=10, width=64, height=48)
+    cues = [{"start": 0.0, "end": 1.5, "text": "a red circle"}, {"start": 1.5, "end": 3.0, "text": "moves left"}]
+    (tmp_path / "m.jsonl").write_text(json.dumps({"path": "silent.mp4"}) + "\n# comment\n\n"
+                                      + json.dumps({"path": str(tmp_path / "talk.mp4"), "transcript": cues}) + "\n")
+    items = read_manifest(tmp_path / "m.jsonl")
+    ds = _dataset(items, tokenizer_dir)
+    silent, talk = ds[0], ds[1]
+    assert silent["audio_mask"] == 0 and silent["text_mask"] == 0 and not silent["caption_mask"].any()
+    assert torch.all(silent["audio"] == 0) and torch.all(silent["text"] == 0)
+    assert talk["audio_mask"] == 1 and talk["text_mask"] == 1
+    assert talk["caption_mask"].tolist() == [True, True, False, False, False]
+    assert silent["video"].shape == (3, 8, 64, 64)  # 64x48 source, random-resized-cropped to 64x64
+
+
+def test_manifest_errors_name_line_and_accepted_keys(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"path": "a.mp4", "caption": "x"}\n')
+    with pytest.raises(ManifestError, match=r"bad.jsonl:1: unknown keys \['caption'\]; accepted: .*'transcript'"):
+        read_manifest(bad)
+    bad.write_text('{"path": "a.mp4"}\nnot json\n')
+    with pytest.raises(ManifestError, match=r"bad.jsonl:2: not JSON"):
+        read_manifest(bad)
+    bad.write_text('{"path": "a.mp4", "transcript": 3}\n')
+    with pytest.raises(ManifestError, match="'transcript' must be a .vtt/.srt path or a list"):
+        read_manifest(bad)
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_crop_box_respects_area_and_ratio() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        top, left, h, w = random_resized_crop(48, 64, rng, (0.08, 1.0), (0.5, 2.0))
+        assert 0 <= top and top + h <= 48 and 0 <= left and left + w <= 64
+        if (h, w) != (48, 48):  # not the centre-crop fallback
+            assert 0.08 * 48 * 64 * 0.8 <= h * w <= 48 * 64 and 0.4 <= w / h <= 2.5
+
+
+def test_colour_jitter_stays_in_range_and_grey_stays_grey_under_hue() -> None:
+    x = torch.rand(3, 2, 8, 8)
+    y = colour_jitter(x, np.random.default_rng(1), Augment())
+    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+    grey = torch.full((3, 1, 4, 4), 0.5)
+    only_hue = Augment(brightness=None, saturation=None, contrast=None, hue=0.2)
+    assert torch.allclose(colour_jitter(grey, np.random.default_rng(2), only_hue), grey, atol=1e-5)
+
+
+def test_global_batches_split_across_ranks_and_resume() -> None:
+    one = GlobalBatchSampler(20, 4, seed=3)
+    ranks = [GlobalBatchSampler(20, 2, world_size=2, rank=r, seed=3) for r in range(2)]
+    assert len(one) == 5
+    for batch, b0, b1 in zip(one, *ranks):
+        assert batch == b0 + b1
+    one.set_epoch(1)
+    epoch1 = list(one)
+    assert epoch1 != list(GlobalBatchSampler(20, 4, seed=3))
+    one.set_epoch(1, start_batch=3)
+    assert list(one) == epoch1[3:] and len(one) == 2
+    with pytest.raises(ValueError, match="cannot fill one global batch"):
+        GlobalBatchSampler(3, 2, world_size=2)
