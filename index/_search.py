@@ -36,14 +36,31 @@ class _Query:
 
 
 def _fetch(qs: _Query, q: np.ndarray, k_seg: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    refine = not exact and qs.vi.structure == "ivfpq" and qs.vi.options.refine > 1
     with qs.vi.lock.read():
         if exact:
             res = qs.vi.exact(q, k_seg, qs.allowed)
         else:
-            res = qs.vi.search(q, k_seg, allowed=qs.allowed)
+            res = qs.vi.search(q, k_seg * qs.vi.options.refine if refine else k_seg, allowed=qs.allowed)
     if res is None:  # ivfpq keeps only codes in memory: brute force over the raw vectors in SQLite
-        res = qs.store_exact(q, k_seg, qs.allowed)
+        return qs.store_exact(q, k_seg, qs.allowed)
+    if refine:  # PQ scores are coarse: re-rank the candidates with the raw vectors, keep k_seg
+        return _rerank(qs, q, res[1], k_seg)
     return res
+
+
+def _rerank(qs: _Query, q: np.ndarray, cand: np.ndarray, k_seg: int) -> tuple[np.ndarray, np.ndarray]:
+    vi = qs.vi
+    found = {}
+    for ids, x in store.iter_vectors(qs.conn, vi.space, vi.dim, ids=np.unique(cand[cand >= 0])):
+        found.update(zip(ids.tolist(), x))
+    d = np.full((len(q), k_seg), -np.inf, np.float32)
+    out = np.full((len(q), k_seg), -1, np.int64)
+    for r in range(len(q)):
+        ids = np.array([i for i in cand[r].tolist() if i in found], dtype=np.int64)
+        if len(ids):
+            d[r], out[r] = (a[0] for a in brute_force(q[r:r + 1], np.stack([found[i] for i in ids]), ids, k_seg))
+    return d, out
 
 
 def _group(scores: np.ndarray, ids: np.ndarray, segs: dict[int, tuple[str, float, float]],

@@ -53,6 +53,7 @@ class IndexOptions:
     nprobe: int | None = None  # IVF lists visited; None → max(16, nlist/16)
     pq_m: int | None = None  # PQ sub-quantizers (bytes per vector); None → largest divisor of dim ≤ dim/8
     train_min: int = 20_000  # ivfpq stays exact until a space holds this many vectors
+    refine: int = 2  # ivfpq: fetch refine·k candidates by PQ codes, re-rank them exactly (raw vectors in SQLite)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "IndexOptions":

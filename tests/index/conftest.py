@@ -29,3 +29,15 @@ def clusters() -> Clusters:
 def catalog(tmp_path: Path) -> Iterator[Catalog]:
     with Catalog(tmp_path / "cat", spaces=SPACES) as cat:
         yield cat
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_faiss_thread() -> Iterator[None]:
+    """The test machine is shared: OpenMP barriers with 2 threads on a busy CPU are several times slower
+    than 1 thread (FAISS k-means especially). Restored afterwards."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)

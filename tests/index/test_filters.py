@@ -1,0 +1,128 @@
+"""Metadata filters: the SQL they compile to, what they select, and filtered search returning k items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from index_helpers import SPACES, Clusters, add_video
+
+from index import Catalog, FilterError
+from index.filters import compile_where
+
+META = [
+    {"year": 1995, "lang": "en", "tags": ["cat", "dog"], "author": {"name": "ann"}},
+    {"year": 2001, "lang": "fr", "tags": ["dog"], "rating": 4.5},
+    {"year": 2005, "lang": "en", "tags": [], "flag": True},
+    {"year": 2009, "lang": "de", "author": {"name": "bob"}, "flag": False},
+    {"year": 2010, "lang": "en", "tags": ["cat"]},
+    {"lang": "en", "note": None},
+]
+
+
+@pytest.fixture
+def filled(catalog: Catalog, clusters: Clusters) -> tuple[Catalog, list[str]]:
+    ids = [add_video(catalog, i, 2, clusters, metadata=m).id for i, m in enumerate(META)]
+    ids.append(add_video(catalog, "audio", 2, clusters, kind="audio", spaces=("va",),
+                         metadata={"year": 2003, "lang": "en"}).id)
+    return catalog, ids
+
+
+@pytest.mark.parametrize("where, expected", [
+    ({"lang": "en"}, [0, 2, 4, 5, 6]),
+    ({"year": {"gte": 2000, "lt": 2010}}, [1, 2, 3, 6]),
+    ({"year": {"gt": 2005}}, [3, 4]),
+    ({"year": {"lte": 1995}}, [0]),
+    ({"lang": {"in": ["fr", "de"]}}, [1, 3]),
+    ({"lang": {"nin": ["en"]}}, [1, 3]),
+    ({"year": {"nin": [2001]}}, [0, 2, 3, 4, 5, 6]),  # a missing field is "not in"
+    ({"lang": {"in": []}}, []),
+    ({"tags": {"contains": "cat"}}, [0, 4]),
+    ({"rating": {"exists": True}}, [1]),
+    ({"year": {"exists": False}}, [5]),
+    ({"note": None}, [0, 1, 2, 3, 4, 5, 6]),  # null and missing are alike
+    ({"author.name": "bob"}, [3]),
+    ({"flag": True}, [2]),
+    ({"flag": {"ne": True}}, [0, 1, 3, 4, 5, 6]),
+    ({"lang": "en", "year": {"gte": 2003}}, [2, 4, 6]),
+])
+def test_filters_select_the_right_items(filled: tuple[Catalog, list[str]], where: dict, expected: list[int]) -> None:
+    cat, ids = filled
+    assert {it.id for it in cat.list_items(where=where)} == {ids[i] for i in expected}
+    assert cat.count(where=where) == len(expected)
+    # the same filter inside search (va holds every item)
+    hits = cat.search("va", np.ones(32), k=20, where=where)
+    assert {h.item.id for h in hits} == {ids[i] for i in expected}
+
+
+def test_kinds_filter(filled: tuple[Catalog, list[str]]) -> None:
+    cat, ids = filled
+    assert [h.item.id for h in cat.search("va", np.ones(32), k=20, kinds="audio")] == [ids[6]]
+    assert len(cat.search("va", np.ones(32), k=20, kinds=["video", "text"])) == 6
+    assert cat.search("vt", np.ones(16), k=20, kinds="audio") == []  # audio has no vt
+
+
+def test_values_are_parameters_not_sql() -> None:
+    sql, params = compile_where({"lang": "en' OR 1=1 --", "year": {"in": [1, 2]}})
+    assert "OR 1=1" not in sql and "en' OR 1=1 --" in params
+    assert sql.count("?") == len(params)
+    with pytest.raises(FilterError, match="bad filter field"):
+        compile_where({"a') OR 1=1 --": 1})
+
+
+@pytest.mark.parametrize("where, message", [
+    ({"year": {"between": [1, 2]}}, "unknown filter operator 'between' for 'year'; accepted: eq, ne, gt, gte"),
+    ({"year": {"gte": [2000]}}, "operator 'gte' takes a number or a string, got list"),
+    ({"year": {"gt": True}}, "operator 'gt' takes a number or a string, got bool"),
+    ({"tag": {"in": "abc"}}, "operator 'in' takes a list of values, got str"),
+    ({"tag": {}}, "empty operator dict"),
+    ({"tag": ["a"]}, "expected a value or an operator dict"),
+    ({"9lives": 1}, "bad filter field '9lives'"),
+    ({"x": {"exists": 1}}, "operator 'exists' takes true or false"),
+    (["year"], "`where` must be a dict"),
+])
+def test_bad_filters_say_what_is_accepted(where: object, message: str) -> None:
+    with pytest.raises(FilterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        compile_where(where)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivfpq"])
+def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str) -> None:
+    gen = Clusters(seed=11)
+    opts = {"train_min": 800} if index_type == "ivfpq" else {}
+    with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
+        for i in range(300):
+            add_video(cat, i, 4, gen, metadata={"group": i % 50, "half": i % 2}, spaces=("va",))
+        assert cat.stats()["spaces"]["va"]["structure"] == index_type
+        q = gen(1, 32)[0]
+        for where, n_match in [({"group": 7}, 6), ({"half": 1}, 150)]:
+            hits = cat.search("va", q, k=5, where=where)
+            assert len(hits) == 5, where
+            key, val = next(iter(where.items()))
+            assert all(h.item.metadata[key] == val for h in hits)
+            exact = cat.search("va", q, k=5, where=where, exact=True)
+            assert len(exact) == 5 and exact[0].item.id == hits[0].item.id
+        assert len(cat.search("va", q, k=10, where={"group": 7})) == 6  # fewer match than k: all of them
+        assert cat.search("va", q, k=10, where={"group": 99}) == []
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivfpq"])
+def test_filtered_approximate_path_widens_then_falls_back_to_exact(tmp_path: Path, index_type: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import index._search as search_mod
+
+    # force the selector path even for tiny allowed sets (normally they go straight to exact search)
+    monkeypatch.setattr(search_mod, "EXACT_MAX_ALLOWED", 0)
+    monkeypatch.setattr(search_mod, "EXACT_MAX_FRACTION", 0.0)
+    gen = Clusters(seed=12)
+    opts = {"train_min": 800, "nprobe": 1} if index_type == "ivfpq" else {"ef_search": 16}
+    with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
+        for i in range(300):
+            add_video(cat, i, 4, gen, metadata={"group": i % 100}, spaces=("va",))
+        assert cat.stats()["spaces"]["va"]["structure"] == index_type
+        for q in gen(5, 32):
+            hits = cat.search("va", q, k=3, moments=1, where={"group": 42})
+            exact = cat.search("va", q, k=3, moments=1, where={"group": 42}, exact=True)
+            assert len(hits) == 3 and all(h.item.metadata["group"] == 42 for h in hits)
+            assert {h.item.id for h in hits} == {h.item.id for h in exact}
