@@ -134,3 +134,14 @@ def test_api_error_detail_is_shown(page: Page, served, tmp_path: Path) -> None:
     shown = _q(page, "document.querySelector('#error-text').textContent")
     assert shown == detail
     assert _q(page, "document.querySelector('#error').dataset.status") == str(expected.status_code)
+
+
+def test_search_by_file_finds_the_same_clip(page: Page, served) -> None:
+    green = served.item_ids["green"]
+    page.set_files("#search-file", [served.clips["green"]])
+    page.click("#search-file-btn")
+    page.wait_for("document.querySelector('#search-status').dataset.state === 'done'", what="file search results")
+    cards = _q(page, "[...document.querySelectorAll('.result-card')].map(c => [c.dataset.itemId, Number(c.dataset.score)])")
+    assert cards and cards[0][0] == green, f"expected the green clip first (same bytes), got {cards}"
+    assert cards[0][1] == pytest.approx(1.0, abs=1e-3)
+    assert "green.mp4" in _q(page, "document.querySelector('#search-status').textContent")
