@@ -145,3 +145,11 @@ def test_search_by_file_finds_the_same_clip(page: Page, served) -> None:
     assert cards and cards[0][0] == green, f"expected the green clip first (same bytes), got {cards}"
     assert cards[0][1] == pytest.approx(1.0, abs=1e-3)
     assert "green.mp4" in _q(page, "document.querySelector('#search-status').textContent")
+
+
+def test_every_control_is_labelled(page: Page) -> None:
+    unlabelled = _q(page, """[...document.querySelectorAll('input, textarea, select, button, video')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                     && !e.getAttribute('aria-labelledby') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+        .map(e => e.id || e.outerHTML.slice(0, 80))""")
+    assert unlabelled == [], f"controls without a label: {unlabelled}"
