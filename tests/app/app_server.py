@@ -62,3 +62,15 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> dict:
         if job["status"] in ("done", "failed") or time.monotonic() > deadline:
             return job
         time.sleep(0.05)
+
+
+def assert_error(r: httpx.Response, status: int, code: str, *fragments: str) -> dict:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    body = r.json()
+    assert body["error"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    for fragment in fragments:
+        assert fragment in body["detail"], (fragment, body["detail"])
+    assert "Traceback" not in r.text
+    return body

@@ -8,21 +8,9 @@ import socket
 
 import httpx
 import pytest
-from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, run_server
+from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, assert_error, run_server
 
 from app.settings import Settings
-
-
-def assert_error(r: httpx.Response, status: int, code: str, *fragments: str) -> dict:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert body["error"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"], body
-    for fragment in fragments:
-        assert fragment in body["detail"], (fragment, body["detail"])
-    assert "Traceback" not in r.text
-    return body
 
 
 def raw_post(server: LiveServer, path: str, headers: dict[str, str], pieces) -> tuple[int, dict, int]:
