@@ -1,1 +1,22 @@
+"""vatt's service: the FastAPI app (`create_app`), its settings, and the `vatt` CLI (app.cli).
 
+Attributes load lazily, so `import app.cli` for `vatt --help` does not pull in torch and FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app", "Settings"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from .main import create_app
+
+        return create_app
+    if name == "Settings":
+        from .settings import Settings
+
+        return Settings
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

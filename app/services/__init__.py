@@ -1,1 +1,3 @@
+"""The service's work, apart from HTTP: batching, encoding, ingest jobs, queries, stored media."""
 
+__all__ = ["batcher", "encoder", "ingest", "query", "storage"]
