@@ -1,17 +1,22 @@
 """Search: segment candidates from FAISS (or brute force), grouped into item hits with their best moments.
 
-Why the loop: k items need more than k segments (an item may own many of the top segments), and a
+Why the loops: k items need more than k segments (an item may own many of the top segments), and a
 filter hides some. Candidates start at k·moments·4 and grow ×4 until k distinct items are found or
-the candidates run out; an approximate index that runs dry (HNSW under a selective selector, IVF
-with few lists probed) hands over to exact search over the allowed ids, so a filter that matches
-at least k items always yields k items.
+the candidates run out.
+
+Filters run in two stages. First, post-filtering: over-fetch unfiltered candidates and keep those
+whose item passes (one SQL query over the candidate items only) — cheap, and enough for broad
+filters. Rows still short of k items go to pre-filtering: the allowed segment ids are computed in
+SQL and handed to FAISS as an IDSelector, or, when they are few, searched exactly. An approximate
+index that runs dry under the selector (HNSW with a selective filter, IVF with few lists probed)
+hands over to exact search over the allowed ids, so a filter matching ≥ k items yields k items.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,6 +28,7 @@ from .vectors import VectorIndex, brute_force
 # index goes straight to exact search: graph/list traversal under a tiny selector wastes time and recall.
 EXACT_MAX_ALLOWED = 5_000
 EXACT_MAX_FRACTION = 0.05
+POST_FILTER_FACTOR = 4  # post-filter stage fetches this many times the unfiltered candidates
 
 
 @dataclass
@@ -31,8 +37,14 @@ class _Query:
     conn: sqlite3.Connection
     k: int
     moments: int
-    allowed: np.ndarray | None
+    kinds: Sequence[str] | None
+    where: Mapping[str, Any] | None
     store_exact: Callable[[np.ndarray, int, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
+    allowed: np.ndarray | None = field(default=None)
+
+    @property
+    def filtered(self) -> bool:
+        return self.kinds is not None or bool(self.where)
 
 
 def _fetch(qs: _Query, q: np.ndarray, k_seg: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -87,24 +99,45 @@ def _best_first(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nda
     return scores[order], ids[order]
 
 
-def run(qs: _Query, q: np.ndarray, exact: bool) -> list[list[ItemHit]]:
-    """One result list per query row."""
+def _post_filter(qs: _Query, q: np.ndarray, exact: bool, grouped: list[Any]) -> list[int]:
+    """Stage 1 of a filtered search; fills `grouped` for the rows it settles, returns the others."""
+    vi, k = qs.vi, qs.k
+    k_seg = min(vi.live, max(64, k * max(qs.moments, 1) * 4 * POST_FILTER_FACTOR))
+    d, i = _fetch(qs, q, k_seg, exact)
+    segs = store.segment_rows(qs.conn, np.unique(i[i >= 0]))
+    passing = store.passing_items(qs.conn, {v[0] for v in segs.values()}, qs.kinds, qs.where)
+    segs = {sid: v for sid, v in segs.items() if v[0] in passing}
+    todo = []
+    for r in range(len(q)):
+        sc, ids = _best_first(d[r], i[r])
+        grouped[r] = _group(sc, ids, segs, k, max(qs.moments, 1))
+        if len(grouped[r]) < k and not (k_seg >= vi.live and (exact or vi.structure == "flat")):
+            todo.append(r)
+    return todo
+
+
+def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndarray]) -> list[list[ItemHit]]:
+    """One result list per query row; `allowed()` computes the filter's segment ids (only if needed)."""
     vi, k, moments = qs.vi, qs.k, qs.moments
+    grouped: list[list[tuple[str, float, list[Moment]]]] = [[] for _ in q]
+    todo = list(range(len(q)))
+    if qs.filtered and vi.live and not (exact and vi.structure == "ivfpq"):
+        todo = _post_filter(qs, q, exact, grouped)
+    if todo and qs.filtered:
+        qs.allowed = allowed()
     cap = len(qs.allowed) if qs.allowed is not None else vi.live
     if cap == 0:
-        return [[] for _ in q]
+        todo = []
     if (not exact and qs.allowed is not None and vi.structure != "flat"
             and (cap <= EXACT_MAX_ALLOWED or cap <= EXACT_MAX_FRACTION * vi.live)):
         exact = True
     k_seg = min(cap, max(32, k * max(moments, 1) * 4))
-    grouped: list[list[tuple[str, float, list[Moment]]]] = [[] for _ in q]
-    todo = list(range(len(q)))
     mode = {r: exact for r in todo}
     width = {r: k_seg for r in todo}
     first = True
     while todo:
         if first:  # one batched call for every row; stragglers go one by one
-            batches = [(todo, width[todo[0]], mode[todo[0]])]
+            batches = [(todo, k_seg, exact)]
             first = False
         else:
             batches = [([r], width[r], mode[r]) for r in todo]

@@ -15,11 +15,8 @@ Durability contract:
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
-import math
 import os
-import re
 import threading
 import uuid
 from pathlib import Path
@@ -29,43 +26,14 @@ import numpy as np
 
 from . import _search, store
 from ._consistency import check_catalog, open_space, stats
+from ._validate import SPACE_NAME, check_item, check_kinds, check_type, check_vectors, metadata_json
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
-from .types import INDEX_TYPES, KINDS, CheckReport, Item, ItemHit, Segment
+from .types import CheckReport, Item, ItemHit, Segment
 from .vectors import IndexOptions, VectorIndex, normalize
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SPACES: dict[str, int] = {"va": 512, "vt": 256}
-_SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _check_kinds(kinds: str | Iterable[str] | None) -> list[str] | None:
-    if kinds is None:
-        return None
-    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        raise InvalidArgumentError(f"unknown kind(s) {bad or kinds}; accepted: {', '.join(KINDS)}")
-    return kinds
-
-
-def _check_type(index_type: str) -> str:
-    if index_type not in INDEX_TYPES:
-        raise InvalidArgumentError(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}")
-    return index_type
-
-
-def _metadata_json(metadata: Mapping[str, Any] | None) -> str:
-    if metadata is None:
-        return "{}"
-    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
-        raise InvalidArgumentError("metadata must be a JSON object (dict with string keys)")
-    try:
-        return json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise InvalidArgumentError(f"metadata is not JSON-serialisable ({e}); accepted: str, int, float, "
-                                   "bool, None, lists and dicts of those") from e
 
 
 class Catalog:
@@ -129,7 +97,7 @@ class Catalog:
                 raise CatalogError(f"no catalogue at {self.path}: {db.name} has no meta table")
             spaces = dict(spaces or DEFAULT_SPACES)
             for name, dim in spaces.items():
-                if not isinstance(name, str) or not _SPACE_NAME.match(name):
+                if not isinstance(name, str) or not SPACE_NAME.match(name):
                     raise InvalidArgumentError(f"bad space name {name!r}; accepted: lowercase letters, digits, '_'")
                 if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 65536:
                     raise InvalidArgumentError(f"space {name!r}: dimension must be an integer in 1..65536, "
@@ -137,7 +105,7 @@ class Catalog:
             if not spaces:
                 raise InvalidArgumentError("spaces must name at least one space, e.g. {'va': 512, 'vt': 256}")
             options = IndexOptions.from_mapping(index_options)
-            store.init_schema(conn, {"spaces": spaces, "metric": "cosine", "index_type": _check_type(
+            store.init_schema(conn, {"spaces": spaces, "metric": "cosine", "index_type": check_type(
                 index_type or "flat"), "index_options": options.to_dict(),
                 **{f"epoch.{s}": 0 for s in spaces}, **{f"count.{s}": 0 for s in spaces}})
         meta = store.read_meta(conn)
@@ -146,7 +114,7 @@ class Catalog:
         if spaces is not None and dict(spaces) != meta["spaces"]:
             raise InvalidArgumentError(f"{self.path} holds spaces {meta['spaces']}, opened with {dict(spaces)}; "
                                        "pass spaces=None to use the stored ones")
-        if index_type is not None and _check_type(index_type) != meta["index_type"]:
+        if index_type is not None and check_type(index_type) != meta["index_type"]:
             raise InvalidArgumentError(f"{self.path} uses index type {meta['index_type']!r}; "
                                        f"call rebuild(index_type={index_type!r}) to change it")
         if index_options is not None and IndexOptions.from_mapping(index_options).to_dict() != meta["index_options"]:
@@ -209,31 +177,8 @@ class Catalog:
                  metadata: Mapping[str, Any] | None = None, replace: bool = False) -> Item:
         """Add an item with its segments ([n, 2] start/end seconds) and vectors ({space: [n, dim]}),
         all or nothing. Same sha256 already present → the existing item (re-indexed if `replace`)."""
-        kind = _check_kinds(kind)[0]
-        if not isinstance(source, str) or not source:
-            raise InvalidArgumentError("source must be a non-empty string (file name, URL…)")
-        sha = sha256.lower() if isinstance(sha256, str) else ""
-        if not _SHA256.match(sha):
-            raise InvalidArgumentError(f"sha256 must be 64 hex characters, got {sha256!r}")
-        segs = np.asarray(segments, dtype=np.float64)
-        if segs.ndim != 2 or segs.shape[1] != 2 or not len(segs):
-            raise InvalidArgumentError(f"segments must be [n, 2] (start, end) with n ≥ 1, got shape {list(segs.shape)}")
-        if not np.isfinite(segs).all() or (segs[:, 0] < 0).any() or (segs[:, 1] < segs[:, 0]).any():
-            raise InvalidArgumentError("segments must be finite with 0 ≤ start ≤ end")
-        if duration is not None and (not isinstance(duration, (int, float)) or not math.isfinite(duration)
-                                     or duration < 0):
-            raise InvalidArgumentError(f"duration must be None or a finite number ≥ 0, got {duration!r}")
-        meta_json = _metadata_json(metadata)
-        if not isinstance(vectors, Mapping) or not vectors:
-            raise InvalidArgumentError(f"vectors must map at least one space ({', '.join(self.spaces)}) "
-                                       "to an array [n, dim]")
-        vecs = {}
-        for space, x in vectors.items():
-            dim = self._space(space).dim
-            vecs[space] = normalize(x, dim, f"vectors[{space!r}]")
-            if len(vecs[space]) != len(segs):
-                raise InvalidArgumentError(f"vectors[{space!r}] has {len(vecs[space])} rows for {len(segs)} "
-                                           "segments; accepted: one vector per segment")
+        kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
+        vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
         with self._write_lock:
             conn = self._writer()
             with store.transaction(conn):
@@ -244,7 +189,7 @@ class Catalog:
                 removed = store.delete_item(conn, existing.id) if existing is not None else {}
                 item_id = existing.id if existing is not None else uuid.uuid4().hex
                 ids = store.insert_item(conn, item_id=item_id, kind=kind, source=source, sha256=sha,
-                                        duration=None if duration is None else float(duration),
+                                        duration=duration,
                                         metadata_json=meta_json, segments=segs, vectors=vecs)
             self._apply(removed, {s: (ids, x) for s, x in vecs.items()})
             return store.get_item(conn, item_id)
@@ -269,14 +214,14 @@ class Catalog:
                 item = store.get_item(conn, item_id)
                 if item is None:
                     raise ItemNotFoundError(f"no item with id {item_id!r}")
-                _metadata_json(metadata)
+                metadata_json(metadata)
                 new = dict(item.metadata) if merge else {}
                 for k, v in metadata.items():
                     if merge and v is None:
                         new.pop(k, None)
                     else:
                         new[k] = v
-                store.update_metadata(conn, item_id, _metadata_json(new))
+                store.update_metadata(conn, item_id, metadata_json(new))
             return store.get_item(conn, item_id)
 
     def _apply(self, removed: Mapping[str, np.ndarray], added: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -315,7 +260,7 @@ class Catalog:
 
     def rebuild(self, *, index_type: str | None = None, index_options: Mapping[str, Any] | None = None) -> None:
         """Rebuild every space's FAISS index from the stored vectors, optionally changing its type/options."""
-        index_type = _check_type(index_type or self.index_type)
+        index_type = check_type(index_type or self.index_type)
         options = IndexOptions.from_mapping(index_options) if index_options is not None else self.options
         with self._write_lock:
             conn = self._writer()
@@ -359,11 +304,11 @@ class Catalog:
         """Items in insertion order, filtered like search()."""
         if limit < 0 or offset < 0:
             raise InvalidArgumentError("limit and offset must be ≥ 0")
-        return store.list_items(self._reader(), kinds=_check_kinds(kinds), where=where, limit=limit, offset=offset)
+        return store.list_items(self._reader(), kinds=check_kinds(kinds), where=where, limit=limit, offset=offset)
 
     def count(self, *, kinds: str | Iterable[str] | None = None, where: Mapping[str, Any] | None = None) -> int:
         """Number of items passing the filters."""
-        return store.count_items(self._reader(), kinds=_check_kinds(kinds), where=where)
+        return store.count_items(self._reader(), kinds=check_kinds(kinds), where=where)
 
     def segments(self, item_id: str) -> list[Segment]:
         """An item's segments in time order of insertion."""
@@ -386,14 +331,12 @@ class Catalog:
         if not isinstance(moments, int) or isinstance(moments, bool) or moments < 0:
             raise InvalidArgumentError(f"moments must be an integer ≥ 0, got {moments!r}")
         q = normalize(vectors, vi.dim, "query")
-        kinds = _check_kinds(kinds)
+        kinds = check_kinds(kinds)
         conn = self._reader()
-        allowed = None
-        if kinds is not None or where:
-            allowed = store.allowed_ids(conn, space, kinds, where)
-        qs = _search._Query(vi=vi, conn=conn, k=k, moments=moments, allowed=allowed,
+        qs = _search._Query(vi=vi, conn=conn, k=k, moments=moments, kinds=kinds, where=where or None,
                             store_exact=lambda qq, kk, al: _search.store_exact(conn, space, vi.dim, qq, kk, al))
-        results = _search.run(qs, q, exact)
+        store.item_filter_sql(kinds, where)  # a malformed filter fails here, before any search work
+        results = _search.run(qs, q, exact, allowed=lambda: store.allowed_ids(conn, space, kinds, where))
         return results[0] if np.ndim(vectors) == 1 else results
 
     def check(self) -> CheckReport:

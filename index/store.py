@@ -266,12 +266,29 @@ def space_ids(conn: sqlite3.Connection, space: str) -> np.ndarray:
 
 def allowed_ids(conn: sqlite3.Connection, space: str, kinds: Sequence[str] | None,
                 where: Mapping[str, Any] | None) -> np.ndarray:
-    """Segment ids in `space` whose item passes the kind and metadata filters."""
+    """Segment ids in `space` whose item passes the kind and metadata filters.
+
+    Driven from items (the filter is evaluated once per item, not per segment); relies on the
+    add_item invariant that an item listing a space has a vector in it for every segment."""
     cond, params = item_filter_sql(kinds, where)
-    rows = conn.execute("SELECT v.segment_id FROM items i JOIN segments s ON s.item_id = i.id "
-                        "JOIN vectors v ON v.segment_id = s.id AND v.space = ? "
-                        f"WHERE {cond}", [space, *params])
+    rows = conn.execute("WITH m AS MATERIALIZED (SELECT i.id FROM items i WHERE "
+                        f"instr(',' || i.spaces || ',', ',' || ? || ',') > 0 AND {cond}) "
+                        "SELECT s.id FROM m CROSS JOIN segments s ON s.item_id = m.id", [space, *params])
     return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def passing_items(conn: sqlite3.Connection, item_ids: Iterable[str], kinds: Sequence[str] | None,
+                  where: Mapping[str, Any] | None) -> set[str]:
+    """The subset of `item_ids` that passes the kind and metadata filters (post-filtering)."""
+    cond, params = item_filter_sql(kinds, where)
+    ids = list(item_ids)
+    out: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        rows = conn.execute(f"SELECT i.id FROM items i WHERE i.id IN ({','.join('?' * len(chunk))}) AND {cond}",
+                            [*chunk, *params])
+        out.update(r[0] for r in rows)
+    return out
 
 
 def iter_vectors(conn: sqlite3.Connection, space: str, dim: int, ids: np.ndarray | None = None,

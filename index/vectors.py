@@ -23,10 +23,8 @@ import json
 import logging
 import os
 import struct
-import threading
 import uuid
 import zlib
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -34,6 +32,7 @@ from typing import Any, Callable, Iterator, Mapping
 import faiss
 import numpy as np
 
+from ._util import RWLock, brute_force, normalize  # noqa: F401 - re-exported
 from .errors import InvalidArgumentError
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class IndexOptions:
     hnsw_m: int = 32  # HNSW graph degree
     ef_construction: int = 80  # HNSW build beam
     ef_search: int = 96  # HNSW search beam (raised to k when k is larger)
-    nlist: int | None = None  # IVF lists; None → a power of two near 4·√n, at most n/39
+    nlist: int | None = None  # IVF lists; None → a power of two near √n, at most n/39
     nprobe: int | None = None  # IVF lists visited; None → max(16, nlist/16)
     pq_m: int | None = None  # PQ sub-quantizers (bytes per vector); None → largest divisor of dim ≤ dim/8
     train_min: int = 20_000  # ivfpq stays exact until a space holds this many vectors
@@ -76,67 +75,16 @@ class IndexFileError(Exception):
     """A FAISS file is missing, truncated, corrupted or for another space (internal: triggers a rebuild)."""
 
 
-class RWLock:
-    """Many concurrent searches or one mutation; waiting writers block new readers (no starvation)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
-def normalize(x: Any, dim: int, what: str) -> np.ndarray:
-    """float32 C-contiguous [n, dim] with unit rows; a 1-D vector becomes [1, dim]."""
-    try:
-        a = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InvalidArgumentError(f"{what}: expected a float array [n, {dim}], got {type(x).__name__}") from e
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.ndim != 2 or a.shape[1] != dim:
-        raise InvalidArgumentError(f"{what}: wrong vector shape {list(np.shape(x))}; accepted: [{dim}] or [n, {dim}]")
-    if not np.isfinite(a).all():
-        raise InvalidArgumentError(f"{what}: vectors contain NaN or infinity; accepted: finite values")
-    norms = np.linalg.norm(a, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise InvalidArgumentError(f"{what}: zero vector cannot be normalised; accepted: non-zero vectors")
-    return np.ascontiguousarray(a / norms, dtype=np.float32)
-
-
 def _auto_nlist(n: int) -> int:
-    target = 4 * np.sqrt(max(n, 1))
-    nlist = 1 << int(round(np.log2(target)))
+    # ~√n lists (1024 at 1M): fewer than the textbook 4–16·√n, because k-means on a 2-core box is the
+    # bottleneck at that size; nprobe makes up the recall
+    nlist = 1 << int(round(np.log2(np.sqrt(max(n, 1)))))
     return int(max(1, min(nlist, n // 39 or 1, 65536)))
+
+
+def train_size(n: int, nlist: int) -> int:
+    """How many vectors to train on: 64 per list, at least the 39·256 that 8-bit PQ needs."""
+    return int(min(n, max(64 * nlist, 10_000)))
 
 
 def _auto_pq_m(dim: int) -> int:
@@ -238,7 +186,8 @@ class VectorIndex:
         xb = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim).copy()  # flat dies below
         ids = self.ids()
         rng = np.random.default_rng(0)
-        self.index = self._train(xb[np.sort(rng.choice(n, min(n, 200_000), replace=False))], n)
+        m = train_size(n, self.options.nlist or _auto_nlist(n))
+        self.index = self._train(xb[np.sort(rng.choice(n, m, replace=False))], n)
         self.add(ids, xb)
         self._configure()
 
@@ -260,7 +209,7 @@ class VectorIndex:
         """A fresh index from stored vectors: `chunks()` streams (ids, x); `sample(m)` draws m for training."""
         vi = cls(space, dim, index_type, options)
         if index_type == "ivfpq" and n >= options.train_min:
-            vi.index = vi._train(sample(min(n, 200_000)), n)
+            vi.index = vi._train(sample(train_size(n, options.nlist or _auto_nlist(n))), n)
             vi._configure()
         for ids, x in chunks():
             vi.add(ids, x)
@@ -414,20 +363,3 @@ def read_header(path: Path) -> dict[str, Any]:
         raise IndexFileError("missing") from None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise IndexFileError(f"unreadable trailer ({e})") from e
-
-
-def brute_force(q: np.ndarray, x: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by inner product with numpy (used for subsets and the ivfpq exact path)."""
-    n = len(ids)
-    k_eff = min(k, n)
-    d = np.full((len(q), k), -np.inf, np.float32)
-    out = np.full((len(q), k), -1, np.int64)
-    if k_eff == 0:
-        return d, out
-    s = q @ x.T
-    top = np.argpartition(-s, k_eff - 1, axis=1)[:, :k_eff] if k_eff < n else np.tile(np.arange(n), (len(q), 1))
-    part = np.take_along_axis(s, top, 1)
-    order = np.argsort(-part, axis=1, kind="stable")
-    d[:, :k_eff] = np.take_along_axis(part, order, 1)
-    out[:, :k_eff] = ids[np.take_along_axis(top, order, 1)]
-    return d, out

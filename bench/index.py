@@ -1,0 +1,249 @@
+"""Benchmark the catalogue's FAISS indexes (flat, HNSW, IVF-PQ) against a numpy brute-force baseline.
+
+Data: unit 512-d vectors drawn around a few thousand Gaussian cluster centres (uniform random vectors
+have no neighbourhoods, which makes every approximate index look broken). Queries are fresh draws
+from the same distribution. For each size it measures, per index: build ("add") time, single-query
+latency p50/p99, recall@10 against exact search, and memory (RSS growth while building).
+
+Two paths:
+* `vectors` — index/vectors.py's VectorIndex directly, segment level; every size.
+* `catalog` — the full Catalog (SQLite commit per item, grouping, IVF-PQ re-ranking), item level,
+  recall against `Catalog.search(exact=True)`; only for sizes ≤ --catalog-max (ingesting 1M
+  vectors one item at a time through SQLite with fsync is slow on a shared 2-core box).
+
+Usage: python bench/index.py --sizes 100000,1000000 --queries 300
+Prints a markdown table; writes JSON with machine facts to bench/results/index.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from index import Catalog  # noqa: E402
+from index.vectors import IndexOptions, VectorIndex  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="100000", help="comma-separated database sizes (vectors)")
+    p.add_argument("--dim", type=int, default=512, help="vector dimension")
+    p.add_argument("--centres", type=int, default=4000, help="Gaussian cluster centres")
+    p.add_argument("--noise", type=float, default=0.6, help="spread around a centre (a centre has norm 1)")
+    p.add_argument("--intrinsic", type=int, default=32, help="dimension of the subspace the spread lives in")
+    p.add_argument("--queries", type=int, default=300, help="single queries timed per index")
+    p.add_argument("--k", type=int, default=10, help="recall@k")
+    p.add_argument("--types", default="flat,hnsw,ivfpq", help="index types to measure")
+    p.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph degree")
+    p.add_argument("--ef-construction", type=int, default=40, help="HNSW build beam")
+    p.add_argument("--ef-search", default="32,64,128", help="HNSW search beams to sweep")
+    p.add_argument("--nprobe", default="16,64", help="IVF lists probed, swept")
+    p.add_argument("--search-threads", type=int, default=1, help="FAISS threads for single queries")
+    p.add_argument("--build-threads", type=int, default=0, help="FAISS threads for building (0: all cores)")
+    p.add_argument("--catalog-max", type=int, default=100_000, help="largest size also run through Catalog")
+    p.add_argument("--segments-per-item", type=int, default=10, help="catalog path: segments per item")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "index.json"), help="JSON output")
+    return p.parse_args(argv)
+
+
+def clustered(n: int, dim: int, centres: np.ndarray, basis: np.ndarray, noise: float, rng: np.random.Generator,
+              per_item: int = 1) -> np.ndarray:
+    """Unit vectors around random centres; consecutive groups of `per_item` share a centre (a video).
+
+    The spread around a centre lives mostly in a shared low-dimensional subspace (`basis`, like the low
+    intrinsic dimension of real embeddings) plus a little isotropic noise; purely isotropic noise in 512-d
+    makes all same-cluster distances equal, so "the" top-10 would be decided by noise alone."""
+    out = np.empty((n, dim), np.float32)
+    r = basis.shape[0]
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        owner = rng.integers(0, len(centres), (m + per_item - 1) // per_item).repeat(per_item)[:m]
+        x = (centres[owner] + (noise / np.sqrt(r)) * rng.standard_normal((m, r), dtype=np.float32) @ basis
+             + (0.1 * noise / np.sqrt(dim)) * rng.standard_normal((m, dim), dtype=np.float32))
+        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    mem = next((int(ln.split()[1]) // 1024 for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_mb": mem, "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
+            "faiss_opts": faiss.get_compile_options().strip(), "loadavg_start": os.getloadavg(),
+            "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS")}
+
+
+def ground_truth(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k ids for all queries, batched through BLAS (not timed)."""
+    s = q @ x.T
+    top = np.argpartition(-s, k, axis=1)[:, :k]
+    return np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1), 1)
+
+
+def latency(fn: Callable[[int], Any], n: int) -> tuple[float, float, list[Any]]:
+    """p50 / p99 milliseconds of fn(i) over n calls, after a short warm-up; returns outputs."""
+    for i in range(min(10, n)):
+        fn(i)
+    times, outs = [], []
+    for i in range(n):
+        t = time.perf_counter()
+        outs.append(fn(i))
+        times.append((time.perf_counter() - t) * 1e3)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99)), outs
+
+
+def numpy_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    s = x @ q
+    top = np.argpartition(-s, k)[:k]
+    return top[np.argsort(-s[top])]
+
+
+def recall(found: list[Any], truth: list[Any] | np.ndarray, k: int) -> float:
+    """Mean |found ∩ truth| / min(k, |truth|) over queries (ids may be ints or item id strings)."""
+    return float(np.mean([len(set(list(f)[:k]) & set(list(t)[:k])) / max(1, min(k, len(t)))
+                          for f, t in zip(found, truth)]))
+
+
+def bench_vectors(args: argparse.Namespace, x: np.ndarray, q: np.ndarray, truth: np.ndarray) -> list[dict]:
+    n, k, rows = len(x), args.k, []
+    # numpy baseline: what "just keep a matrix" costs per query (BLAS gemv + argpartition)
+    p50, p99, outs = latency(lambda i: numpy_topk(x, q[i], k), args.queries)
+    rows.append({"path": "vectors", "n": n, "index": "numpy brute force", "params": "x @ q, argpartition",
+                 "add_s": 0.0, "p50_ms": p50, "p99_ms": p99, "recall": recall(outs, truth, k),
+                 "mem_mb": x.nbytes / 2**20})
+    print(_row(rows[-1]), flush=True)
+    ids = np.arange(n, dtype=np.int64)
+    for t in args.types.split(","):
+        gc.collect()
+        before = rss_mb()
+        faiss.omp_set_num_threads(args.build_threads or os.cpu_count() or 1)
+        opts = IndexOptions(hnsw_m=args.hnsw_m, ef_construction=args.ef_construction, train_min=1)
+        start = time.perf_counter()
+        vi = VectorIndex.build("va", x.shape[1], t, opts, n,
+                               chunks=lambda: ((ids[s:s + 50_000], x[s:s + 50_000]) for s in range(0, n, 50_000)),
+                               sample=lambda m: x[np.sort(np.random.default_rng(0).choice(n, m, replace=False))])
+        add_s = time.perf_counter() - start
+        mem = rss_mb() - before
+        faiss.omp_set_num_threads(args.search_threads)
+        sweeps: list[tuple[str, dict]] = [("", {})]
+        if t == "hnsw":
+            sweeps = [(f"M={args.hnsw_m} efC={args.ef_construction} ef={ef}", {"ef_search": int(ef)})
+                      for ef in args.ef_search.split(",")]
+        elif t == "ivfpq":
+            sweeps = [(f"{vi.factory} nprobe={p}", {"nprobe": int(p)}) for p in args.nprobe.split(",")]
+        for label, o in sweeps:
+            vi.options = IndexOptions(**{**opts.to_dict(), **o})
+            vi._configure()
+            p50, p99, outs = latency(lambda i: vi.search(q[i:i + 1], k)[1][0], args.queries)
+            rows.append({"path": "vectors", "n": n, "index": t, "params": label or vi.factory, "add_s": add_s,
+                         "p50_ms": p50, "p99_ms": p99, "recall": recall(outs, truth, k), "mem_mb": mem})
+            print(_row(rows[-1]), flush=True)
+        del vi
+    return rows
+
+
+def bench_catalog(args: argparse.Namespace, x: np.ndarray, q: np.ndarray) -> list[dict]:
+    """The same vectors through Catalog: items of --segments-per-item segments, item-level recall."""
+    n, k, per, rows = len(x), args.k, args.segments_per_item, []
+    faiss.omp_set_num_threads(args.build_threads or os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="vatt-bench-") as tmp:
+        opts = {"hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction}
+        start = time.perf_counter()
+        with Catalog(tmp, spaces={"va": x.shape[1]}, index_options=opts, flush_every=None) as cat:
+            for j, s in enumerate(range(0, n, per)):
+                cat.add_item(kind="video", source=f"{j}.mp4", sha256=hashlib.sha256(str(j).encode()).hexdigest(),
+                             segments=[[3.2 * i, 3.2 * (i + 1)] for i in range(min(per, n - s))],
+                             vectors={"va": x[s:s + per]}, metadata={"year": 1990 + j % 30})
+            ingest_s = time.perf_counter() - start
+            faiss.omp_set_num_threads(args.search_threads)
+            _, _, truth_hits = latency(lambda i: cat.search("va", q[i], k=k, moments=1, exact=True), args.queries)
+            truth = [[h.item.id for h in r] for r in truth_hits]
+            for t in args.types.split(","):
+                faiss.omp_set_num_threads(args.build_threads or os.cpu_count() or 1)
+                start = time.perf_counter()
+                cat.rebuild(index_type=t, index_options={**opts, **({"ef_search": 128} if t == "hnsw" else {}),
+                                                         **({"nprobe": 64} if t == "ivfpq" else {})})
+                build_s = time.perf_counter() - start if t != "flat" else ingest_s
+                faiss.omp_set_num_threads(args.search_threads)
+                for where in (None, {"year": {"gte": 2015}}):
+                    p50, p99, hits = latency(lambda i: cat.search("va", q[i], k=k, moments=1, where=where),
+                                             args.queries)
+                    found = [[h.item.id for h in r] for r in hits]
+                    exact = truth
+                    if where is not None:
+                        exact = [[h.item.id for h in cat.search("va", q[i], k=k, moments=1, where=where,
+                                                                exact=True)] for i in range(args.queries)]
+                    stats = cat.stats()["spaces"]["va"]
+                    rows.append({"path": "catalog", "n": n, "index": t, "add_s": build_s,
+                                 "params": stats["factory"] + (" where year≥2015" if where else ""),
+                                 "p50_ms": p50, "p99_ms": p99, "recall": recall(found, exact, k),
+                                 "mem_mb": stats["file_bytes"] / 2**20})
+                    print(_row(rows[-1]), flush=True)
+            rows.append({"path": "catalog", "n": n, "index": "exact=True", "params": "ground truth",
+                         "add_s": ingest_s, "p50_ms": float("nan"), "p99_ms": float("nan"), "recall": 1.0,
+                         "mem_mb": float("nan")})
+    return rows
+
+
+HEADER = ("| path | n | index | params | add s | p50 ms | p99 ms | recall@10 | mem MiB |\n"
+          "|---|---:|---|---|---:|---:|---:|---:|---:|")
+
+
+def _row(r: dict) -> str:
+    return (f"| {r['path']} | {r['n']:,} | {r['index']} | {r['params']} | {r['add_s']:.1f} | {r['p50_ms']:.3f} | "
+            f"{r['p99_ms']:.3f} | {r['recall']:.3f} | {r['mem_mb']:.0f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    centres = rng.standard_normal((args.centres, args.dim), dtype=np.float32) / np.sqrt(args.dim)
+    basis = np.linalg.qr(rng.standard_normal((args.dim, args.intrinsic)))[0].T.astype(np.float32)  # [r, dim]
+    facts = machine()
+    print(f"machine: {facts['cpu']}, {facts['cores']} cores, load {facts['loadavg_start']}", flush=True)
+    print(HEADER, flush=True)
+    rows: list[dict] = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        per = args.segments_per_item
+        x = clustered(n, args.dim, centres, basis, args.noise, rng, per_item=per)
+        q = clustered(args.queries, args.dim, centres, basis, args.noise, rng)
+        truth = np.concatenate([ground_truth(x, q[s:s + 50], args.k) for s in range(0, len(q), 50)])
+        rows += bench_vectors(args, x, q, truth)
+        if n <= args.catalog_max:
+            rows += bench_catalog(args, x, q)
+        del x
+        gc.collect()
+    facts["loadavg_end"] = os.getloadavg()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": facts, "args": vars(args), "results": rows}, indent=2, default=str))
+    print("\n" + HEADER + "\n" + "\n".join(_row(r) for r in rows))
+    print(f"\nload average start {facts['loadavg_start']}, end {facts['loadavg_end']}; JSON: {out}")
+
+
+if __name__ == "__main__":
+    main()

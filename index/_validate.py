@@ -1,0 +1,84 @@
+"""Argument checks for Catalog: each error says what was wrong and what is accepted."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ._util import normalize
+from .errors import InvalidArgumentError
+from .types import INDEX_TYPES, KINDS
+
+SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_kinds(kinds: str | Iterable[str] | None) -> list[str] | None:
+    if kinds is None:
+        return None
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise InvalidArgumentError(f"unknown kind(s) {bad or kinds}; accepted: {', '.join(KINDS)}")
+    return kinds
+
+
+def check_type(index_type: str) -> str:
+    if index_type not in INDEX_TYPES:
+        raise InvalidArgumentError(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}")
+    return index_type
+
+
+def metadata_json(metadata: Mapping[str, Any] | None) -> str:
+    if metadata is None:
+        return "{}"
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidArgumentError("metadata must be a JSON object (dict with string keys)")
+    try:
+        return json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"metadata is not JSON-serialisable ({e}); accepted: str, int, float, "
+                                   "bool, None, lists and dicts of those") from e
+
+
+def check_item(kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
+               duration: float | None, metadata: Mapping[str, Any] | None
+               ) -> tuple[str, str, np.ndarray, float | None, str]:
+    """(kind, lower-case sha256, segments [n, 2] float64, duration, metadata JSON) or InvalidArgumentError."""
+    kind = check_kinds(kind)[0]
+    if not isinstance(source, str) or not source:
+        raise InvalidArgumentError("source must be a non-empty string (file name, URL…)")
+    sha = sha256.lower() if isinstance(sha256, str) else ""
+    if not _SHA256.match(sha):
+        raise InvalidArgumentError(f"sha256 must be 64 hex characters, got {sha256!r}")
+    try:
+        segs = np.asarray(segments, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"segments must be [n, 2] numbers (start, end): {e}") from e
+    if segs.ndim != 2 or segs.shape[1] != 2 or not len(segs):
+        raise InvalidArgumentError(f"segments must be [n, 2] (start, end) with n ≥ 1, got shape {list(segs.shape)}")
+    if not np.isfinite(segs).all() or (segs[:, 0] < 0).any() or (segs[:, 1] < segs[:, 0]).any():
+        raise InvalidArgumentError("segments must be finite with 0 ≤ start ≤ end")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                 or not math.isfinite(duration) or duration < 0):
+        raise InvalidArgumentError(f"duration must be None or a finite number ≥ 0, got {duration!r}")
+    return kind, sha, segs, None if duration is None else float(duration), metadata_json(metadata)
+
+
+def check_vectors(vectors: Mapping[str, Any], dims: Mapping[str, int], n: int) -> dict[str, np.ndarray]:
+    """{space: unit float32 [n, dim]} for an item with n segments."""
+    if not isinstance(vectors, Mapping) or not vectors:
+        raise InvalidArgumentError(f"vectors must map at least one space ({', '.join(dims)}) to an array [n, dim]")
+    out = {}
+    for space, x in vectors.items():
+        if space not in dims:
+            raise InvalidArgumentError(f"unknown space {space!r}; accepted: {', '.join(dims)}")
+        out[space] = normalize(x, dims[space], f"vectors[{space!r}]")
+        if len(out[space]) != n:
+            raise InvalidArgumentError(f"vectors[{space!r}] has {len(out[space])} rows for {n} segments; "
+                                       "accepted: one vector per segment")
+    return out
