@@ -3,8 +3,11 @@
 Every caller (request handlers through `submit`, ingest threads through `run`) puts a small
 batch of rows on one queue. One worker thread takes the first, keeps collecting until it holds
 `max_rows` rows or `wait_ms` has passed, then runs one forward per (modality, input shape) and
-hands each caller its slice. One thread owns the model, so torch's intra-op threads are never
-oversubscribed by concurrent forwards, and the event loop never runs inference.
+hands each caller its slice. The wait is spent only when the previous batch held several
+requests (there is concurrent traffic worth waiting for), so a lone client pays no batching delay;
+requests that arrive during a forward always form the next batch. One thread owns the model, so
+torch's intra-op threads are never oversubscribed by concurrent forwards, and the event loop
+never runs inference.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Batcher:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._last_batch = 1  # requests in the previous batch: > 1 means waiting can fill a batch
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Batcher:
@@ -114,7 +118,7 @@ class Batcher:
     # --- worker ---------------------------------------------------------------------------------
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         batch, rows = [first], first.inputs.shape[0]
-        deadline = time.monotonic() + self.wait_s
+        deadline = time.monotonic() + (self.wait_s if self._last_batch > 1 else 0.0)
         while rows < self.max_rows:
             remaining = deadline - time.monotonic()
             try:
@@ -134,6 +138,7 @@ class Batcher:
             if first is None:
                 break
             batch, stop = self._collect(first)
+            self._last_batch = len(batch)
             groups: dict[tuple, list[_Request]] = {}
             for req in batch:
                 groups.setdefault((req.modality, tuple(req.inputs.shape[1:]), req.inputs.dtype), []).append(req)
