@@ -42,8 +42,9 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str], *, spaces: Mapping[str, int] | None = None,
                  index_type: str | None = None, index_options: Mapping[str, Any] | None = None,
                  readonly: bool = False, create: bool = True, flush_every: int | None = 20_000) -> None:
-        """Open (or create) the catalogue at `path`. `spaces`/`index_type`/`index_options` are fixed
-        at creation; on reopen they default to the stored ones and must match when given."""
+        """Open (or create) the catalogue at `path` (a directory). On reopen, `spaces` and `index_type`
+        default to the stored ones and must match when given (change the type with `rebuild`);
+        `index_options` given on reopen replace the stored ones (a structural change rebuilds on open)."""
         self.path = Path(path)
         self.readonly = readonly
         self.flush_every = flush_every
@@ -117,8 +118,16 @@ class Catalog:
         if index_type is not None and check_type(index_type) != meta["index_type"]:
             raise InvalidArgumentError(f"{self.path} uses index type {meta['index_type']!r}; "
                                        f"call rebuild(index_type={index_type!r}) to change it")
-        if index_options is not None and IndexOptions.from_mapping(index_options).to_dict() != meta["index_options"]:
-            raise InvalidArgumentError("index_options differ from the stored ones; use rebuild(index_options=...)")
+        if index_options is not None:
+            new = IndexOptions.from_mapping(index_options)
+            if new != IndexOptions.from_mapping(meta["index_options"]):
+                # search-time knobs just apply; a structural change (hnsw_m, nlist, pq_m) makes
+                # open_space find the file's structure wrong and rebuild it
+                log.info("%s: index options changed to %s", self.path, new.to_dict())
+                meta["index_options"] = new.to_dict()
+                if not self.readonly:
+                    with store.transaction(conn):
+                        store.set_meta(conn, {"index_options": meta["index_options"]})
         return meta
 
     def __enter__(self) -> "Catalog":
@@ -251,11 +260,16 @@ class Catalog:
         with self._write_lock:
             self._writer()
             epochs = self.epochs()
+            written = {}
             for space, vi in self._vectors.items():
                 if self._saved[space] != epochs[space]:
                     with vi.lock.read():
                         vi.save(self.index_path(space), epochs[space])
+                        written[f"factory.{space}"] = vi.factory
                     self._saved[space] = epochs[space]
+            if written:  # autofaiss-style index_infos: what each file holds, for humans and stats
+                with store.transaction(self._writer()) as conn:
+                    store.set_meta(conn, written)
             self._pending = 0
 
     def rebuild(self, *, index_type: str | None = None, index_options: Mapping[str, Any] | None = None) -> None:

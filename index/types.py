@@ -33,6 +33,9 @@ class Item:
     spaces: tuple[str, ...] = ()  # spaces holding vectors for this item
     n_segments: int = 0
 
+    def __hash__(self) -> int:  # metadata is a mapping (unhashable): an item is identified by its id
+        return hash(self.id)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}

@@ -173,3 +173,18 @@ def test_stale_file_is_caught_up_from_sqlite(tmp_path: Path, caplog: pytest.LogC
             assert cat.stats()["spaces"]["va"]["tombstones"] == 5
     msgs = [r.getMessage() for r in caplog.records]
     assert any("va.faiss: file epoch 30, catalogue epoch 35" in m and "(+20, -5 vectors)" in m for m in msgs), msgs
+
+
+def test_index_options_on_reopen_apply_and_structural_ones_rebuild(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c"
+    ids = _fill(path, "hnsw", n_items=30)
+    with Catalog(path, index_options={"ef_search": 200}) as cat:  # search-time knob: no rebuild
+        assert cat.options.ef_search == 200 and cat.stats()["spaces"]["va"]["on_open"] == "up to date"
+    with caplog.at_level(logging.WARNING, logger="index"):
+        with Catalog(path, index_options={"hnsw_m": 12}) as cat:
+            assert cat.stats()["spaces"]["va"]["factory"] == "IDMap2,HNSW12,Flat"
+            assert _finds_itself(cat, ids[:3]) == 1.0
+    assert any("holds IDMap2,HNSW32,Flat, options ask for HNSW12" in r.getMessage() for r in caplog.records)
+    with Catalog(path) as cat:  # stored
+        assert cat.options.hnsw_m == 12 and cat.options.ef_search == 96
