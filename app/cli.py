@@ -97,12 +97,13 @@ def serve(
     """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
     import uvicorn
 
-    from model import read_config
+    from model import load_tokenizer, read_config
 
     from .main import create_app
     from .settings import Settings
 
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
+    load_tokenizer(model)
     settings = Settings(model_dir=model, data_dir=data)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
@@ -128,15 +129,22 @@ def ingest(
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
 ) -> None:
     """Add media files to the catalogue, with a progress bar over their segments."""
-    from tqdm import tqdm
-
     meta = _json_arg(metadata, "--metadata") or {}
     files = _collect(paths)
     if not files:
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
+    with _connect(url, model, data, api_key) as client:
+        _ingest_all(client, [(f, meta) for f in files])
+
+
+def _ingest_all(client, files: list[tuple[Path, dict]]) -> list[str]:
+    """Upload each file, follow its job on a progress bar; one line per item on stdout."""
+    from tqdm import tqdm
+
     failures: list[str] = []
-    with _connect(url, model, data, api_key) as client, tqdm(total=len(files), unit="file", file=sys.stderr) as bar:
-        for path in files:
+    ids: list[str] = []
+    with tqdm(total=len(files), unit="file", file=sys.stderr) as bar:
+        for path, meta in files:
             bar.set_postfix_str(path.name[-40:])
             try:
                 accepted = client.ingest(path, meta)
@@ -148,12 +156,14 @@ def ingest(
                 if job["status"] == "failed":
                     failures.append(f"{path}: {job['error']}")
                 else:
+                    ids.append(job["item_id"])
                     tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
             bar.update(1)
     if failures:
         for f in failures[1:]:
             typer.echo(f"  {f}", err=True)
         raise RuntimeError(f"{len(failures)} of {len(files)} files failed; first: {failures[0]}")
+    return ids
 
 
 # --- search ----------------------------------------------------------------------------------------
@@ -274,10 +284,55 @@ def synth(ctx: typer.Context) -> None:
     _run_training("synthetic", list(ctx.args))
 
 
+# --- demo ------------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def demo(
+    data: Annotated[Path, typer.Option("--data", envvar="VATT_DATA_DIR", help="where everything goes")] = Path("data"),
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="build and ingest, do not serve")] = False,
+    clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = 100,
+    steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model")] = 300,
+) -> None:
+    """Build the demo under DATA (synthetic corpus, tiny model pretrained on it, catalogue), then serve it.
+
+    Each stage is skipped when its output exists, so a second run serves at once."""
+    import shutil
+
+    corpus, model_dir, runs = data / "corpus", data / "model", data / "runs"
+    if not (corpus / "train.jsonl").exists():
+        from training.synthetic import generate
+
+        typer.echo(f"generating {clips} synthetic clips in {corpus}", err=True)
+        generate(corpus, n=clips, seed=0)
+    if not (model_dir / "config.json").exists():
+        typer.echo(f"pretraining the tiny model for {steps} steps (CPU: minutes)", err=True)
+        flags = ["--train-manifest", str(corpus / "train.jsonl"), "--model", "tiny", "--steps", str(steps),
+                 "--batch-size", str(max(2, min(8, clips))),
+                 "--warmup-steps", str(max(1, steps // 10)), "--lr", "1e-3", "--final-lr", "1e-4",
+                 "--output-dir", str(runs), "--name", "demo", "--log-every", str(max(1, steps // 10))]
+        if (runs / "demo").exists():
+            flags += ["--resume", "latest"]  # an interrupted earlier run
+        _run_training("pretrain", flags)
+        shutil.move(str(runs / "demo" / "model"), str(model_dir))
+    files = []
+    for split in ("train", "heldout"):
+        for line in (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            files.append((corpus / row["path"], {**row.get("labels", {}), "split": split}))
+    with _connect(None, model_dir, data) as client:  # already-ingested clips come back at once (same sha256)
+        _ingest_all(client, files)
+    if not prepare_only:
+        serve(model=model_dir, data=data, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     """Console-script entry point."""
-    level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] == "serve" else logging.WARNING
+    chatty = {"serve", "demo", "train", "eval", "synth"}  # long-running: say what is happening
+    level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] in chatty else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar
     app()
 
 

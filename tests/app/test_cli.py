@@ -106,3 +106,17 @@ def test_module_entry_point_and_serve_refuses_a_bad_model_dir(tmp_path: Path) ->
                            str(tmp_path / "data")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"vatt: error: model directory not found: {tmp_path / 'nope'}"
+
+
+def test_demo_prepares_corpus_model_and_catalogue_then_reuses_them(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    result = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert (data / "model" / "config.json").is_file() and (data / "corpus" / "train.jsonl").is_file()
+    first = sorted(line.split()[0] for line in result.stdout.strip().splitlines())
+    assert len(first) == 6  # 5 training clips + 1 held out
+    again = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--steps", "2")
+    assert again.exit_code == 0, again.output
+    assert sorted(line.split()[0] for line in again.stdout.strip().splitlines()) == first  # nothing rebuilt
+    listed = vatt("search", "a red circle", "--model", data / "model", "--data", data, "--json", "--k", "50")
+    assert {r["item"]["id"] for r in json.loads(listed.output)["results"]} == set(first)
