@@ -68,21 +68,22 @@ def named_upload(upload: UploadedFile) -> Iterator[None]:
         raise type(exc)(str(exc).replace(repr(upload.path.name), name).replace(upload.path.name, name)) from None
 
 
-def split_list(values: list[str] | None) -> list[str] | None:
-    """Repeated form fields, a JSON array in one field, or one comma-separated field -> a list."""
+def split_list(values: list[str] | None, *, commas: bool = True) -> list[str] | None:
+    """Repeated form fields, a JSON array in one field, or (with `commas`) one comma-separated
+    field -> a list. Labels keep their commas ("a dog, running" is one label)."""
     if not values:
         return None
-    if len(values) == 1:
-        v = values[0].strip()
-        if v.startswith("["):
-            try:
-                parsed = json.loads(v)
-            except ValueError:
-                raise ServiceError(400, f"form value {v[:80]!r} starts like a JSON array but is not one") from None
-            if isinstance(parsed, list):
-                return [str(x) for x in parsed]
-        return [p.strip() for p in v.split(",") if p.strip()]
-    return values
+    if len(values) > 1:
+        return values
+    v = values[0].strip()
+    if v.startswith("["):
+        try:
+            parsed = json.loads(v)
+        except ValueError:
+            raise ServiceError(400, f"form value {v[:80]!r} starts like a JSON array but is not one") from None
+        if isinstance(parsed, list):
+            return [str(x) for x in parsed]
+    return [p.strip() for p in v.split(",") if p.strip()] if commas else values
 
 
 def form_model(model: type[M], form: ParsedForm, *, lists: tuple[str, ...] = (), jsons: tuple[str, ...] = (),
@@ -90,10 +91,8 @@ def form_model(model: type[M], form: ParsedForm, *, lists: tuple[str, ...] = (),
     """Form fields -> `model`: list fields from repeated values, JSON fields parsed, the rest as text."""
     data: dict[str, Any] = {}
     for name, values in form.fields.items():
-        if name in keep_commas:
-            data[name] = values if len(values) > 1 or not values[0].lstrip().startswith("[") else split_list(values)
-        elif name in lists:
-            data[name] = split_list(values)
+        if name in lists or name in keep_commas:
+            data[name] = split_list(values, commas=name not in keep_commas)
         elif name in jsons:
             try:
                 data[name] = json.loads(values[-1]) if values[-1].strip() else None

@@ -292,8 +292,8 @@ def demo(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     prepare_only: Annotated[bool, typer.Option("--prepare-only", help="build and ingest, do not serve")] = False,
-    clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = 100,
-    steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model")] = 300,
+    clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = 60,
+    steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model (a few s each on 2 cores)")] = 150,
 ) -> None:
     """Build the demo under DATA (synthetic corpus, tiny model pretrained on it, catalogue), then serve it.
 
