@@ -55,7 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     s: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     torch.set_num_threads(s.torch_threads or max(1, os.cpu_count() or 1))
-    model = load_pretrained(s.model_dir)
+    device = s.torch_device()
+    model = load_pretrained(s.model_dir, map_location=device)
     tokenizer = load_tokenizer(s.model_dir)
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
@@ -75,8 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store, app.state.ingest = store, ingest
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.ready = True
-    log.info("serving model %s (%s) with %d items from %s", model.config.name, s.model_dir, catalog.count(),
-             s.data_dir)
+    log.info("serving model %s (%s) on %s with %d items from %s", model.config.name, s.model_dir, device,
+             catalog.count(), s.data_dir)
     try:
         yield
     finally:

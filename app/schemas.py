@@ -213,6 +213,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     model: str
+    device: str = ""
     items: int
     queued_jobs: int
 

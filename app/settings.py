@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     prefetch_windows: int = Field(16, ge=1, description="decoded windows queued ahead of inference")
     ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="where the model runs: auto (cuda when available), cpu, cuda or cuda:N")
     temperature: float = Field(0.07, gt=0, description="softmax temperature for /classify (VATT's tau)")
     max_k: int = Field(100, ge=1, description="largest k a search may ask for")
     max_labels: int = Field(1000, ge=1, description="most labels one /classify may name")
@@ -46,6 +48,14 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_roots(cls, roots: list[Path]) -> list[Path]:
         return [Path(r).expanduser().resolve() for r in roots]
+
+    def torch_device(self) -> str:
+        """The resolved device ("auto" picks cuda when torch sees a GPU)."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @property
     def media_dir(self) -> Path:

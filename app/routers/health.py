@@ -27,6 +27,7 @@ async def readyz(request: Request, response: Response) -> Readiness:
     if not ready:
         response.status_code = 503
     return Readiness(ready=ready, model=model.model.config.name if model else "",
+                     device=str(model.batcher.device) if model else "",
                      items=catalog.count() if (catalog is not None and ready) else 0,
                      queued_jobs=ingest.queued if ingest is not None else 0)
 

@@ -66,6 +66,7 @@ class Batcher:
 
     def __init__(self, model: VATT, *, max_rows: int = 16, wait_ms: float = 5.0) -> None:
         self.model = model
+        self.device = next(model.parameters()).device  # inputs are built on the CPU, moved here per batch
         self.max_rows = max_rows
         self.wait_s = wait_ms / 1000.0
         self.stats = BatchStats()
@@ -152,6 +153,7 @@ class Batcher:
         t0 = time.perf_counter()
         try:
             x = reqs[0].inputs if len(reqs) == 1 else torch.cat([r.inputs for r in reqs])
+            x = x.to(self.device, non_blocking=True)
             with torch.inference_mode():
                 out = getattr(self.model, f"encode_{modality}")(x)
                 spaces = {s: l2_normalize(out[s].float()).cpu().numpy() for s in _SPACES[modality]}

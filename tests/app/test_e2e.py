@@ -6,6 +6,7 @@ import json
 
 import httpx
 import pytest
+import torch
 from app_corpus import CLIPS
 from app_server import LiveServer, wait_job
 
@@ -186,6 +187,7 @@ def test_health_readiness_and_web_page(client: httpx.Client, ingested: dict[str,
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["ready"] is True and ready["model"] == "tiny" and ready["items"] >= 3
+    assert ready["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert client.get("/static/index.html").status_code == 200

@@ -115,3 +115,15 @@ def test_softmax_sums_to_one() -> None:
     p = softmax(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]) / 0.07)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert np.isfinite(p).all()
+
+
+def test_device_setting() -> None:
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+
+    assert Settings(model_dir=".", data_dir=".", device="cpu").torch_device() == "cpu"
+    auto = Settings(model_dir=".", data_dir=".").torch_device()
+    assert auto == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValidationError, match="device"):
+        Settings(model_dir=".", data_dir=".", device="gpu")
