@@ -1,5 +1,8 @@
 """`Annotated` dependencies: routes read what the lifespan put in `app.state`, nothing global.
 
+They are `async def` although they only read attributes: FastAPI runs a plain `def` dependency
+in its threadpool, a thread hop per dependency per request.
+
 `WriteAuth` guards the writes (POST /items, DELETE /items/{id}) when an API key is configured:
 no key is a 401, a wrong one a 403, both with a sentence saying what to send.
 """
@@ -36,31 +39,31 @@ def _state(request: Request, name: str) -> Any:
     return value
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _encoder(request: Request) -> Encoder:
+async def _encoder(request: Request) -> Encoder:
     return _state(request, "encoder")
 
 
-def _catalog(request: Request) -> Catalog:
+async def _catalog(request: Request) -> Catalog:
     return _state(request, "catalog")
 
 
-def _jobs(request: Request) -> IngestService:
+async def _jobs(request: Request) -> IngestService:
     return _state(request, "ingest")
 
 
-def _query(request: Request) -> QueryService:
+async def _query(request: Request) -> QueryService:
     return _state(request, "query")
 
 
-def _store(request: Request) -> MediaStore:
+async def _store(request: Request) -> MediaStore:
     return _state(request, "store")
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -73,7 +76,7 @@ StoreDep = Annotated[MediaStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
+async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
     """401 without a key, 403 with a wrong one; a no-op when the server has no key."""
     if settings.api_key is None:
         return
