@@ -116,11 +116,19 @@ def request_body(json_schema: type[BaseModel] | None, form_props: dict[str, Any]
 
 
 def add_documented_models(schema: dict[str, Any]) -> dict[str, Any]:
-    """Put the models named by `request_body` (and what they reference) into the OpenAPI components."""
+    """Put the models named by `request_body` (and what they reference) into the OpenAPI components,
+    and document 422s with the service's own error body (not FastAPI's HTTPValidationError)."""
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, model in DOCUMENTED_MODELS.items():
         js = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for dname, d in js.pop("$defs", {}).items():
             comps.setdefault(dname, d)
         comps[name] = js
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            body = op.get("responses", {}).get("422", {}).get("content", {}).get("application/json", {})
+            if body.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                body["schema"] = {"$ref": "#/components/schemas/ErrorBody"}
+    comps.pop("HTTPValidationError", None)
+    comps.pop("ValidationError", None)
     return schema
