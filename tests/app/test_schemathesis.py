@@ -9,7 +9,6 @@ routes are exercised past authentication.
 from __future__ import annotations
 
 import httpx
-import pytest
 import schemathesis
 from app_server import API_KEY, LiveServer
 from hypothesis import HealthCheck, settings
