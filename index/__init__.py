@@ -1,6 +1,14 @@
 """vatt's embedded catalogue: items, segments and vectors per space; FAISS for search, SQLite as truth.
 
 Knows nothing of the model (never imports torch or another project package): it stores vectors.
+
+    with Catalog("data/catalog", spaces={"va": 512, "vt": 256}) as cat:
+        if cat.get_by_sha256(digest) is None:          # skip encoding content already indexed
+            item = cat.add_item(kind="video", source="cat.mp4", sha256=digest, duration=12.8,
+                                segments=[[0.0, 3.2], [3.2, 6.4]], vectors={"va": va, "vt": vt},
+                                metadata={"year": 2004, "tags": ["cat"]})
+        hits = cat.search("vt", text_vec, k=10, kinds="video", where={"year": {"gte": 2000}})
+        # hits[0].item, hits[0].score, hits[0].moments[0].start / .end / .score
 """
 
 from .catalog import DEFAULT_SPACES, Catalog

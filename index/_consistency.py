@@ -44,7 +44,8 @@ def _mismatch(vi: VectorIndex, cat: "Catalog") -> str | None:
         return f"holds {vi.factory}, options ask for HNSW{opts.hnsw_m}"
     if have == "ivfpq":
         inner = vi.index
-        if (opts.nlist and inner.nlist != opts.nlist) or (opts.pq_m and inner.pq.M != opts.pq_m):
+        wrong_nlist = opts.nlist and inner.nlist != opts.nlist and vi.ntotal >= opts.nlist  # clamped when trained
+        if wrong_nlist or (opts.pq_m and inner.pq.M != opts.pq_m):
             return f"holds {vi.factory}, options ask for nlist={opts.nlist} pq_m={opts.pq_m}"
     return None
 

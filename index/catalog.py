@@ -72,6 +72,7 @@ class Catalog:
             self._saved: dict[str, int] = {}  # epoch of the file on disk per space (-1: none valid)
             self.file_notes: dict[str, str] = {}
             self._pending = 0
+            self._outgrown: set[str] = set()
             for space in self.spaces:
                 self._vectors[space], self._saved[space], self.file_notes[space] = open_space(self, space)
         except BaseException:
@@ -247,6 +248,10 @@ class Catalog:
                     changed += len(added[space][0])
                 if vi.ready_to_train():
                     vi.train_from_memory()
+            if vi.outgrown() and space not in self._outgrown:
+                self._outgrown.add(space)
+                log.warning("space %r: IVF-PQ trained for far fewer vectors than its %d; run rebuild() "
+                            "(vatt index rebuild PATH) to retrain it", space, vi.ntotal)
             if vi.structure == "hnsw" and len(vi.tombstones) > max(1000, vi.ntotal // 4):
                 log.info("space %r: %d of %d HNSW entries deleted; rebuilding", space, len(vi.tombstones), vi.ntotal)
                 self._rebuild_space(space, self.index_type, self.options)

@@ -10,7 +10,10 @@ Structures (all return cosine scores on L2-normalised vectors):
 * ivfpq — `IVF{nlist},PQ{m}` with native ids (`IndexIDMap2` over IVF breaks on `remove_ids`: it
   compacts its id map while IVF keeps its internal ids). L2 metric on unit vectors, reported as
   cosine = 1 − d²/2, because PQ's own code is the nearest reconstruction in L2, not in inner product.
-  It stays `IDMap2,Flat` (exact) until the space holds `train_min` vectors, then trains once.
+  It stays `IDMap2,Flat` (exact) until the space holds `train_min` vectors, then trains once
+  (`rebuild()` retrains; a warning says when the index has outgrown its lists). Deletion:
+  `remove_ids`. The catalogue re-ranks its PQ candidates exactly with the raw vectors in SQLite
+  (`refine`), so scores are true cosines and a stored vector finds itself.
 
 Files: payload written by `faiss.write_index` through a callback that computes a CRC32, followed by
 a JSON trailer (space, dim, factory, epoch, ntotal, crc) — temp file, fsync, rename, fsync dir.
@@ -47,12 +50,12 @@ class IndexOptions:
 
     hnsw_m: int = 32  # HNSW graph degree
     ef_construction: int = 80  # HNSW build beam
-    ef_search: int = 96  # HNSW search beam (raised to k when k is larger)
+    ef_search: int = 96  # HNSW search beam (at least 2·k for k candidates)
     nlist: int | None = None  # IVF lists; None → a power of two near √n, at most n/39
-    nprobe: int | None = None  # IVF lists visited; None → max(16, nlist/16)
+    nprobe: int | None = None  # IVF lists visited; None → max(16, nlist/8)
     pq_m: int | None = None  # PQ sub-quantizers (bytes per vector); None → largest divisor of dim ≤ dim/8
     train_min: int = 20_000  # ivfpq stays exact until a space holds this many vectors
-    refine: int = 2  # ivfpq: fetch refine·k candidates by PQ codes, re-rank them exactly (raw vectors in SQLite)
+    refine: int = 4  # ivfpq: fetch refine·k candidates by PQ codes, re-rank them exactly (raw vectors in SQLite)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "IndexOptions":
@@ -143,7 +146,7 @@ class VectorIndex:
     def nprobe(self) -> int:
         inner = self._inner()
         nlist = inner.nlist if isinstance(inner, faiss.IndexIVF) else 1
-        return min(nlist, self.options.nprobe or max(16, nlist // 16))
+        return min(nlist, self.options.nprobe or max(16, nlist // 8))
 
     @property
     def ntotal(self) -> int:
@@ -176,6 +179,12 @@ class VectorIndex:
         else:
             self.index.remove_ids(faiss.IDSelectorBatch(ids))
 
+    def outgrown(self) -> bool:
+        """ivfpq with automatic nlist, now holding ≥ 16× what it was trained for: lists are too long."""
+        inner = self._inner()
+        return (isinstance(inner, faiss.IndexIVF) and not self.options.nlist
+                and _auto_nlist(self.ntotal) >= 4 * inner.nlist)
+
     def ready_to_train(self) -> bool:
         return self.index_type == "ivfpq" and self.structure == "flat" and self.ntotal >= self.options.train_min
 
@@ -193,6 +202,9 @@ class VectorIndex:
 
     def _train(self, sample: np.ndarray, n: int) -> faiss.Index:
         nlist = min(self.options.nlist or _auto_nlist(n), max(1, len(sample)))
+        if self.options.nlist and nlist < self.options.nlist:
+            log.warning("space %r: only %d vectors to train on; nlist %d lowered to %d", self.space, len(sample),
+                        self.options.nlist, nlist)
         m = self.options.pq_m or _auto_pq_m(self.dim)
         if self.dim % m:
             raise InvalidArgumentError(f"pq_m={m} does not divide the {self.space!r} dimension {self.dim}")
@@ -240,7 +252,7 @@ class VectorIndex:
         inner = self._inner()
         if isinstance(inner, faiss.IndexHNSW):
             params = faiss.SearchParametersHNSW()
-            params.efSearch = max(self.options.ef_search, k)
+            params.efSearch = max(self.options.ef_search, 2 * k)  # deep candidate lists need a wider beam
         elif isinstance(inner, faiss.IndexIVF):
             params = faiss.SearchParametersIVF()
             params.nprobe = nprobe or self.nprobe
