@@ -3,7 +3,7 @@
 Each clip shows one shape of one colour that moves one way (or grows/shrinks). Its soundtrack
 is a tone whose pitch follows the colour, whose waveform (timbre) follows the shape and whose
 beat rate follows the motion; its WebVTT transcript narrates the scene with varied phrasing
-("a red circle moves left", "look at the red circle, it slides to the left", ...). Clips are
+("a red ring moves left", "look at the red ring, it slides to the left", ...). Clips are
 H.264 + AAC mp4 written with PyAV.
 
 The held-out split uses colour × shape pairs that never occur in training (compositional
@@ -40,7 +40,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35), "green": (40, 200, 60), "blue": (45, 85, 235),
     "yellow": (235, 220, 40), "purple": (165, 60, 210), "white": (240, 240, 240),
 }
-SHAPES = ("circle", "square", "triangle", "cross", "diamond")
+# Silhouettes that differ at the scale of a 8-16 px patch (filled, hollow, plus, wide, pointed).
+SHAPES = ("square", "ring", "cross", "bar", "triangle")
 MOTIONS = ("left", "right", "up", "down", "grow", "shrink")
 # Sound: pitch by colour (Hz), waveform by shape, beats per second by motion.
 PITCH = {"red": 262.0, "green": 330.0, "blue": 392.0, "yellow": 494.0, "purple": 587.0, "white": 698.0}
@@ -102,16 +103,17 @@ def class_prompts() -> dict[str, dict[str, list[str]]]:
 
 def _mask(shape: str, xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
     dx, dy = xs - cx, ys - cy
-    if shape == "circle":
-        return dx * dx + dy * dy <= r * r
     if shape == "square":
         return (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
-    if shape == "triangle":  # apex up, base at cy + 0.8 r
-        return (dy >= -r) & (dy <= 0.8 * r) & (np.abs(dx) <= (dy + r) / 1.8)
+    if shape == "ring":
+        d2 = dx * dx + dy * dy
+        return (d2 <= r * r) & (d2 >= (0.55 * r) ** 2)
     if shape == "cross":
         return ((np.abs(dx) <= r) & (np.abs(dy) <= r / 3)) | ((np.abs(dy) <= r) & (np.abs(dx) <= r / 3))
-    if shape == "diamond":
-        return np.abs(dx) + np.abs(dy) <= r
+    if shape == "bar":
+        return (np.abs(dx) <= 1.2 * r) & (np.abs(dy) <= 0.35 * r)
+    if shape == "triangle":  # apex up, base at cy + 0.8 r
+        return (dy >= -r) & (dy <= 0.8 * r) & (np.abs(dx) <= (dy + r) / 1.8)
     raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
 
 
@@ -121,9 +123,9 @@ def render_frames(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
     n = int(round(spec.duration * spec.fps))
     background = np.clip(rng.integers(25, 70) + rng.integers(-12, 13, size=3), 0, 255).astype(np.uint8)
     colour = np.clip(np.array(COLOURS[spec.colour]) + rng.integers(-15, 16, size=3), 0, 255).astype(np.uint8)
-    r0 = rng.uniform(0.14, 0.22) * s
-    span = rng.uniform(0.55, 0.7) * s  # pixels travelled over the whole clip
-    cx0, cy0 = rng.uniform(0.35, 0.65) * s, rng.uniform(0.35, 0.65) * s
+    r0 = rng.uniform(0.2, 0.28) * s  # large enough to span several 16 px patches
+    span = rng.uniform(0.6, 0.75) * s  # pixels travelled over the whole clip (≥ 2/3 of it in a 3.2 s window)
+    cx0, cy0 = rng.uniform(0.4, 0.6) * s, rng.uniform(0.4, 0.6) * s
     ys, xs = np.mgrid[0:s, 0:s].astype(np.float32) + 0.5
     frames = np.empty((n, s, s, 3), np.uint8)
     for i in range(n):
@@ -138,9 +140,9 @@ def render_frames(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
         elif spec.motion == "down":
             cy = s / 2 + u * span
         elif spec.motion == "grow":
-            r = s * (0.23 + 0.3 * u)
+            r = s * (0.25 + 0.3 * u)
         elif spec.motion == "shrink":
-            r = s * (0.23 - 0.3 * u)
+            r = s * (0.25 - 0.3 * u)
         frames[i] = background
         frames[i][_mask(spec.shape, xs, ys, cx, cy, r)] = colour
     return frames
@@ -151,16 +153,16 @@ def render_audio(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(round(spec.duration * spec.sample_rate))) / spec.sample_rate
     f0 = PITCH[spec.colour] * rng.uniform(0.98, 1.02)
     phase = 2 * np.pi * f0 * t
-    if spec.shape == "circle":
-        wave = np.sin(phase)
-    elif spec.shape == "square":
+    if spec.shape == "square":
         wave = np.tanh(4 * np.sin(phase))
-    elif spec.shape == "triangle":
-        wave = 2 / np.pi * np.arcsin(np.sin(phase))
+    elif spec.shape == "ring":
+        wave = np.sin(phase)
     elif spec.shape == "cross":
         wave = 2 * ((f0 * t) % 1.0) - 1
-    else:  # diamond: fundamental plus its octave
+    elif spec.shape == "bar":  # fundamental plus its octave
         wave = 0.6 * np.sin(phase) + 0.4 * np.sin(2 * phase)
+    else:  # triangle
+        wave = 2 / np.pi * np.arcsin(np.sin(phase))
     beat = BEATS[spec.motion]
     gate = 0.5 + 0.5 * np.tanh(6 * np.sin(2 * np.pi * beat * t + rng.uniform(0, 2 * np.pi)))
     audio = 0.35 * gate * wave + 0.01 * rng.standard_normal(t.shape)
@@ -237,7 +239,7 @@ def _specs(split: str, n: int, seed: int, size: int, fps: int, sample_rate: int,
 
 
 def generate(out: str | Path, *, n: int = 500, n_heldout: int | None = None, seed: int = 0, size: int = 64, fps: int = 10,
-             sample_rate: int = 16000, min_seconds: float = 3.2, max_seconds: float = 6.4, workers: int = 1) -> dict[str, Any]:
+             sample_rate: int = 16000, min_seconds: float = 3.2, max_seconds: float = 4.8, workers: int = 1) -> dict[str, Any]:
     """Write ``clips/``, ``train.jsonl``, ``heldout.jsonl``, ``prompts.json`` and ``corpus.json`` under ``out``."""
     out = Path(out)
     if (out / "train.jsonl").exists() or (out / "heldout.jsonl").exists():
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=int, default=10, help="frames per second of the written clips")
     p.add_argument("--sample-rate", type=int, default=16000, help="audio sample rate of the written clips")
     p.add_argument("--min-seconds", type=float, default=3.2, help="shortest clip")
-    p.add_argument("--max-seconds", type=float, default=6.4, help="longest clip")
+    p.add_argument("--max-seconds", type=float, default=4.8, help="longest clip")
     p.add_argument("--workers", type=int, default=1, help="processes encoding clips in parallel")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
