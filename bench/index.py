@@ -65,18 +65,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def clustered(n: int, dim: int, centres: np.ndarray, basis: np.ndarray, noise: float, rng: np.random.Generator,
-              per_item: int = 1) -> np.ndarray:
-    """Unit vectors around random centres; consecutive groups of `per_item` share a centre (a video).
+def clustered(n: int, dim: int, centres: np.ndarray, basis: np.ndarray, noise: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors around random centres.
 
     The spread around a centre lives mostly in a shared low-dimensional subspace (`basis`, like the low
     intrinsic dimension of real embeddings) plus a little isotropic noise; purely isotropic noise in 512-d
-    makes all same-cluster distances equal, so "the" top-10 would be decided by noise alone."""
+    makes all same-cluster distances equal, so "the" top-10 would be decided by noise alone. Vectors are
+    drawn independently, also across an item's segments in the catalog path: segments sharing one centre
+    would leave 1–3 items per cluster at 100k, and the top-10 items would be near-ties far away."""
     out = np.empty((n, dim), np.float32)
     r = basis.shape[0]
     for s in range(0, n, 100_000):
         m = min(100_000, n - s)
-        owner = rng.integers(0, len(centres), (m + per_item - 1) // per_item).repeat(per_item)[:m]
+        owner = rng.integers(0, len(centres), m)
         x = (centres[owner] + (noise / np.sqrt(r)) * rng.standard_normal((m, r), dtype=np.float32) @ basis
              + (0.1 * noise / np.sqrt(dim)) * rng.standard_normal((m, dim), dtype=np.float32))
         out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -240,8 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     print(HEADER, flush=True)
     rows: list[dict] = []
     for n in (int(s) for s in args.sizes.split(",")):
-        per = args.segments_per_item
-        x = clustered(n, args.dim, centres, basis, args.noise, rng, per_item=per)
+        x = clustered(n, args.dim, centres, basis, args.noise, rng)
         q = clustered(args.queries, args.dim, centres, basis, args.noise, rng)
         truth = np.concatenate([ground_truth(x, q[s:s + 50], args.k) for s in range(0, len(q), 50)])
         if "vectors" in args.paths:
