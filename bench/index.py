@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--refine", type=int, default=8, help="IVF-PQ: also time re-ranking refine·k candidates exactly")
     p.add_argument("--search-threads", type=int, default=1, help="FAISS threads for single queries")
     p.add_argument("--build-threads", type=int, default=1,
-                   help="FAISS threads for building, 0: all cores (OpenMP on a shared, busy 2-core box is slower with 2)")
+                   help="FAISS threads for building, 0: all cores (on a shared, busy 2-core box OpenMP "
+                        "with 2 threads was several times slower)")
     p.add_argument("--paths", default="vectors,catalog", help="which paths to run: vectors, catalog")
     p.add_argument("--catalog-max", type=int, default=100_000, help="largest size also run through Catalog")
     p.add_argument("--segments-per-item", type=int, default=10, help="catalog path: segments per item")

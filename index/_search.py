@@ -24,10 +24,6 @@ from . import store
 from .types import ItemHit, Moment
 from .vectors import VectorIndex, brute_force
 
-# Below this many allowed segments (or this fraction of the index) a filtered query on an approximate
-# index goes straight to exact search: graph/list traversal under a tiny selector wastes time and recall.
-EXACT_MAX_ALLOWED = 5_000
-EXACT_MAX_FRACTION = 0.05
 POST_FILTER_FACTOR = 4  # post-filter stage fetches this many times the unfiltered candidates
 
 
@@ -128,9 +124,8 @@ def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndar
     cap = len(qs.allowed) if qs.allowed is not None else vi.live
     if cap == 0:
         todo = []
-    if (not exact and qs.allowed is not None and vi.structure != "flat"
-            and (cap <= EXACT_MAX_ALLOWED or cap <= EXACT_MAX_FRACTION * vi.live)):
-        exact = True
+    if not exact and qs.allowed is not None and vi.structure != "flat" and cap <= vi.options.exact_below:
+        exact = True  # graph/list traversal under a tiny selector wastes time and recall
     k_seg = min(cap, max(32, k * max(moments, 1) * 4))
     mode = {r: exact for r in todo}
     width = {r: k_seg for r in todo}

@@ -99,7 +99,8 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
                 index_type: Optional[str] = typer.Option(
                     None, "--type", help=f"new index type: {' | '.join(INDEX_TYPES)} (default: keep)"),
                 options: Optional[str] = typer.Option(
-                    None, "--options", help='index options as JSON, e.g. \'{"hnsw_m": 32, "ef_search": 128}\'')) -> None:
+                    None, "--options", help='index options as JSON, e.g. {"hnsw_m": 32, "ef_search": 128}'),
+                ) -> None:
     """Rebuild every FAISS index from the vectors in SQLite, optionally changing its type."""
     if index_type is not None and index_type not in INDEX_TYPES:
         raise _fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)

@@ -55,6 +55,7 @@ class IndexOptions:
     nprobe: int | None = None  # IVF lists visited; None → max(16, nlist/8)
     pq_m: int | None = None  # PQ sub-quantizers (bytes per vector); None → largest divisor of dim ≤ dim/8
     train_min: int = 20_000  # ivfpq stays exact until a space holds this many vectors
+    exact_below: int = 10_000  # a filter allowing at most this many segments is searched exactly (hnsw, ivfpq)
     refine: int = 4  # ivfpq: fetch refine·k candidates by PQ codes, re-rank them exactly (raw vectors in SQLite)
 
     @classmethod

@@ -108,15 +108,11 @@ def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str)
 
 
 @pytest.mark.parametrize("index_type", ["hnsw", "ivfpq"])
-def test_filtered_approximate_path_widens_then_falls_back_to_exact(tmp_path: Path, index_type: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import index._search as search_mod
-
-    # force the selector path even for tiny allowed sets (normally they go straight to exact search)
-    monkeypatch.setattr(search_mod, "EXACT_MAX_ALLOWED", 0)
-    monkeypatch.setattr(search_mod, "EXACT_MAX_FRACTION", 0.0)
+def test_filtered_approximate_path_widens_then_falls_back_to_exact(tmp_path: Path, index_type: str) -> None:
     gen = Clusters(seed=12)
-    opts = {"train_min": 800, "nprobe": 1} if index_type == "ivfpq" else {"ef_search": 16}
+    # exact_below=1: the selector path even for tiny allowed sets (normally they go straight to exact search)
+    opts = {"train_min": 800, "nprobe": 1, "exact_below": 1} if index_type == "ivfpq" else \
+        {"ef_search": 16, "exact_below": 1}
     with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
         for i in range(300):
             add_video(cat, i, 4, gen, metadata={"group": i % 100}, spaces=("va",))
