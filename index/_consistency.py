@@ -68,7 +68,7 @@ def open_space(cat: "Catalog", space: str) -> tuple[VectorIndex, int, str]:
         else:
             log.warning("%s: %s; rebuilding from %d stored vectors", path, reason, len(live))
             saved, note = -1, f"rebuilt on open: {reason}"
-        vi = cat.build_space(space, cat.index_type, cat.options)
+        vi = cat._build_space(space, cat.index_type, cat.options)
     else:
         saved, note = int(header["epoch"]), "up to date"
         have = vi.ids()
@@ -88,7 +88,7 @@ def open_space(cat: "Catalog", space: str) -> tuple[VectorIndex, int, str]:
         vi.train_from_memory()
         saved = -1
     if vi.structure == "hnsw" and len(vi.tombstones) > max(1000, vi.ntotal // TOMBSTONE_REBUILD_FRACTION):
-        vi = cat.build_space(space, cat.index_type, cat.options)
+        vi = cat._build_space(space, cat.index_type, cat.options)
         saved = -1
     if not cat.readonly and saved != epoch and (path.exists() or vi.ntotal):
         vi.save(path, epoch)

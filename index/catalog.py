@@ -293,12 +293,12 @@ class Catalog:
             self.flush()
 
     def _rebuild_space(self, space: str, index_type: str, options: IndexOptions) -> None:
-        new = self.build_space(space, index_type, options)
+        new = self._build_space(space, index_type, options)
         with self._vectors[space].lock.write():
             self._vectors[space] = new
         self._saved[space] = -1
 
-    def build_space(self, space: str, index_type: str, options: IndexOptions) -> VectorIndex:
+    def _build_space(self, space: str, index_type: str, options: IndexOptions) -> VectorIndex:
         """A fresh index for one space from the vectors in SQLite."""
         conn, dim = self._reader(), self.spaces[space]
         n = int(conn.execute("SELECT COUNT(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
