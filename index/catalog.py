@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -32,6 +33,8 @@ from .types import CheckReport, Item, ItemHit, Segment
 from .vectors import IndexOptions, VectorIndex, normalize
 
 log = logging.getLogger(__name__)
+
+_ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 DEFAULT_SPACES: dict[str, int] = {"va": 512, "vt": 256}
 
@@ -184,9 +187,15 @@ class Catalog:
     # --- writes -------------------------------------------------------------------------------
     def add_item(self, *, kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                  vectors: Mapping[str, Any], duration: float | None = None,
-                 metadata: Mapping[str, Any] | None = None, replace: bool = False) -> Item:
+                 metadata: Mapping[str, Any] | None = None, replace: bool = False,
+                 item_id: str | None = None) -> Item:
         """Add an item with its segments ([n, 2] start/end seconds) and vectors ({space: [n, dim]}),
-        all or nothing. Same sha256 already present → the existing item (re-indexed if `replace`)."""
+        all or nothing. Same sha256 already present → the existing item (re-indexed if `replace`).
+
+        `item_id` lets a caller that announced an id before the work finished (the service's ingest
+        jobs) keep it; by default a new uuid4 hex is chosen."""
+        if item_id is not None and (not isinstance(item_id, str) or not _ITEM_ID.fullmatch(item_id)):
+            raise InvalidArgumentError(f"item_id must be 1-64 characters of letters, digits, '-' or '_', got {item_id!r}")
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
         with self._write_lock:
@@ -197,7 +206,9 @@ class Catalog:
                     log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
                     return existing
                 removed = store.delete_item(conn, existing.id) if existing is not None else {}
-                item_id = existing.id if existing is not None else uuid.uuid4().hex
+                if existing is None and item_id is not None and store.get_item(conn, item_id) is not None:
+                    raise InvalidArgumentError(f"item_id {item_id!r} is already used by another item")
+                item_id = existing.id if existing is not None else item_id or uuid.uuid4().hex
                 ids = store.insert_item(conn, item_id=item_id, kind=kind, source=source, sha256=sha,
                                         duration=duration,
                                         metadata_json=meta_json, segments=segs, vectors=vecs)

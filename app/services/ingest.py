@@ -213,9 +213,7 @@ class IngestService:
     def _add(self, job: Job, emb):
         segments = [[s, e] for s, e in zip(emb.starts, emb.ends)]
         kwargs = dict(kind=emb.kind, source=job.source, sha256=job.sha256, segments=segments,
-                      vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata)
-        if _accepts_item_id(self.catalog):
-            kwargs["item_id"] = job.item_id
+                      vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata, item_id=job.item_id)
         return self.catalog.add_item(**kwargs)
 
     def _fail(self, job: Job, message: str) -> None:
@@ -223,13 +221,3 @@ class IngestService:
         self.store.remove(job.item_id)
         self.metrics.failed_jobs.inc()
         log.warning("ingest job %s (%s) failed: %s", job.id, job.source, message)
-
-
-def _accepts_item_id(catalog: Catalog) -> bool:
-    """Whether the catalogue lets the caller choose the id (so the id POST /items announced holds)."""
-    import inspect
-
-    try:
-        return "item_id" in inspect.signature(catalog.add_item).parameters
-    except (TypeError, ValueError):
-        return False

@@ -157,6 +157,7 @@ def test_server_path_ingest_then_delete(server: LiveServer, client: httpx.Client
     job = wait_job(client, r.json()["job_id"])
     assert job["status"] == "done", job
     item_id = job["item_id"]
+    assert item_id == r.json()["item_id"]  # the id announced in the 202 is the item's id
     assert client.get(f"/items/{item_id}").json()["kind"] == "audio"
     with open(server.corpus["red"], "rb") as fh:  # video -> audio lives in va
         r = client.post("/search", files={"file": ("q.mp4", fh)}, data={"kinds": "audio"})
