@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import threading
 import uuid
 from pathlib import Path
@@ -27,14 +26,13 @@ import numpy as np
 
 from . import _search, store
 from ._consistency import check_catalog, open_space, stats
-from ._validate import SPACE_NAME, check_item, check_kinds, check_type, check_vectors, metadata_json
+from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
+                        metadata_json)
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
 from .types import CheckReport, Item, ItemHit, Segment
 from .vectors import IndexOptions, VectorIndex, normalize
 
 log = logging.getLogger(__name__)
-
-_ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 DEFAULT_SPACES: dict[str, int] = {"va": 512, "vt": 256}
 
@@ -194,8 +192,7 @@ class Catalog:
 
         `item_id` lets a caller that announced an id before the work finished (the service's ingest
         jobs) keep it; by default a new uuid4 hex is chosen."""
-        if item_id is not None and (not isinstance(item_id, str) or not _ITEM_ID.fullmatch(item_id)):
-            raise InvalidArgumentError(f"item_id must be 1-64 characters of letters, digits, '-' or '_', got {item_id!r}")
+        check_item_id(item_id)
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
         with self._write_lock:

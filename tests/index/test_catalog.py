@@ -222,12 +222,14 @@ def test_concurrent_readers_and_one_writer(tmp_path: Path) -> None:
 
 def test_caller_chosen_item_id_is_kept_and_checked(catalog: Catalog, clusters: Clusters) -> None:
     segs, vecs = [[0.0, 3.2]], {"va": clusters(1, SPACES["va"]), "vt": clusters(1, SPACES["vt"])}
-    item = catalog.add_item(kind="video", source="x.mp4", sha256=sha("x"), segments=segs, vectors=vecs, item_id="job-42")
+    item = catalog.add_item(kind="video", source="x.mp4", sha256=sha("x"), segments=segs, vectors=vecs,
+                            item_id="job-42")
     assert item.id == "job-42" and catalog.get_item("job-42").source == "x.mp4"
     with pytest.raises(InvalidArgumentError, match="already used"):
         catalog.add_item(kind="video", source="y.mp4", sha256=sha("y"), segments=segs, vectors=vecs, item_id="job-42")
     with pytest.raises(InvalidArgumentError, match="item_id must be"):
         catalog.add_item(kind="video", source="z.mp4", sha256=sha("z"), segments=segs, vectors=vecs, item_id="../etc")
     # same content under another id returns the existing item, as without an id
-    again = catalog.add_item(kind="video", source="x2.mp4", sha256=sha("x"), segments=segs, vectors=vecs, item_id="other")
+    again = catalog.add_item(kind="video", source="x2.mp4", sha256=sha("x"), segments=segs, vectors=vecs,
+                             item_id="other")
     assert again.id == "job-42"
