@@ -17,7 +17,7 @@ from .media import (
     probe,
     read_window,
 )
-from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained
+from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained, sha256_file
 from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
 
@@ -34,6 +34,7 @@ __all__ = [
     "PRESETS",
     "l2_normalize",
     "save_pretrained",
+    "sha256_file",
     "load_pretrained",
     "read_config",
     "ModelDirectoryError",

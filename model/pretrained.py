@@ -29,7 +29,7 @@ from .config import VattConfig
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
-__all__ = ["save_pretrained", "load_pretrained", "read_config", "ModelDirectoryError", "FORMAT_VERSION"]
+__all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "ModelDirectoryError", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class ModelDirectoryError(ValueError):
     """A model directory is missing, damaged or does not match its config."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (model weights, checkpoints, uploads)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -104,7 +105,7 @@ def save_pretrained(model: VATT | BackboneClassifier, directory: str | os.PathLi
                                           f"holds {model.config.text_vocab_size}")
             tokenizer.save(tmp)
         doc = {"format_version": FORMAT_VERSION, "model": model.config.to_dict(),
-               "weights_sha256": _sha256(tmp / WEIGHTS_FILE), "metadata": metadata or {}}
+               "weights_sha256": sha256_file(tmp / WEIGHTS_FILE), "metadata": metadata or {}}
         if classifier:
             doc.update(task=CLASSIFICATION, modality=model.modality, num_classes=model.num_classes)
         default_card = _classifier_card(model) if classifier else _default_card(model.config, tokenizer is not None)
@@ -174,7 +175,7 @@ def load_pretrained(directory: str | os.PathLike, *,
     if not weights.is_file():
         raise ModelDirectoryError(f"{directory} is damaged: {WEIGHTS_FILE} is missing")
     expected = doc.get("weights_sha256")
-    if expected and _sha256(weights) != expected:
+    if expected and sha256_file(weights) != expected:
         raise ModelDirectoryError(f"{weights} is damaged: its sha256 does not match config.json")
     try:
         state = load_file(weights, device=str(map_location))

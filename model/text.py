@@ -122,8 +122,12 @@ class SentencePieceTokenizer:
         self.max_len = max_len
 
     @classmethod
-    def train(cls, texts: Iterable[str], out_dir: str | Path, vocab_size: int = 8000, max_len: int = 16) -> SentencePieceTokenizer:
-        """Train a unigram model on `texts`; pad=0, unk=1, no BOS/EOS (as the word tokenizer)."""
+    def train(cls, texts: Iterable[str], out_dir: str | Path, vocab_size: int = 8000, max_len: int = 16,
+              model_type: str = "unigram") -> SentencePieceTokenizer:
+        """Train a `model_type` ("unigram" | "bpe") model on `texts`, with at most `vocab_size` pieces;
+        pad=0, unk=1, no BOS/EOS (as the word tokenizer)."""
+        if model_type not in ("unigram", "bpe"):
+            raise TokenizerError(f"SentencePiece model type must be 'unigram' or 'bpe', got {model_type!r}")
         import io
 
         import sentencepiece as spm
@@ -135,13 +139,13 @@ class SentencePieceTokenizer:
             raise TokenizerError("no text to train a SentencePiece model on")
         buf = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size, model_type="unigram",
+            sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size, model_type=model_type,
             pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, hard_vocab_limit=False, character_coverage=1.0,
             normalization_rule_name="nmt_nfkc_cf", num_threads=1, minloglevel=2,
         )
         path = out_dir / "spm.model"
         path.write_bytes(buf.getvalue())
-        log.info("trained SentencePiece model with %d sentences -> %s", len(sentences), path)
+        log.info("trained a %s SentencePiece model on %d sentences -> %s", model_type, len(sentences), path)
         return cls(path, max_len)
 
     @property

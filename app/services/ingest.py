@@ -9,7 +9,6 @@ forgets them, while the items they made stay in the catalogue.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -21,25 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from index import Catalog, CatalogError
+from model import sha256_file
 from model.media import MediaError, MediaInfo
 
 from ..metrics import Metrics
 from .encoder import Encoder
 from .storage import MediaStore
 
-__all__ = ["Job", "IngestService", "sha256_file"]
+__all__ = ["Job", "IngestService"]
 
 log = logging.getLogger(__name__)
 
 _KEEP_JOBS = 10_000  # finished jobs remembered for GET /jobs/{id}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -10,13 +10,12 @@ so converting the same files twice gives byte-identical directories.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 
 from ..config import VattConfig
-from ..pretrained import CONFIG_FILE, save_pretrained
+from ..pretrained import CONFIG_FILE, save_pretrained, sha256_file
 from ..text import WordTokenizer
 from .official import KINDS, Conversion, ConversionError, convert, detect_kind, infer_config
 from .tf_checkpoint import CheckpointError, TFCheckpoint, resolve_prefix
@@ -50,14 +49,6 @@ CAVEATS = """\
   time with the official polyharmonic spline (`tfa.image.interpolate_spline`, order 3).
 - Text ids must come from the official vocabulary with `<pad>` at id 0: id 0 is masked as padding.
 """
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_name(prefix: str) -> str:
@@ -168,7 +159,7 @@ def _tokenizer(vocab: str | os.PathLike | None, config: VattConfig, kind: str) -
         raise ConversionError(f"vocabulary {vocab} has {tok.vocab_size} words but the checkpoint's word table has "
                               f"{config.text_vocab_size} rows; use the vocabulary released with the checkpoint "
                               "(howto100m_en.txt from misc_data.tgz)")
-    note = (f"`vocab.txt`: `{os.path.basename(vocab)}` ({tok.vocab_size} words, sha256 `{_sha256(os.fspath(vocab))}`), "
+    note = (f"`vocab.txt`: `{os.path.basename(vocab)}` ({tok.vocab_size} words, sha256 `{sha256_file(os.fspath(vocab))}`), "
             "with the official word rule (strip punctuation, lowercase, 16 tokens, `<pad>` = 0).")
     return tok, note
 
@@ -190,7 +181,7 @@ def convert_to_directory(prefix: str | os.PathLike, out_dir: str | os.PathLike, 
         tokenizer, tokenizer_note = _tokenizer(vocab, config, kind)
         conv = convert(prefix, d_kv=d_kv, name=config.name)
         model = conv.load_model()
-        index_sha256 = _sha256(prefix + ".index")
+        index_sha256 = sha256_file(prefix + ".index")
         card = model_card(conv, index_sha256, tokenizer_note)
         metadata = {"source": {"checkpoint": os.path.basename(prefix), "index_sha256": index_sha256,
                                "kind": kind, "d_kv": d_kv, "ignored": conv.ignored}}
