@@ -101,10 +101,11 @@ def all_gather_with_grad(x: torch.Tensor, env: DistEnv | None) -> torch.Tensor:
 class _ContiguousGrad(torch.autograd.Function):
     """Identity whose backward makes the gradient contiguous.
 
-    The gloo path of ``all_gather``'s backward receives into ``torch.empty_like(grad)``, which
-    keeps a non-contiguous gradient's strides, and the collective then writes the bytes in
-    contiguous order: the gradient comes back scrambled (seen with torch 2.13 whenever the
-    gathered tensor feeds a matmul as its right operand). Contiguous gradients avoid it.
+    On gloo, ``all_gather``'s backward is an all-to-all built from ``dist.scatter`` into
+    ``torch.empty_like(grad)``, which keeps a non-contiguous gradient's strides, and gloo's
+    scatter ignores strides (pytorch/pytorch#192920): the gradient comes back scrambled, silently
+    (seen with torch 2.13 whenever the gathered tensor is a matmul's right operand, as in the
+    losses). Contiguous gradients avoid it; tests/training/test_distributed.py would catch it.
     """
 
     @staticmethod

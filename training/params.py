@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, default=None, help="dropout of every encoder (default: the preset's)")
     g.add_argument("--drop-token-rate", type=float, default=None, help="DropToken rate for video/audio tokens (default: the preset's)")
     g.add_argument("--tokenizer", default=None, help="directory holding tokenizer.json (a model directory); default: train one")
-    g.add_argument("--tokenizer-kind", default=d.tokenizer_kind, choices=["bpe", "unigram"], help="SentencePiece model type when training one")
+    g.add_argument("--tokenizer-kind", default=d.tokenizer_kind, choices=["bpe", "unigram"],
+                   help="SentencePiece model type when training one")
     g.add_argument("--vocab-size", type=int, default=d.vocab_size, help="upper bound on a trained tokenizer's vocabulary")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=d.steps, help="optimizer updates")

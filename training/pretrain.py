@@ -132,8 +132,9 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
 
     writer = None
     if env.is_main:
-        (run_dir / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": model_cfg.to_dict(), "world_size": env.world_size,
-                                                         "global_batch": cfg.global_batch(env.world_size)}, indent=1, sort_keys=True) + "\n")
+        resolved = {"train": cfg.to_dict(), "model": model_cfg.to_dict(), "world_size": env.world_size,
+                    "global_batch": cfg.global_batch(env.world_size)}
+        (run_dir / "config.json").write_text(json.dumps(resolved, indent=1, sort_keys=True) + "\n")
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step if step else None)
@@ -218,7 +219,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
     if env.is_main:
         eval_path = run_dir / "eval.json"
         metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
-        card = model_card(cfg, model_cfg, steps=step, world_size=env.world_size, num_items=len(items), final_loss=last_loss, metrics=metrics)
+        card = model_card(cfg, model_cfg, steps=step, world_size=env.world_size, num_items=len(items), final_loss=last_loss,
+                          metrics=metrics)
         save_pretrained(vatt, run_dir / "model", tokenizer=tokenizer, card=card,
                         metadata={"steps": step, "train": cfg.to_dict(), "eval": metrics})
         writer.close()

@@ -32,7 +32,8 @@ from typing import Any
 import av
 import numpy as np
 
-__all__ = ["COLOURS", "MOTIONS", "SHAPES", "ClipSpec", "class_prompts", "generate", "heldout_pairs", "main", "narrate", "render_audio", "render_frames"]
+__all__ = ["COLOURS", "MOTIONS", "SHAPES", "ClipSpec", "class_prompts", "generate", "heldout_pairs", "main", "narrate", "render_audio",
+           "render_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,22 @@ VERBS = {
     "grow": ("grows", "gets bigger", "expands", "swells"),
     "shrink": ("shrinks", "gets smaller", "contracts", "dwindles"),
 }
-TEMPLATES = (
-    "a {colour} {shape} {verb}",
-    "the {colour} {shape} {verb}",
-    "look at the {colour} {shape}, it {verb}",
-    "here a {shape} in {colour} {verb}",
-    "now the {shape}, which is {colour}, {verb}",
-    "watch how the {colour} {shape} {verb}",
-)
+# Narrators do not always name everything: each caption names all three attributes, or the shape
+# and motion only, or the colour and motion only. Captions that omit the colour keep colour from
+# being a shortcut that explains every caption.
+TEMPLATES = {
+    "all": (
+        "a {colour} {shape} {verb}",
+        "the {colour} {shape} {verb}",
+        "look at the {colour} {shape}, it {verb}",
+        "here a {shape} in {colour} {verb}",
+        "now the {shape}, which is {colour}, {verb}",
+        "watch how the {colour} {shape} {verb}",
+    ),
+    "shape_motion": ("a {shape} {verb}", "the {shape} {verb}", "look at the {shape}, it {verb}", "watch how the {shape} {verb}"),
+    "colour_motion": ("something {colour} {verb}", "a {colour} thing {verb}", "look at the {colour} one, it {verb}"),
+}
+MENTIONS = (("all", 0.5), ("shape_motion", 0.25), ("colour_motion", 0.25))
 SPLITS = {"train": 0, "heldout": 1}
 
 
@@ -86,8 +95,10 @@ def heldout_pairs() -> list[tuple[str, str]]:
 
 
 def narrate(colour: str, shape: str, motion: str, rng: np.random.Generator) -> str:
-    """One narration sentence from a random template and verb phrase."""
-    template = TEMPLATES[rng.integers(len(TEMPLATES))]
+    """One narration sentence: which attributes it names, then a template and a verb phrase."""
+    kind = MENTIONS[rng.choice(len(MENTIONS), p=[p for _, p in MENTIONS])][0]
+    options = TEMPLATES[kind]
+    template = options[rng.integers(len(options))]
     verb = VERBS[motion][rng.integers(len(VERBS[motion]))]
     return template.format(colour=colour, shape=shape, verb=verb)
 
@@ -95,9 +106,9 @@ def narrate(colour: str, shape: str, motion: str, rng: np.random.Generator) -> s
 def class_prompts() -> dict[str, dict[str, list[str]]]:
     """Zero-shot prompts per attribute value, ensembled over the other attributes' names."""
     return {
-        "colour": {c: [f"a {c} {s}" for s in SHAPES] + [f"a {c} shape"] for c in COLOURS},
+        "colour": {c: [f"a {c} {s}" for s in SHAPES] + [f"a {c} thing"] for c in COLOURS},
         "shape": {s: [f"a {c} {s}" for c in COLOURS] + [f"a {s}"] for s in SHAPES},
-        "motion": {m: [f"a {s} {v}" for s in SHAPES for v in VERBS[m]] for m in MOTIONS},
+        "motion": {m: [f"a {s} {v}" for s in SHAPES for v in VERBS[m]] + [f"something {v}" for v in VERBS[m]] for m in MOTIONS},
     }
 
 

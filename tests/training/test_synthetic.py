@@ -11,7 +11,7 @@ import pytest
 
 from model.media import WindowSpec, probe, read_window
 from training.captions import read_captions
-from training.synthetic import COLOURS, MOTIONS, PITCH, SHAPES, generate, heldout_pairs, main
+from training.synthetic import COLOURS, MOTIONS, PITCH, SHAPES, VERBS, generate, heldout_pairs, main
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -45,11 +45,17 @@ def test_heldout_pairs_never_in_training(corpus: Path) -> None:
 
 
 def test_modalities_agree(corpus: Path) -> None:
-    row = json.loads((corpus / "train.jsonl").read_text().splitlines()[0])
+    rows = [json.loads(x) for x in (corpus / "train.jsonl").read_text().splitlines()]
+    row = rows[0]
     labels = row["labels"]
     assert labels["motion"] in MOTIONS
     cues = read_captions(corpus / row["transcript"])
-    assert cues and all(labels["colour"] in c.text and labels["shape"] in c.text for c in cues)
+    verbs = VERBS[labels["motion"]]
+    assert cues and all(any(v in c.text for v in verbs) for c in cues)  # every caption names the motion
+    assert all(labels["colour"] in c.text or labels["shape"] in c.text for c in cues)
+    everything = [c.text for r in rows for c in read_captions(corpus / r["transcript"])]
+    assert any(not any(c in t for c in COLOURS) for t in everything)  # some captions omit the colour
+    assert any(not any(s in t for s in SHAPES) for t in everything)  # and some the shape
     info = probe(corpus / row["path"])
     assert info.has_video and info.has_audio and info.video_codec == "h264" and info.audio_codec == "aac"
     assert info.duration == pytest.approx(row["duration"], abs=0.1)
