@@ -54,7 +54,7 @@ def measure(preset: str, rate: float, *, batch: int, steps: int, warmup: int, de
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     for _ in range(warmup):
         step()

@@ -13,11 +13,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from training.errors import TrainingError
 
 __all__ = ["CaptionError", "Cue", "cues_from_json", "nearest_captions", "parse_srt", "parse_timestamp", "parse_vtt", "read_captions"]
 
 
-class CaptionError(ValueError):
+class CaptionError(TrainingError, ValueError):
     """A transcript file or inline transcript could not be read."""
 
 

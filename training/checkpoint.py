@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from training.errors import TrainingError
 
 __all__ = ["CheckpointError", "capture_rng_state", "checkpoint_path", "find_latest", "load_checkpoint", "prune_checkpoints",
            "restore_rng_state", "save_checkpoint"]
@@ -27,7 +28,7 @@ FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TrainingError, ValueError):
     """A checkpoint is missing, damaged or belongs to a different run."""
 
 

@@ -34,6 +34,7 @@ from torch.utils.data import Dataset, Sampler
 
 from model.media import WindowSpec, probe, read_window
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
+from training.errors import TrainingError
 
 __all__ = ["Augment", "ClipDataset", "GlobalBatchSampler", "ManifestError", "ManifestItem", "colour_jitter", "random_resized_crop",
            "read_manifest", "seed_worker", "transcript_texts"]
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 _KEYS = {"path", "transcript", "labels", "duration", "id"}
 
 
-class ManifestError(ValueError):
+class ManifestError(TrainingError, ValueError):
     """A manifest line is malformed or points at something that is not there."""
 
 

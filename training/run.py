@@ -21,6 +21,7 @@ from training.checkpoint import CheckpointError, find_latest
 from training.config import RESUMABLE_CHANGES, TrainConfig
 from training.data import ManifestItem, transcript_texts
 from training.distributed import DistEnv, barrier, broadcast_object
+from training.errors import TrainingError
 from training.tokenizer import train_tokenizer
 
 __all__ = ["RunError", "append_result", "build_model_config", "model_card", "prepare_tokenizer", "resolve_run"]
@@ -28,7 +29,7 @@ __all__ = ["RunError", "append_result", "build_model_config", "model_card", "pre
 log = logging.getLogger(__name__)
 
 
-class RunError(RuntimeError):
+class RunError(TrainingError, RuntimeError):
     """A run cannot start: its directory exists, its checkpoint is missing or its flags changed."""
 
 
