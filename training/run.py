@@ -11,6 +11,7 @@ import datetime
 import json
 import logging
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,13 @@ def _decide(cfg: TrainConfig, world_size: int) -> tuple[str, str | None]:
         run_dir, ckpt = target, find_latest(target)
     else:
         raise RunError(f"--resume {cfg.resume!r}: no such checkpoint file or run directory")
-    if ckpt is None:
-        raise RunError(f"--resume: {run_dir} holds no checkpoint (looked in {run_dir / 'checkpoints'})")
     saved_path = run_dir / "config.json"
+    if ckpt is None and cfg.resume == "latest" and not saved_path.is_file():
+        # Nothing to resume (a run killed before writing anything, or a new one): start afresh here.
+        log.warning("--resume latest: %s holds no run yet; starting it from step 0", run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _trim_results(run_dir, 0)
+        return str(run_dir), None
     if not saved_path.is_file():
         raise RunError(f"--resume: {run_dir} has no config.json; it is not a vatt run directory")
     saved = json.loads(saved_path.read_text(encoding="utf-8"))
@@ -69,7 +74,29 @@ def _decide(cfg: TrainConfig, world_size: int) -> tuple[str, str | None]:
         detail = ", ".join(f"{k}: {saved['train'][k]!r} -> {now.get(k)!r}" for k in changed)
         raise RunError(f"--resume: flags differ from the run's config.json ({detail}); only "
                        f"{sorted(RESUMABLE_CHANGES)} may change")
+    if ckpt is None:
+        if cfg.resume != "latest":
+            raise RunError(f"--resume: {run_dir} holds no checkpoint (looked in {run_dir / 'checkpoints'})")
+        log.warning("--resume latest: %s has no checkpoint yet; starting it again from step 0", run_dir)
+        _trim_results(run_dir, 0)
+        return str(run_dir), None
+    _trim_results(run_dir, int(_NAME_STEP.match(ckpt.name).group(1)) if _NAME_STEP.match(ckpt.name) else None)
     return str(run_dir), str(ckpt)
+
+
+_NAME_STEP = re.compile(r"^step_(\d+)\.pt$")
+
+
+def _trim_results(run_dir: Path, step: int | None) -> None:
+    """Drop results.jsonl rows logged after ``step`` (they will be logged again by the resumed run)."""
+    path = run_dir / "results.jsonl"
+    if step is None or not path.is_file():
+        return
+    rows = path.read_text(encoding="utf-8").splitlines()
+    kept = [r for r in rows if r.strip() and json.loads(r).get("step", 0) <= step]
+    if len(kept) != len(rows):
+        path.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
+        log.info("results.jsonl: dropped %d rows logged after step %d", len(rows) - len(kept), step)
 
 
 def resolve_run(cfg: TrainConfig, env: DistEnv) -> tuple[Path, Path | None]:

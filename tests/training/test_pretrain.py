@@ -109,3 +109,15 @@ def test_rng_state_round_trip() -> None:
     restore_rng_state(state, torch.device("cpu"))
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(draws[0], again[0]) and np.array_equal(draws[1], again[1]) and draws[2] == again[2]
+
+
+def test_resume_latest_starts_afresh_then_trims_rows_after_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    flags = _flags(corpus, tmp_path, "fresh") + ["--resume", "latest", "--eval-every", "0"]
+    flags[flags.index("--eval-manifest") : flags.index("--eval-manifest") + 2] = []
+    assert main(flags) == 0  # nothing to resume yet: a new run in output-dir/name
+    run = tmp_path / "fresh"
+    with open(run / "results.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "train", "step": 99, "train/loss": 0.0}) + "\n")  # logged after the last checkpoint
+    assert main(flags) == 0
+    steps = [json.loads(line)["step"] for line in (run / "results.jsonl").read_text().splitlines()]
+    assert steps == [2, 3]
