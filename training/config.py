@@ -19,6 +19,7 @@ class TrainConfig:
     probe_manifest: str | None = None  # linear-probe training items (default: train_manifest)
     probe_items: int = 256  # at most this many probe training items
     workers: int = 2  # DataLoader worker processes per rank
+    preload: bool = False  # decode every training clip into RAM once (small corpora)
     # --- model ---
     model: str = "tiny"  # a VattConfig preset
     model_overrides: dict[str, Any] = field(default_factory=dict)  # "video.num_layers": 3, ...

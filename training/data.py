@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from model.media import WindowSpec, probe, read_window
+from model._media_decode import TIME_EPS
+from model.media import Window, WindowSpec, probe, read_window
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
 
-__all__ = ["Augment", "ClipDataset", "GlobalBatchSampler", "ManifestError", "ManifestItem", "colour_jitter", "random_resized_crop",
-           "read_manifest", "seed_worker", "transcript_texts"]
+__all__ = ["Augment", "ClipDataset", "DecodedClip", "GlobalBatchSampler", "ManifestError", "ManifestItem", "colour_jitter",
+           "decode_clip", "random_resized_crop", "read_manifest", "seed_worker", "transcript_texts"]
 
 log = logging.getLogger(__name__)
 _KEYS = {"path", "transcript", "labels", "duration", "id"}
@@ -132,6 +134,61 @@ def random_resized_crop(h: int, w: int, rng: np.random.Generator, area: tuple[fl
     return (h - side) // 2, (w - side) // 2, side, side
 
 
+@dataclass(frozen=True)
+class DecodedClip:
+    """A whole item decoded once, so training can cut any window without touching the file again.
+
+    Frames stay uint8 at the stream's own rate and resolution (4x smaller than float32);
+    ``frame_fps`` is the rate they were sampled at, ``audio`` is mono at the model's rate.
+    """
+
+    frames: np.ndarray | None  # uint8 [N, H, W, 3]
+    frame_fps: float
+    audio: np.ndarray | None  # float32 [L]
+    duration: float
+
+    @property
+    def nbytes(self) -> int:
+        return (0 if self.frames is None else self.frames.nbytes) + (0 if self.audio is None else self.audio.nbytes)
+
+    def window(self, start: float, spec: WindowSpec) -> Window:
+        """The window ``read_window(path, start, spec)`` would decode (``spec.size`` must be None).
+
+        Frames follow the decoder's rule, the last frame at or before each target time
+        ``start + i/fps`` (within its 1 ms tolerance); targets past the content are zeros, as the
+        decoder pads them. Audio equals the streaming decode (``iter_windows``); a seeking
+        ``read_window`` can differ where the codec synthesises noise (AAC PNS restarts its
+        generator after a seek).
+        """
+        video = None
+        if self.frames is not None:
+            n = len(self.frames)
+            idx = np.floor((start + np.arange(spec.num_frames) / spec.fps + TIME_EPS) * self.frame_fps).astype(np.int64)
+            video = self.frames[np.minimum(idx, n - 1)].astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+            video[idx >= n] = 0.0
+        audio = None
+        if self.audio is not None:
+            s0 = round(start * spec.sample_rate)
+            audio = self.audio[s0 : s0 + spec.num_samples]
+            audio = np.pad(audio, (0, spec.num_samples - len(audio)))
+        end = min(start + spec.duration, self.duration)
+        return Window(0, start, end, video, audio, padded=start + spec.duration > self.duration + 1e-6)
+
+
+def decode_clip(path: str | Path, sample_rate: int) -> DecodedClip:
+    """Decode every frame (at the stream's average rate) and the waveform of one media file."""
+    info = probe(path)
+    fps = info.fps if info.fps and info.fps > 0 else 30.0
+    n = max(1, math.ceil(info.duration * fps - 1e-6))
+    spec = WindowSpec(num_frames=n, fps=fps, size=None, sample_rate=sample_rate)
+    window = read_window(path, 0.0, spec)
+    frames = None
+    if window.video is not None:
+        frames = np.rint((window.video + 1.0) * 127.5).astype(np.uint8)  # exact inverse of the decoder's x * 2/255 - 1
+    audio = None if window.audio is None else np.ascontiguousarray(window.audio[: round(info.duration * sample_rate)])
+    return DecodedClip(frames, fps, audio, info.duration)
+
+
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
@@ -164,6 +221,10 @@ class ClipDataset(Dataset):
     ``text`` int64 [P, N] (P = 5 captions nearest the window), ``caption_mask`` bool [P],
     ``text_mask`` and ``audio_mask`` float32 scalars (0 for clips without speech/audio),
     ``index`` int64. With ``train=False`` the window is the item's centre and nothing is random.
+
+    ``preload()`` decodes every item once into memory (``DecodedClip``); windows are then cut
+    from RAM instead of seeking and decoding the file per sample. Same samples, same random
+    draws; it pays off when decoding dominates the step (small models, small corpora).
     """
 
     def __init__(self, items: Sequence[ManifestItem], *, num_frames: int, fps: float, image_size: int,
@@ -177,6 +238,30 @@ class ClipDataset(Dataset):
         self.spec = WindowSpec(num_frames=num_frames, fps=fps, size=None if train else image_size, sample_rate=sample_rate)
         self.epoch = 0
         self._durations: dict[int, float] = {}
+        self._decoded: list[DecodedClip] | None = None
+
+    def preload(self, workers: int = 1) -> int:
+        """Decode every item into memory (in ``workers`` processes); returns the bytes held.
+
+        Call before the DataLoader starts: forked workers share the decoded arrays.
+        """
+        t0 = time.perf_counter()
+        paths = [item.path for item in self.items]
+        rates = [self.spec.sample_rate] * len(paths)
+        if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(workers) as pool:
+                self._decoded = list(pool.map(decode_clip, paths, rates, chunksize=16))
+        else:
+            self._decoded = [decode_clip(p, r) for p, r in zip(paths, rates)]
+        for i, clip in enumerate(self._decoded):
+            if clip.frames is None:
+                raise ManifestError(f"{self.items[i].path}: no video stream; VATT training needs video")
+            self._durations[i] = clip.duration
+        held = sum(c.nbytes for c in self._decoded)
+        log.info("decoded %d items into memory (%.0f MB) in %.1f s", len(paths), held / 2**20, time.perf_counter() - t0)
+        return held
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose random draws ``__getitem__`` makes (call before making workers)."""
@@ -199,7 +284,11 @@ class ClipDataset(Dataset):
         duration = self._duration(index)
         slack = max(0.0, duration - self.spec.duration)
         start = rng.uniform(0.0, slack) if self.train else slack / 2
-        window = read_window(item.path, min(start, max(0.0, duration - 1e-3)), self.spec)
+        at = min(start, max(0.0, duration - 1e-3))
+        if self._decoded is not None and self.spec.size is None:
+            window = self._decoded[index].window(at, self.spec)
+        else:
+            window = read_window(item.path, at, self.spec)
         if window.video is None:
             raise ManifestError(f"{item.path}: no video stream; VATT training needs video")
         video = torch.from_numpy(window.video).permute(3, 0, 1, 2)  # [3, T, H, W] in [-1, 1]

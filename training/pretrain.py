@@ -126,6 +126,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
                       audio_noise=cfg.audio_noise or None)
     dataset = ClipDataset(items, num_frames=inp.num_frames, fps=inp.fps, image_size=inp.image_size, sample_rate=inp.sample_rate,
                           tokenizer=tokenizer, augment=augment, seed=cfg.seed)
+    if cfg.preload:
+        dataset.preload(workers=min(4, os.cpu_count() or 1))
     sampler = GlobalBatchSampler(len(items), cfg.batch_size, world_size=env.world_size, rank=env.rank, seed=cfg.seed)
     stream = batches(dataset, sampler, cfg, env, step * cfg.accum_steps)
     eval_items = read_manifest(cfg.eval_manifest) if cfg.eval_manifest else None

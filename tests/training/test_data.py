@@ -105,3 +105,37 @@ def test_global_batches_split_across_ranks_and_resume() -> None:
     assert list(one) == epoch1[3:] and len(one) == 2
     with pytest.raises(ValueError, match="cannot fill one global batch"):
         GlobalBatchSampler(3, 2, world_size=2)
+
+
+def test_preloaded_windows_match_the_decoder(corpus: Path) -> None:
+    """A window cut from a decoded clip is what the decoder gives for it: frames exactly (the same
+    at-or-before rule, its 1 ms tolerance), audio exactly as the streaming decode."""
+    from model.media import WindowSpec, iter_windows, read_window
+    from training.data import decode_clip
+
+    item = read_manifest(corpus / "train.jsonl")[0]
+    clip = decode_clip(item.path, 16000)
+    assert clip.frames is not None and clip.frames.dtype == np.uint8 and clip.audio is not None
+    spec = WindowSpec(num_frames=8, fps=2.5, size=None, sample_rate=16000)
+    for start in (0.0, 0.05, 0.2992, 0.37, clip.duration - 3.2):
+        cached, decoded = clip.window(start, spec), read_window(item.path, start, spec)
+        assert np.array_equal(cached.video, decoded.video), start
+    strided = WindowSpec(num_frames=8, fps=2.5, size=None, sample_rate=16000, stride=0.3)
+    for window in iter_windows(item.path, strided):
+        cached = clip.window(window.start, strided)
+        assert np.array_equal(cached.video, window.video) and np.array_equal(cached.audio, window.audio), window.start
+    past_end = clip.window(clip.duration - 1.0, spec)  # targets after the content are padding zeros
+    assert past_end.padded and np.all(past_end.video[-1] == 0.0) and np.all(past_end.audio[-100:] == 0.0)
+
+
+def test_preload_gives_the_same_samples(corpus: Path, tokenizer_dir: Path) -> None:
+    items = read_manifest(corpus / "train.jsonl")
+    plain, cached = _dataset(items, tokenizer_dir, seed=3), _dataset(items, tokenizer_dir, seed=3)
+    held = cached.preload(workers=2)
+    assert held > 0
+    for epoch in (0, 1):
+        plain.set_epoch(epoch), cached.set_epoch(epoch)
+        for i in range(len(items)):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["video"], b["video"]) and torch.equal(a["text"], b["text"]), (epoch, i)
+            assert a["audio"].shape == b["audio"].shape

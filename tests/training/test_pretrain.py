@@ -27,7 +27,7 @@ def _flags(corpus: Path, out: Path, name: str = "run") -> list[str]:
 @pytest.fixture(scope="module")
 def run_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    assert main(_flags(corpus, out)) == 0
+    assert main(_flags(corpus, out) + ["--preload"]) == 0  # clips decoded into RAM, shared with a forked worker
     return out / "run"
 
 
@@ -50,6 +50,7 @@ def test_flags_are_checked() -> None:
 def test_run_directory_contents(run_dir: Path) -> None:
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train"]["steps"] == 3 and config["world_size"] == 1 and config["global_batch"] == 4
+    assert config["train"]["preload"] is True
     assert config["model"]["text"]["vocab_size"] == load_tokenizer(run_dir / "tokenizer").vocab_size
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["step"]) for r in rows] == [("train", 2), ("val", 2), ("train", 3), ("final", 3)]
