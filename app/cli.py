@@ -32,14 +32,6 @@ log = logging.getLogger(__name__)
 MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wav", ".mp3", ".flac", ".ogg", ".opus",
                   ".m4a", ".aac"}
 
-# The demo's pretraining: the official recipe with the deviations bench/train_synthetic.sh explains
-# (no flips or colour jitter, whose captions would lie; a gentler crop; a higher LR for a few hundred
-# steps; 8x8 video patches so shapes span several tokens and 256-sample audio patches).
-DEMO_RECIPE = ["--no-flip", "--no-colour-jitter", "--crop-area-min", "0.4",
-               "--model-set", "video.patch_size=[4,8,8]", "--model-set", "video.vertical_buckets=8",
-               "--model-set", "video.horizontal_buckets=8", "--model-set", "audio.patch_size=256",
-               "--model-set", "audio.temporal_buckets=200"]
-
 # --- shared options ----------------------------------------------------------------------------------
 Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a running server, e.g. http://127.0.0.1:8000")]
 ModelDir = Annotated[Optional[Path], typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory (local mode)")]
@@ -293,6 +285,11 @@ def synth(ctx: typer.Context) -> None:
 
 
 # --- demo ------------------------------------------------------------------------------------------
+# Sized to build in a few minutes on 2 CPU cores; the training flags are training.synthetic.RECIPE.
+DEMO_CLIPS = 300
+DEMO_STEPS = 1000
+
+
 @app.command()
 @one_line_errors
 def demo(
@@ -300,27 +297,27 @@ def demo(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     prepare_only: Annotated[bool, typer.Option("--prepare-only", help="build and ingest, do not serve")] = False,
-    clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = 60,
-    steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model (a few s each on 2 cores)")] = 200,
+    clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = DEMO_CLIPS,
+    steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model (about 0.25 s each on 2 cores)")] = DEMO_STEPS,
 ) -> None:
     """Build the demo under DATA (synthetic corpus, tiny model pretrained on it, catalogue), then serve it.
 
     Each stage is skipped when its output exists, so a second run serves at once."""
     import shutil
 
+    from training.synthetic import RECIPE
+
     corpus, model_dir, runs = data / "corpus", data / "model", data / "runs"
     if not (corpus / "train.jsonl").exists():
         from training.synthetic import generate
 
         typer.echo(f"generating {clips} synthetic clips in {corpus}", err=True)
-        generate(corpus, n=clips, seed=0)
+        generate(corpus, n=clips, seed=0, workers=2)
     if not (model_dir / "config.json").exists():
         typer.echo(f"pretraining the tiny model for {steps} steps (CPU: minutes)", err=True)
-        flags = ["--train-manifest", str(corpus / "train.jsonl"), "--model", "tiny", "--steps", str(steps),
-                 "--batch-size", str(max(2, min(16, clips))), "--workers", "2",
-                 "--warmup-steps", str(max(1, steps // 10)), "--lr", "2e-3", "--final-lr", "1e-4",
-                 "--output-dir", str(runs), "--name", "demo", "--log-every", str(max(1, steps // 10)),
-                 *DEMO_RECIPE]
+        flags = ["--train-manifest", str(corpus / "train.jsonl"), *RECIPE, "--steps", str(steps),
+                 "--batch-size", str(max(2, min(32, clips))), "--warmup-steps", str(min(20, steps)),
+                 "--output-dir", str(runs), "--name", "demo", "--log-every", str(max(1, steps // 20))]
         if (runs / "demo").exists():
             flags += ["--resume", "latest"]  # an interrupted earlier run
         _run_training("pretrain", flags)

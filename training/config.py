@@ -46,7 +46,9 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" | "bf16" (autocast) | "fp64" (float64 weights; for exactness tests)
     # --- augmentation (spec §5) ---
     crop_area_min: float = 0.08  # random resized crop area in [crop_area_min, 1]
+    crop_aspect_max: float = 2.0  # ... and aspect ratio in [1 / crop_aspect_max, crop_aspect_max]
     flip: bool = True
+    grayscale: float = 0.0  # probability of a grey clip (not in the paper; breaks colour shortcuts)
     colour_jitter: bool = True
     audio_noise: float = 0.01  # Gaussian noise std relative to max |x|; 0 = off
     # --- run ---

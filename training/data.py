@@ -119,6 +119,7 @@ class Augment:
     contrast: float | None = 0.4
     hue: float | None = 0.2  # fraction of a full turn; YIQ rotation (cheap approximation of HSV)
     audio_noise: float | None = 0.01  # Gaussian std = audio_noise * max|x|
+    grayscale: float | None = None  # probability of a grey clip (luma); not in the paper's recipe
 
 
 def random_resized_crop(h: int, w: int, rng: np.random.Generator, area: tuple[float, float],
@@ -327,6 +328,8 @@ class ClipDataset(Dataset):
             video = video.flip(-1)
         if aug.brightness or aug.saturation or aug.contrast or aug.hue:
             video = colour_jitter((video + 1) / 2, rng, aug) * 2 - 1
+        if aug.grayscale and rng.uniform() < aug.grayscale:
+            video = torch.einsum("c,cthw->thw", _YIQ[0], video)[None].expand(3, -1, -1, -1)
         return video.clamp(-1.0, 1.0)
 
 

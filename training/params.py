@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp32; bf16 autocast (for GPUs); fp64 weights and inputs (exactness tests: 1 vs 2 processes)")
     g = p.add_argument_group("augmentation")
     g.add_argument("--crop-area-min", type=float, default=d.crop_area_min, help="random resized crop keeps [this, 1] of the area")
+    g.add_argument("--crop-aspect-max", type=float, default=d.crop_aspect_max,
+                   help="random resized crop aspect ratio in [1/this, this] (official: 2)")
+    g.add_argument("--grayscale", type=float, default=d.grayscale,
+                   help="probability of turning a clip grey, so colour cannot explain every caption (not in the paper's recipe; 0 = off)")
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=d.flip, help="random horizontal flips")
     g.add_argument("--colour-jitter", action=argparse.BooleanOptionalAction, default=d.colour_jitter,
                    help="brightness/saturation/contrast/hue jitter")
@@ -116,6 +120,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         raise ValueError("--eval-every and --workers must be >= 0")
     if not 0.0 < cfg.crop_area_min <= 1.0:
         raise ValueError(f"--crop-area-min must be in (0, 1], got {cfg.crop_area_min}")
+    if not cfg.crop_aspect_max >= 1.0:
+        raise ValueError(f"--crop-aspect-max must be >= 1 (1 keeps the aspect ratio), got {cfg.crop_aspect_max}")
+    if not 0.0 <= cfg.grayscale <= 1.0:
+        raise ValueError(f"--grayscale must be a probability in [0, 1], got {cfg.grayscale}")
     if cfg.drop_token_rate is not None and not 0.0 <= cfg.drop_token_rate < 1.0:
         raise ValueError(f"--drop-token-rate must be in [0, 1), got {cfg.drop_token_rate}")
     if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:

@@ -139,3 +139,15 @@ def test_preload_gives_the_same_samples(corpus: Path, tokenizer_dir: Path) -> No
             a, b = plain[i], cached[i]
             assert torch.equal(a["video"], b["video"]) and torch.equal(a["text"], b["text"]), (epoch, i)
             assert a["audio"].shape == b["audio"].shape
+
+
+def test_grayscale_makes_grey_clips_and_is_off_by_default(corpus: Path, tokenizer_dir: Path) -> None:
+    items = read_manifest(corpus / "train.jsonl")
+    off = Augment(flip=False, brightness=None, saturation=None, contrast=None, hue=None)
+    grey = _dataset(items, tokenizer_dir, augment=Augment(flip=False, brightness=None, saturation=None, contrast=None, hue=None,
+                                                          grayscale=1.0))[2]["video"]
+    colour = _dataset(items, tokenizer_dir, augment=off)[2]["video"]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    assert not torch.equal(colour[0], colour[1])  # the synthetic shapes are coloured
+    luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    assert torch.allclose(grey[0], luma, atol=1e-5)  # same crop, same window: only the colour went

@@ -56,6 +56,11 @@ def test_modalities_agree(corpus: Path) -> None:
     everything = [c.text for r in rows for c in read_captions(corpus / r["transcript"])]
     assert any(not any(c in t for c in COLOURS) for t in everything)  # some captions omit the colour
     assert any(not any(s in t for s in SHAPES) for t in everything)  # and some the shape
+    for r in rows:  # one narrator per clip: every caption of a clip names the same attributes
+        texts = [c.text for c in read_captions(corpus / r["transcript"])]
+        named = {(r["labels"]["colour"] in t, r["labels"]["shape"] in t) for t in texts}
+        assert len(named) == 1, texts
+    assert sum(r["labels"]["colour"] not in (corpus / r["transcript"]).read_text() for r in rows) >= 2  # whole clips without colour
     info = probe(corpus / row["path"])
     assert info.has_video and info.has_audio and info.video_codec == "h264" and info.audio_codec == "aac"
     assert info.duration == pytest.approx(row["duration"], abs=0.1)
