@@ -121,8 +121,9 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
 
     inp = model_cfg.input
     jitter = cfg.colour_jitter
-    augment = Augment(crop_area=(cfg.crop_area_min, 1.0), crop_ratio=(1 / cfg.crop_aspect_max, cfg.crop_aspect_max), flip=cfg.flip, brightness=32 / 255 if jitter else None,
-                      saturation=0.4 if jitter else None, contrast=0.4 if jitter else None, hue=0.2 if jitter else None,
+    augment = Augment(crop_area=(cfg.crop_area_min, 1.0), crop_ratio=(1 / cfg.crop_aspect_max, cfg.crop_aspect_max), flip=cfg.flip,
+                      brightness=32 / 255 if jitter else None, saturation=0.4 if jitter else None,
+                      contrast=0.4 if jitter else None, hue=0.2 if jitter else None,
                       audio_noise=cfg.audio_noise or None, grayscale=cfg.grayscale or None)
     dataset = ClipDataset(items, num_frames=inp.num_frames, fps=inp.fps, image_size=inp.image_size, sample_rate=inp.sample_rate,
                           tokenizer=tokenizer, augment=augment, seed=cfg.seed)
