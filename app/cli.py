@@ -287,7 +287,7 @@ def synth(ctx: typer.Context) -> None:
 # --- demo ------------------------------------------------------------------------------------------
 # Sized to build in a few minutes on 2 CPU cores; the training flags are training.synthetic.RECIPE.
 # BUNDLED_DEMO_MODEL is what `vatt demo --train --steps 5000` makes from the default corpus (seed 0,
-# DEMO_CLIPS clips): ~17 minutes here, so the first run reuses it instead (app/demo_model/README.md).
+# DEMO_CLIPS clips): 18 minutes here, so the first run reuses it instead (app/demo_model/README.md).
 DEMO_CLIPS = 300
 DEMO_STEPS = 1000
 BUNDLED_DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"

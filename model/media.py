@@ -31,7 +31,7 @@ import av
 import numpy as np
 import torch
 
-from model._media_decode import MAX_BAD_PACKETS, Engine, RawWindow, Timeline
+from model._media_decode import MAX_BAD_PACKETS, TIME_EPS, Engine, RawWindow, Timeline  # noqa: F401 - TIME_EPS: frame rule for callers
 
 logger = logging.getLogger(__name__)
 

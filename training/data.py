@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from model._media_decode import TIME_EPS
-from model.media import Window, WindowSpec, probe, read_window
+from model.media import TIME_EPS, Window, WindowSpec, probe, read_window
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
 
@@ -193,6 +192,11 @@ def decode_clip(path: str | Path, sample_rate: int) -> DecodedClip:
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """[1, T, H, W] luma (YIQ's Y) of ``x`` [3, T, H, W]; its weights sum to 1, so [-1, 1] stays [-1, 1]."""
+    return torch.einsum("c,cthw->thw", _YIQ[0], x)[None]
+
+
 def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> torch.Tensor:
     """Brightness, saturation, contrast, hue on ``x`` [3, T, H, W] in [0, 1]; clipped to [0, 1].
 
@@ -201,7 +205,7 @@ def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> to
     """
     if aug.brightness:
         x = x + rng.uniform(-aug.brightness, aug.brightness)
-    grey = torch.einsum("c,cthw->thw", _YIQ[0], x)[None]
+    grey = _luma(x)
     if aug.saturation:
         x = grey + (x - grey) * rng.uniform(1 - aug.saturation, 1 + aug.saturation)
     if aug.contrast:
@@ -244,8 +248,11 @@ class ClipDataset(Dataset):
     def preload(self, workers: int = 1) -> int:
         """Decode every item into memory (in ``workers`` processes); returns the bytes held.
 
-        Call before the DataLoader starts: forked workers share the decoded arrays.
+        Call before the DataLoader starts: forked workers share the decoded arrays. Training
+        datasets only: evaluation windows are resized by the decoder itself.
         """
+        if not self.train:
+            raise ValueError("preload() is for training datasets (train=True); evaluation decodes centre-cropped windows")
         t0 = time.perf_counter()
         paths = [item.path for item in self.items]
         rates = [self.spec.sample_rate] * len(paths)
@@ -286,7 +293,7 @@ class ClipDataset(Dataset):
         slack = max(0.0, duration - self.spec.duration)
         start = rng.uniform(0.0, slack) if self.train else slack / 2
         at = min(start, max(0.0, duration - 1e-3))
-        if self._decoded is not None and self.spec.size is None:
+        if self._decoded is not None:
             window = self._decoded[index].window(at, self.spec)
         else:
             window = read_window(item.path, at, self.spec)
@@ -329,7 +336,7 @@ class ClipDataset(Dataset):
         if aug.brightness or aug.saturation or aug.contrast or aug.hue:
             video = colour_jitter((video + 1) / 2, rng, aug) * 2 - 1
         if aug.grayscale and rng.uniform() < aug.grayscale:
-            video = torch.einsum("c,cthw->thw", _YIQ[0], video)[None].expand(3, -1, -1, -1)
+            video = _luma(video).expand(3, -1, -1, -1)
         return video.clamp(-1.0, 1.0)
 
 

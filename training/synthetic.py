@@ -32,8 +32,8 @@ from typing import Any
 import av
 import numpy as np
 
-__all__ = ["COLOURS", "MOTIONS", "RECIPE", "SHAPES", "ClipSpec", "class_prompts", "generate", "heldout_pairs", "main", "narrate", "narrator", "render_audio",
-           "render_frames"]
+__all__ = ["COLOURS", "MOTIONS", "RECIPE", "SHAPES", "ClipSpec", "class_prompts", "generate", "heldout_pairs", "main", "narrate",
+           "narrator", "render_audio", "render_frames"]
 
 log = logging.getLogger(__name__)
 

@@ -133,6 +133,8 @@ def test_preload_gives_the_same_samples(corpus: Path, tokenizer_dir: Path) -> No
     plain, cached = _dataset(items, tokenizer_dir, seed=3), _dataset(items, tokenizer_dir, seed=3)
     held = cached.preload(workers=2)
     assert held > 0
+    with pytest.raises(ValueError, match="for training datasets"):
+        _dataset(items, tokenizer_dir, train=False).preload()
     for epoch in (0, 1):
         plain.set_epoch(epoch), cached.set_epoch(epoch)
         for i in range(len(items)):
