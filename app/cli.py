@@ -137,13 +137,19 @@ def ingest(
         _ingest_all(client, [(f, meta) for f in files])
 
 
-def _ingest_all(client, files: list[tuple[Path, dict]]) -> list[str]:
-    """Upload each file, follow its job on a progress bar; one line per item on stdout."""
+def _ingest_all(client, files: list[tuple[Path, dict]], *, quiet: bool = False) -> list[str]:
+    """Upload each file, follow its job on a progress bar; one line per item on stdout.
+
+    quiet: no bar and no per-item lines, one summary line at the end (logs of one-shot jobs such
+    as the compose `init` service, where a bar per clip would flood `docker compose up`)."""
+    import time
+
     from tqdm import tqdm
 
     failures: list[str] = []
     ids: list[str] = []
-    with tqdm(total=len(files), unit="file", file=sys.stderr) as bar:
+    start = time.perf_counter()
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=quiet) as bar:
         for path, meta in files:
             bar.set_postfix_str(path.name[-40:])
             try:
@@ -157,8 +163,11 @@ def _ingest_all(client, files: list[tuple[Path, dict]]) -> list[str]:
                     failures.append(f"{path}: {job['error']}")
                 else:
                     ids.append(job["item_id"])
-                    tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
+                    if not quiet:
+                        tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
             bar.update(1)
+    if quiet:
+        typer.echo(f"ingested {len(ids)} of {len(files)} files in {time.perf_counter() - start:.1f} s", err=True)
     if failures:
         for f in failures[1:]:
             typer.echo(f"  {f}", err=True)
@@ -303,11 +312,12 @@ def demo(
     clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = DEMO_CLIPS,
     steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model (about 0.2 s each on 2 cores)")] = DEMO_STEPS,
     train: Annotated[bool, typer.Option("--train", help="pretrain the model here instead of reusing the bundled one")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="one summary line per stage, no progress bars")] = False,
 ) -> None:
     """Build the demo under DATA (synthetic corpus, tiny model pretrained on it, catalogue), then serve it.
 
-    The model is the bundled one (pretrained on this same corpus) unless --train or a non-default
-    --clips asks for a fresh one. Each stage is skipped when its output exists, so a second run
+    The model is the bundled one (pretrained on this same corpus) unless --train or a --clips
+    above the default asks for a fresh one. Each stage is skipped when its output exists, so a second run
     serves at once."""
     import shutil
 
@@ -320,7 +330,9 @@ def demo(
         typer.echo(f"generating {clips} synthetic clips in {corpus}", err=True)
         generate(corpus, n=clips, seed=0, workers=2)
     bundled = BUNDLED_DEMO_MODEL / "config.json"
-    if not (model_dir / "config.json").exists() and not train and clips == DEMO_CLIPS and bundled.is_file():
+    # clip i of a corpus depends only on (seed, split, i): a smaller corpus is a prefix of the one
+    # the bundled model was trained on, a larger one is not
+    if not (model_dir / "config.json").exists() and not train and clips <= DEMO_CLIPS and bundled.is_file():
         typer.echo(f"using the bundled demo model ({BUNDLED_DEMO_MODEL}); --train pretrains one here", err=True)
         tmp = model_dir.with_name(model_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -341,7 +353,7 @@ def demo(
             row = json.loads(line)
             files.append((corpus / row["path"], {**row.get("labels", {}), "split": split}))
     with _connect(None, model_dir, data) as client:  # already-ingested clips come back at once (same sha256)
-        _ingest_all(client, files)
+        _ingest_all(client, files, quiet=quiet)
     if not prepare_only:
         serve(model=model_dir, data=data, host=host, port=port, log_level="info")
 

@@ -13,7 +13,7 @@ from app_corpus import CLIPS
 from app_server import LiveServer
 from typer.testing import CliRunner
 
-from app.cli import app
+from app.cli import BUNDLED_DEMO_MODEL, app
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -110,7 +110,7 @@ def test_module_entry_point_and_serve_refuses_a_bad_model_dir(tmp_path: Path) ->
 
 def test_demo_prepares_corpus_model_and_catalogue_then_reuses_them(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    result = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--steps", "2")
+    result = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--steps", "2", "--train")
     assert result.exit_code == 0, result.output
     assert (data / "model" / "config.json").is_file() and (data / "corpus" / "train.jsonl").is_file()
     first = sorted(line.split()[0] for line in result.stdout.strip().splitlines())
@@ -120,3 +120,15 @@ def test_demo_prepares_corpus_model_and_catalogue_then_reuses_them(tmp_path: Pat
     assert sorted(line.split()[0] for line in again.stdout.strip().splitlines()) == first  # nothing rebuilt
     listed = vatt("search", "a red circle", "--model", data / "model", "--data", data, "--json", "--k", "50")
     assert {r["item"]["id"] for r in json.loads(listed.output)["results"]} == set(first)
+
+
+def test_demo_quiet_uses_the_bundled_model_for_a_smaller_corpus_and_logs_one_line_per_stage(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    result = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # no per-item ids
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("generating 5 synthetic clips") and lines[1].startswith("using the bundled demo model")
+    assert lines[-1].startswith("ingested 6 of 6 files in ")
+    assert not any("file/s" in line or "it/s" in line for line in lines)  # no progress bar
+    assert (data / "model" / "model.safetensors").read_bytes() == (BUNDLED_DEMO_MODEL / "model.safetensors").read_bytes()
