@@ -352,6 +352,8 @@ def demo(
         for line in (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             files.append((corpus / row["path"], {**row.get("labels", {}), "split": split}))
+    if quiet:  # the ingest service logs a line per clip
+        logging.getLogger("app.services.ingest").setLevel(logging.WARNING)
     with _connect(None, model_dir, data) as client:  # already-ingested clips come back at once (same sha256)
         _ingest_all(client, files, quiet=quiet)
     if not prepare_only:

@@ -121,7 +121,9 @@ def test_stack_comes_up_serves_restarts_and_goes(engine: Engine, stack: dict) ->
     assert names == {"vatt-init-1", "vatt-api-1"}, names
     assert "vatt_vatt-data" in engine.run("volume", "ls", "--format", "{{.Name}}").stdout.split()
     images = engine.run("images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}").stdout.splitlines()
-    assert sorted(i.split()[0] for i in images) == sorted([BASE, IMAGE]), images
+    tagged = sorted(i.split()[0] for i in images if not i.startswith("<none>"))
+    assert tagged == sorted([BASE, IMAGE]), images  # (an untagged one is the classic builder's build stage)
+    assert len({engine.run("inspect", "-f", "{{.Image}}", c).stdout for c in names}) == 1  # both run one image
     FIGURES["image_size"] = next(i.split()[1] for i in images if i.startswith(IMAGE))
     # init: one line per stage, not a bar per clip
     init_log = engine.run("logs", "vatt-init-1").stderr.splitlines()
@@ -142,9 +144,12 @@ def test_stack_comes_up_serves_restarts_and_goes(engine: Engine, stack: dict) ->
     assert engine.run("exec", "vatt-api-1", "id", "-u").stdout.strip() == "10001"
     uid_line = next(line for line in engine.run("exec", "vatt-api-1", "cat", "/proc/1/status").stdout.splitlines() if line.startswith("Uid:"))
     assert uid_line.split()[1:] == ["10001"] * 4, uid_line
-    listening = engine.run("exec", "vatt-api-1", "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()
-    ports = {int(row.split()[1].rsplit(":", 1)[1], 16) for row in listening if len(row.split()) > 3 and row.split()[3] == "0A"}
-    assert ports == {8000}, ports
+    rows = [r.split() for r in engine.run("exec", "vatt-api-1", "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()]
+    listening = {(r[1].rsplit(":", 1)[0], int(r[1].rsplit(":", 1)[1], 16), r[7]) for r in rows if len(r) > 7 and r[3] == "0A"}
+    ours = {(addr, port) for addr, port, uid in listening if uid == "10001"}
+    assert ours == {("00000000", 8000)}, listening  # 0.0.0.0:8000 in the container, nothing else
+    others = {addr for addr, _, uid in listening if uid != "10001"}
+    assert others <= {"0B00007F"}, listening  # only Docker's embedded DNS resolver, 127.0.0.11
     published = engine.run("port", "vatt-api-1").stdout.split()
     assert published == ["8000/tcp", "->", f"127.0.0.1:{stack['port']}"], published
 
@@ -165,17 +170,21 @@ def test_stack_comes_up_serves_restarts_and_goes(engine: Engine, stack: dict) ->
 
 
 def _assert_text_search_finds_the_labels(client: httpx.Client, items: list[dict]) -> None:
-    """The narration of each colour x shape x motion in the catalogue, as in bench/demo_search.py:
-    rank 1 has the right colour and motion for most queries, the exact combination in the top 5
-    for most, and the most common query is answered exactly at rank 1."""
+    """The narration of each colour x shape x motion in the catalogue, as in bench/demo_search.py.
+    Measured with the bundled model on this 72-clip catalogue (53 queries): rank 1 has the right
+    colour 0.94, shape 0.85, motion 0.96, all three 0.79; all three in the top 5 0.96."""
     combos = sorted({tuple(i["metadata"][a] for a in ATTRS) for i in items})
-    hits = {a: 0 for a in ATTRS} | {"exact_in_5": 0}
+    hits = {a: 0 for a in ATTRS} | {"exact_at_1": 0, "exact_in_5": 0}
     for colour, shape, motion in combos:
         results = client.post("/search", json={"text": f"a {colour} {shape} {VERBS[motion][0]}", "k": 5}).raise_for_status().json()["results"]
         top = [tuple(r["item"]["metadata"].get(a) for a in ATTRS) for r in results]
         for k, a in enumerate(ATTRS):
             hits[a] += top[0][k] == (colour, shape, motion)[k]
+        hits["exact_at_1"] += top[0] == (colour, shape, motion)
         hits["exact_in_5"] += (colour, shape, motion) in top
     rates = {k: round(v / len(combos), 2) for k, v in hits.items()}
     FIGURES.update({f"search_{k}": v for k, v in rates.items()}, search_queries=len(combos))
-    assert rates["colour"] >= 0.7 and rates["motion"] >= 0.7 and rates["exact_in_5"] >= 0.5, rates
+    assert len(combos) >= 30, combos
+    # chance at rank 1: colour 1/6, shape 1/5, motion 1/6; the exact triple about 1/len(combos)
+    assert rates["colour"] >= 0.8 and rates["motion"] >= 0.8 and rates["shape"] >= 0.6, rates
+    assert rates["exact_at_1"] >= 0.6 and rates["exact_in_5"] >= 0.8, rates
