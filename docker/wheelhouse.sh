@@ -10,7 +10,8 @@
 # The +cpu build comes from the host's pip sources (a wheel index, find-links) or TORCH_INDEX_URL;
 # asking for it by name keeps pip from fetching PyPI's multi-GB CUDA torch. Wheels are for
 # CPython 3.11 on manylinux x86_64, the image's interpreter, whatever the host runs. Idempotent:
-# wheels already there are kept. Empty the folder (keep README.md) to build from the index again.
+# wheels already there are kept, and an unchanged request returns at once. Empty the folder
+# (keep README.md) to build from the index again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=docker/wheels
@@ -33,5 +34,13 @@ for req in project["project"]["dependencies"] + project["build-system"]["require
         print(req)
 PY
 )
+# The same request as last time (stamp written after a complete download): nothing to do.
+key="$(printf '%s\n' "$torch" "${deps[@]}" | sha256sum | cut -c1-16)"
+if [ "$(cat "$dest/.complete" 2>/dev/null)" = "$key" ]; then
+  echo "wheelhouse: up to date ($(ls "$dest"/*.whl | wc -l) wheels in $dest)" >&2
+  exit 0
+fi
+rm -f "$dest/.complete"
 $pip download --quiet --dest "$dest" "${target[@]}" "${extra[@]}" "$torch" "${deps[@]}"
+echo "$key" > "$dest/.complete"
 echo "wheelhouse: $(ls "$dest"/*.whl | wc -l) wheels, $(du -sh "$dest" | cut -f1) in $dest" >&2

@@ -76,7 +76,7 @@ def stack(engine: Engine) -> Iterator[dict]:
         yield {"url": f"http://127.0.0.1:{port}", "env": env, "port": port}
     finally:
         engine.run(*COMPOSE, "down", "-v", "--rmi", "all", check=False, **env)
-        engine.run("image", "rm", "-f", BASE, check=False)
+        engine.run("image", "prune", "-af", check=False)
         engine.run("builder", "prune", "-af", check=False)
         left = engine.run("images", "-q", check=False).stdout.split() + engine.run("volume", "ls", "-q", check=False).stdout.split()
         FIGURES["left_behind"] = len(left)
@@ -165,8 +165,11 @@ def test_stack_comes_up_serves_restarts_and_goes(engine: Engine, stack: dict) ->
     with httpx.Client(base_url=stack["url"], timeout=30) as client:
         assert {i["id"] for i in _items(client)} == {i["id"] for i in items}
 
-    engine.run(*COMPOSE, "down", "-v", **stack["env"])
+    engine.run(*COMPOSE, "down", "-v", "--rmi", "all", **stack["env"])
     assert "vatt_vatt-data" not in engine.run("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    engine.run("image", "prune", "-af")  # the classic builder's untagged build stage too
+    assert engine.run("images", "-q").stdout.split() == [], "images left after down --rmi all"
+    assert engine.run("volume", "ls", "-q").stdout.split() == []
 
 
 def _assert_text_search_finds_the_labels(client: httpx.Client, items: list[dict]) -> None:
