@@ -317,8 +317,8 @@ def demo(
     """Build the demo under DATA (synthetic corpus, tiny model pretrained on it, catalogue), then serve it.
 
     The model is the bundled one (pretrained on this same corpus) unless --train or a --clips
-    above the default asks for a fresh one. Each stage is skipped when its output exists, so a second run
-    serves at once."""
+    above the default asks for a fresh one. Each stage is skipped when its output exists, so a
+    second run serves at once. --quiet: one log line per stage (the compose `init` service)."""
     import shutil
 
     from training.synthetic import RECIPE
