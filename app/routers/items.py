@@ -116,7 +116,7 @@ async def get_item(
 
 @router.patch("/{item_id}", response_model=ItemOut, dependencies=[WriteAuth],
               summary="Replace an item's metadata (vectors untouched; `where` filters see it at once)",
-              responses=_E(401, 403, 404, 413, 415, 422),
+              responses=_E(400, 401, 403, 404, 413, 415, 422),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
 async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep) -> ItemOut:
