@@ -149,7 +149,7 @@ def _ingest_all(client, files: list[tuple[Path, dict]]) -> list[str]:
             try:
                 accepted = client.ingest(path, meta)
                 job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
-                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
+                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))  # noqa: B023 - runs inside this iteration
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 failures.append(f"{path}: {exc}")
             else:

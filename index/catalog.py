@@ -132,7 +132,7 @@ class Catalog:
                         store.set_meta(conn, {"index_options": meta["index_options"]})
         return meta
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *_: Any) -> None:

@@ -51,7 +51,7 @@ class VATT(nn.Module):
         truncated-normal(d^-0.5) position tables, glorot-normal AGG tokens, N(0, 1) T5 bias table."""
         if mode != "default":
             raise ValueError(f"unknown weight_init {mode!r}; use 'default' or 'skip'")
-        for name, module in self.named_modules():
+        for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
                 fan_in = module.weight[0].numel()
                 fan_out = module.weight.shape[0] * module.weight[0, 0].numel() if module.weight.dim() > 2 else module.weight.shape[0]

@@ -30,8 +30,9 @@ _FORM = {
                 "page and filter the ranked list.",
     responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
     openapi_extra=request_body(SearchRequest, _FORM, required=["file"],
-                               description="JSON {\"text\"|\"item_id\"|\"vector\", k, offset, score_threshold, kinds, where, space} or a multipart "
-                                           "'file' with the same fields as form values"),
+                               description="JSON {\"text\"|\"item_id\"|\"vector\", k, offset, score_threshold, "
+                                           "kinds, where, space} or a multipart 'file' with the same fields as "
+                                           "form values"),
 )
 async def search(request: Request, query: QueryDep, settings: SettingsDep) -> SearchResponse:
     form = await open_form(request, settings)

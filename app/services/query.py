@@ -108,10 +108,9 @@ class QueryService:
 
     def from_item(self, item_id: str) -> QueryVectors:
         item = self.catalog.get_item(item_id)  # ItemNotFoundError -> 404
-        vectors: dict[str, np.ndarray] = {}
-        segs = []
-        for space, (segs, x) in self.item_vectors(item_id).items():
-            vectors[space] = x
+        per_space = self.item_vectors(item_id)
+        segs = next(iter(per_space.values()), ([], None))[0]
+        vectors = {space: x for space, (_, x) in per_space.items()}
         return QueryVectors(item.kind, vectors, [s.start for s in segs], [s.end for s in segs], item_id)
 
     def item_vectors(self, item_id: str) -> dict[str, tuple[list[Segment], np.ndarray]]:
