@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (headless Chromium for the web-page test,
-# docker-compose to validate docker/compose.yaml) when they are missing. Idempotent.
+# Installs the Debian packages the tests need (headless Chromium for the web-page test, driven by
+# Playwright's Python package on this binary; docker-compose to validate docker/compose.yaml) when
+# they are missing. Idempotent.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
