@@ -28,6 +28,7 @@ app.add_typer(index_app, name="index")
 app.command("convert", help="Convert an official VATT TF checkpoint into a model directory.")(convert_command)
 
 log = logging.getLogger(__name__)
+TRAIN_EXTRA_HINT = "pip install 'vatt[train]' (or, in a checkout, pip install -e '.[train]')"
 
 MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wav", ".mp3", ".flac", ".ogg", ".opus",
                   ".m4a", ".aac"}
@@ -155,7 +156,7 @@ def _ingest_all(client, files: list[tuple[Path, dict]], *, quiet: bool = False) 
             try:
                 accepted = client.ingest(path, meta)
                 job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
-                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
+                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))  # noqa: B023 - runs inside this iteration
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 failures.append(f"{path}: {exc}")
             else:
@@ -254,12 +255,37 @@ def classify(
         typer.echo(f"{seg['start']:7.1f}-{seg['end']:.1f}s  {names[best]} ({seg['probabilities'][best]:.3f})")
 
 
+# --- version and log level ---------------------------------------------------------------------------
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vatt {version('vatt')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="print the version and exit")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="more log lines (repeat: debug)")] = 0,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="fewer log lines (repeat: errors only)")] = 0,
+) -> None:
+    """VATT: embed, index, search and train on video, audio and text."""
+    root = logging.getLogger()
+    root.setLevel(min(max(root.level + 10 * (quiet - verbose), logging.DEBUG), logging.CRITICAL))
+
+
 # --- training (lazy imports) ------------------------------------------------------------------------
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
 def _run_training(module: str, argv: list[str]) -> None:
     import importlib
+    import importlib.util
+
+    if module == "pretrain" and importlib.util.find_spec("tensorboard") is None:  # `train`, `demo --train`
+        raise fail(f"training writes TensorBoard logs and tensorboard is not installed: {TRAIN_EXTRA_HINT}")
 
     try:
         mod = importlib.import_module(f"training.{module}")

@@ -29,7 +29,7 @@ from model import load_pretrained, load_tokenizer
 from .bodies import add_documented_models
 from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
-from .routers import classify, embed, health, items, jobs, media, search
+from .routers import classify, embed, health, items, jobs, media, openai, search
 from .services.batcher import Batcher
 from .services.encoder import Encoder
 from .services.ingest import IngestService
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (health, embed, items, jobs, search, classify, media):
+    for module in (health, embed, items, jobs, search, classify, media, openai):
         app.include_router(module.router)
     _mount_web(app)
 

@@ -6,7 +6,7 @@ unknown fields, so a typo ("kind" for "kinds") is a 422 instead of a silently ig
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,8 @@ __all__ = [
     "EmbedTextRequest", "TextEmbedding", "EmbedTextResponse", "SegmentEmbedding", "EmbedFileResponse",
     "ItemCreateRequest", "JobAccepted", "JobProgress", "JobOut", "ClassifyRequest", "SegmentProbabilities",
     "ClassifyResponse", "Health", "Readiness", "Deleted", "Kind", "Space", "item_out",
+    "Metadata", "ItemPatch", "SegmentVector", "SpaceVectors", "ItemWithVectors",
+    "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
 ]
 
 Kind = Literal["video", "audio", "text"]
@@ -25,6 +27,11 @@ DEFAULT_TEMPLATE = "a video of {}"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# An item's metadata, the same type wherever a client sends it (upload, server path, PATCH), so one
+# set of rules (and any limit added here) applies to all of them.
+Metadata = Annotated[dict[str, Any], Field(description="a JSON object stored with the item")]
 
 
 class ErrorBody(BaseModel):
@@ -65,15 +72,36 @@ class ItemCreateRequest(_Strict):
     """Ingest a file already on the server (only when `allow_server_paths` is on)."""
 
     path: str = Field(min_length=1, max_length=4096, description="absolute path under a configured root")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     source: str | None = Field(None, max_length=1024, description="defaults to the path")
 
 
 class ItemForm(_Strict):
     """Form fields beside an uploaded file."""
 
-    metadata: dict[str, Any] = Field(default_factory=dict, description="a JSON object (as a JSON string in forms)")
+    metadata: Metadata = Field(default_factory=dict, description="a JSON object (as a JSON string in forms)")
     source: str | None = Field(None, min_length=1, max_length=1024, description="defaults to the file name")
+
+
+class ItemPatch(_Strict):
+    """PATCH /items/{id}: the new metadata, replacing the old one whole."""
+
+    metadata: Metadata
+
+
+class SegmentVector(BaseModel):
+    start: float
+    end: float
+    vector: list[float]
+
+
+class SpaceVectors(BaseModel):
+    segments: list[SegmentVector] = Field(description="one unit vector per segment, in time order")
+    item: list[float] = Field(description="the whole-item vector: normalised mean of the segment vectors")
+
+
+class ItemWithVectors(ItemOut):
+    vectors: dict[str, SpaceVectors] | None = Field(None, description="per space, with ?include=vectors")
 
 
 class JobAccepted(BaseModel):
@@ -108,19 +136,26 @@ class SearchOptions(_Strict):
     where: dict[str, Any] | None = Field(None, description="metadata filter (index.filters grammar)")
     space: Space | None = Field(None, description="for video queries: va (default) or vt")
     moments: int = Field(3, ge=1, le=50, description="best moments per item")
+    offset: int = Field(0, ge=0, le=10_000, description="skip this many results (paging: offset, then k)")
+    score_threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
+                                          description="only results scoring at least this (cosine)")
     include_query_item: bool = Field(False, description="for item_id queries: keep the item itself")
 
 
 class SearchRequest(SearchOptions):
-    """JSON query by `text` or `item_id` (a file query is multipart with the same options)."""
+    """JSON query by `text`, `item_id` or `vector` (a file query is multipart with the same options)."""
 
     text: str | None = Field(None, min_length=1, max_length=2000)
     item_id: str | None = Field(None, min_length=1, max_length=64)
+    vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        None, min_length=1, max_length=65_536, description="a query vector in `space` (required with it)")
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
-        if (self.text is None) == (self.item_id is None):
-            raise ValueError("give exactly one of 'text' or 'item_id' (or upload a 'file' as multipart)")
+        if sum(q is not None for q in (self.text, self.item_id, self.vector)) != 1:
+            raise ValueError("give exactly one of 'text', 'item_id' or 'vector' (or upload a 'file' as multipart)")
+        if self.vector is not None and self.space is None:
+            raise ValueError("a 'vector' query needs its 'space' (va or vt)")
         return self
 
 
@@ -139,7 +174,7 @@ class SearchResult(BaseModel):
 class SearchResponse(BaseModel):
     results: list[SearchResult]
     space: Space
-    query_kind: Kind
+    query_kind: Kind | Literal["vector"]
 
 
 # --- embed -------------------------------------------------------------------------------------------
@@ -173,6 +208,37 @@ class EmbedFileResponse(BaseModel):
     duration: float
     segments: list[SegmentEmbedding]
     mean: dict[str, list[float]] = Field(description="per space: normalised mean of the segment vectors")
+
+
+# --- OpenAI-compatible embeddings -------------------------------------------------------------------
+class OpenAIEmbeddingRequest(BaseModel):
+    """POST /v1/embeddings as OpenAI defines it (texts only; they land in the vt space)."""
+
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients may send fields we do not use (e.g. user)
+
+    input: str | Annotated[list[str], Field(min_length=1, max_length=10_000)] = Field(
+        description="a text or a list of texts (token arrays are not accepted)")
+    model: str = Field(min_length=1, max_length=200, description="echoed back; this server has one model")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1, description="must equal the vt dimension when given")
+
+
+class OpenAIEmbedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class OpenAIUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIEmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: OpenAIUsage
 
 
 # --- classify ----------------------------------------------------------------------------------------

@@ -1,30 +1,50 @@
 """Opening a space's FAISS file against SQLite (load, catch up, or rebuild), `check()` and `stats()`.
 
 Kept apart from catalog.py because it is the one place that compares the cache with the truth.
+The catalogue hands over what these functions read as a `CatalogState` (no reaching into its
+private members, and no import of catalog.py: the arrow goes one way).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import store
 from .types import KINDS, CheckReport
-from .vectors import IndexFileError, VectorIndex, read_header
-
-if TYPE_CHECKING:
-    from .catalog import Catalog
+from .vectors import IndexFileError, IndexOptions, VectorIndex, read_header
 
 log = logging.getLogger("index.catalog")
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """A catalogue as the consistency code sees it, at the moment of the call."""
+
+    path: Path
+    conn: sqlite3.Connection  # a reader connection of the calling thread
+    spaces: Mapping[str, int]  # space -> dimension
+    index_type: str
+    options: IndexOptions
+    readonly: bool
+    vectors: Mapping[str, VectorIndex]  # the loaded indexes (empty while opening)
+    saved: Mapping[str, int]  # epoch of each space's file on disk (-1: none valid)
+    file_notes: Mapping[str, str]
+    index_path: Callable[[str], Path]
+    build_space: Callable[[str], VectorIndex]  # a fresh index for a space from the stored vectors
 
 TOMBSTONE_REBUILD_FRACTION = 4  # rebuild an HNSW index once more than 1/4 of its entries are deleted
 
 
-def _snapshot(cat: "Catalog", space: str) -> tuple[int, np.ndarray]:
+def _snapshot(cat: CatalogState, space: str) -> tuple[int, np.ndarray]:
     """(epoch, live ids) of a space, read in one transaction so they agree."""
-    conn = cat._reader()
+    conn = cat.conn
     conn.execute("BEGIN")
     try:
         epoch = int(store.read_meta(conn)[f"epoch.{space}"])
@@ -33,7 +53,7 @@ def _snapshot(cat: "Catalog", space: str) -> tuple[int, np.ndarray]:
         conn.execute("COMMIT")
 
 
-def _mismatch(vi: VectorIndex, cat: "Catalog") -> str | None:
+def _mismatch(vi: VectorIndex, cat: CatalogState) -> str | None:
     """Why a loaded index does not have the structure the catalogue asks for (None if it does)."""
     want, have, opts = cat.index_type, vi.structure, cat.options
     if want == "ivfpq" and have == "flat":
@@ -50,7 +70,7 @@ def _mismatch(vi: VectorIndex, cat: "Catalog") -> str | None:
     return None
 
 
-def open_space(cat: "Catalog", space: str) -> tuple[VectorIndex, int, str]:
+def open_space(cat: CatalogState, space: str) -> tuple[VectorIndex, int, str]:
     """Load a space's index and make it agree with SQLite. Returns (index, epoch of file on disk, note)."""
     path, dim = cat.index_path(space), cat.spaces[space]
     epoch, live = _snapshot(cat, space)
@@ -68,7 +88,7 @@ def open_space(cat: "Catalog", space: str) -> tuple[VectorIndex, int, str]:
         else:
             log.warning("%s: %s; rebuilding from %d stored vectors", path, reason, len(live))
             saved, note = -1, f"rebuilt on open: {reason}"
-        vi = cat._build_space(space, cat.index_type, cat.options)
+        vi = cat.build_space(space)
     else:
         saved, note = int(header["epoch"]), "up to date"
         have = vi.ids()
@@ -82,13 +102,13 @@ def open_space(cat: "Catalog", space: str) -> tuple[VectorIndex, int, str]:
             if saved == epoch:
                 saved = -1
         vi.remove(extra)  # hnsw: the file's deleted entries become tombstones again
-        for ids, x in store.iter_vectors(cat._reader(), space, dim, ids=missing):
+        for ids, x in store.iter_vectors(cat.conn, space, dim, ids=missing):
             vi.add(ids, x)
     if vi.ready_to_train():
         vi.train_from_memory()
         saved = -1
     if vi.structure == "hnsw" and len(vi.tombstones) > max(1000, vi.ntotal // TOMBSTONE_REBUILD_FRACTION):
-        vi = cat._build_space(space, cat.index_type, cat.options)
+        vi = cat.build_space(space)
         saved = -1
     if not cat.readonly and saved != epoch and (path.exists() or vi.ntotal):
         vi.save(path, epoch)
@@ -101,8 +121,8 @@ def _few(ids: Any, n: int = 5) -> str:
     return ", ".join(map(str, ids[:n])) + (f", … ({len(ids)} in all)" if len(ids) > n else "")
 
 
-def _check_sql(cat: "Catalog", problems: list[str], counts: dict[str, int]) -> dict[str, np.ndarray]:
-    conn = cat._reader()
+def _check_sql(cat: CatalogState, problems: list[str], counts: dict[str, int]) -> dict[str, np.ndarray]:
+    conn = cat.conn
     rows = conn.execute("PRAGMA quick_check").fetchall()
     if rows != [("ok",)]:
         problems.extend(f"sqlite: {r[0]}" for r in rows[:10])
@@ -155,61 +175,62 @@ def _check_sql(cat: "Catalog", problems: list[str], counts: dict[str, int]) -> d
     return live
 
 
-def check_catalog(cat: "Catalog") -> CheckReport:
+def check_catalog(cat: CatalogState) -> CheckReport:
     """Compare SQLite with itself and with each in-memory FAISS index; report files on disk as notes."""
     problems: list[str] = []
     notes: list[str] = []
     counts: dict[str, int] = {}
-    with cat._write_lock:  # no write may land between the SQL snapshot and the FAISS comparison
-        conn = cat._reader()
-        conn.execute("BEGIN")
+    # the caller holds the writer lock: no write may land between the SQL snapshot and the FAISS comparison
+    conn = cat.conn
+    conn.execute("BEGIN")
+    try:
+        live = _check_sql(cat, problems, counts)
+        epochs = {s: int(v) for s, v in ((s, store.read_meta(conn)[f"epoch.{s}"]) for s in cat.spaces)}
+    finally:
+        conn.execute("COMMIT")
+    for space, vi in cat.vectors.items():
+        with vi.lock.read():
+            have, tomb, ntotal = vi.ids(), vi.tombstones.copy(), vi.ntotal
+        if len(have) != ntotal:
+            problems.append(f"{space}: FAISS holds {ntotal} vectors but {len(have)} ids")
+        missing = np.setdiff1d(live[space], have)
+        if len(missing):
+            problems.append(f"{space}: {len(missing)} stored vectors are missing from FAISS (ids {_few(missing)})")
+        extra = np.setdiff1d(np.setdiff1d(have, live[space]), tomb)
+        if len(extra):
+            problems.append(f"{space}: FAISS holds {len(extra)} ids with no stored vector (ids {_few(extra)})")
+        dead_live = np.intersect1d(tomb, live[space])
+        if len(dead_live):
+            problems.append(f"{space}: {len(dead_live)} live segments are marked deleted in HNSW")
         try:
-            live = _check_sql(cat, problems, counts)
-            epochs = {s: int(v) for s, v in ((s, store.read_meta(conn)[f"epoch.{s}"]) for s in cat.spaces)}
-        finally:
-            conn.execute("COMMIT")
-        for space, vi in cat._vectors.items():
-            with vi.lock.read():
-                have, tomb, ntotal = vi.ids(), vi.tombstones.copy(), vi.ntotal
-            if len(have) != ntotal:
-                problems.append(f"{space}: FAISS holds {ntotal} vectors but {len(have)} ids")
-            missing = np.setdiff1d(live[space], have)
-            if len(missing):
-                problems.append(f"{space}: {len(missing)} stored vectors are missing from FAISS (ids {_few(missing)})")
-            extra = np.setdiff1d(np.setdiff1d(have, live[space]), tomb)
-            if len(extra):
-                problems.append(f"{space}: FAISS holds {len(extra)} ids with no stored vector (ids {_few(extra)})")
-            dead_live = np.intersect1d(tomb, live[space])
-            if len(dead_live):
-                problems.append(f"{space}: {len(dead_live)} live segments are marked deleted in HNSW")
-            try:
-                h = read_header(cat.index_path(space))
-                if h["epoch"] == epochs[space]:
-                    notes.append(f"{space}: file up to date (epoch {h['epoch']}, {h['factory']})")
-                else:
-                    notes.append(f"{space}: file at epoch {h['epoch']}, catalogue at {epochs[space]} "
-                                 "(writes not flushed yet; caught up from SQLite on open)")
-            except IndexFileError as e:
-                if len(live[space]) or cat.index_path(space).exists():
-                    notes.append(f"{space}: file {e} (rebuilt from SQLite on the next open)")
+            h = read_header(cat.index_path(space))
+            if h["epoch"] == epochs[space]:
+                notes.append(f"{space}: file up to date (epoch {h['epoch']}, {h['factory']})")
+            else:
+                notes.append(f"{space}: file at epoch {h['epoch']}, catalogue at {epochs[space]} "
+                             "(writes not flushed yet; caught up from SQLite on open)")
+        except IndexFileError as e:
+            if len(live[space]) or cat.index_path(space).exists():
+                notes.append(f"{space}: file {e} (rebuilt from SQLite on the next open)")
     return CheckReport(problems=tuple(problems), notes=tuple(notes), counts=counts)
 
 
-def stats(cat: "Catalog") -> dict[str, Any]:
+def stats(cat: CatalogState) -> dict[str, Any]:
     """A JSON-ready summary of the catalogue."""
-    conn = cat._reader()
+    conn = cat.conn
     kinds = dict.fromkeys(KINDS, 0)
     kinds.update({k: n for k, n in conn.execute("SELECT kind, COUNT(*) FROM items GROUP BY kind")})
-    epochs = cat.epochs()
+    meta = store.read_meta(conn)
+    epochs = {s: int(meta[f"epoch.{s}"]) for s in cat.spaces}
     spaces = {}
-    for space, vi in cat._vectors.items():
+    for space, vi in cat.vectors.items():
         path = cat.index_path(space)
         with vi.lock.read():
             spaces[space] = {"dim": vi.dim, "vectors": vi.live, "tombstones": len(vi.tombstones),
                              "structure": vi.structure, "factory": vi.factory, "epoch": epochs[space],
-                             "file_epoch": cat._saved[space] if cat._saved[space] >= 0 else None,
+                             "file_epoch": cat.saved[space] if cat.saved[space] >= 0 else None,
                              "file_bytes": path.stat().st_size if path.exists() else 0,
-                             "file": ("up to date" if cat._saved[space] == epochs[space] else "unflushed writes"),
+                             "file": ("up to date" if cat.saved[space] == epochs[space] else "unflushed writes"),
                              "on_open": cat.file_notes.get(space, "")}
     db = cat.path / store.DB_NAME
     db_bytes = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())

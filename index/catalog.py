@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _search, store
-from ._consistency import check_catalog, open_space, stats
+from ._consistency import CatalogState, check_catalog, open_space, stats
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
@@ -75,7 +75,7 @@ class Catalog:
             self._pending = 0
             self._outgrown: set[str] = set()
             for space in self.spaces:
-                self._vectors[space], self._saved[space], self.file_notes[space] = open_space(self, space)
+                self._vectors[space], self._saved[space], self.file_notes[space] = open_space(self._state(), space)
         except BaseException:
             self._release()
             raise
@@ -132,7 +132,7 @@ class Catalog:
                         store.set_meta(conn, {"index_options": meta["index_options"]})
         return meta
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *_: Any) -> None:
@@ -368,8 +368,16 @@ class Catalog:
 
     def check(self) -> CheckReport:
         """Verify SQLite against itself and against the FAISS indexes; see CheckReport."""
-        return check_catalog(self)
+        with self._write_lock:  # no write may land between the SQL snapshot and the FAISS comparison
+            return check_catalog(self._state())
 
     def stats(self) -> dict[str, Any]:
         """Counts, index structures, epochs and file sizes (JSON-ready)."""
-        return stats(self)
+        return stats(self._state())
+
+    def _state(self) -> CatalogState:
+        """What the consistency code reads, handed over explicitly."""
+        return CatalogState(path=self.path, conn=self._reader(), spaces=self.spaces, index_type=self.index_type,
+                            options=self.options, readonly=self.readonly, vectors=self._vectors, saved=self._saved,
+                            file_notes=self.file_notes, index_path=self.index_path,
+                            build_space=lambda space: self._build_space(space, self.index_type, self.options))

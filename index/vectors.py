@@ -59,7 +59,7 @@ class IndexOptions:
     refine: int = 4  # ivfpq: fetch refine·k candidates by PQ codes, re-rank them exactly (raw vectors in SQLite)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> "IndexOptions":
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> IndexOptions:
         """Validate a plain dict (unknown keys and non-positive numbers are refused)."""
         values = dict(values or {})
         names = [f.name for f in fields(cls)]
@@ -218,7 +218,7 @@ class VectorIndex:
     @classmethod
     def build(cls, space: str, dim: int, index_type: str, options: IndexOptions, n: int,
               chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
-              sample: Callable[[int], np.ndarray]) -> "VectorIndex":
+              sample: Callable[[int], np.ndarray]) -> VectorIndex:
         """A fresh index from stored vectors: `chunks()` streams (ids, x); `sample(m)` draws m for training."""
         vi = cls(space, dim, index_type, options)
         if index_type == "ivfpq" and n >= options.train_min:
@@ -322,7 +322,7 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, space: str, dim: int, index_type: str,
-             options: IndexOptions) -> tuple["VectorIndex", dict[str, Any]]:
+             options: IndexOptions) -> tuple[VectorIndex, dict[str, Any]]:
         """Read and verify a file; raises IndexFileError saying why it cannot be used."""
         header = read_header(path)
         if header.get("space") != space or header.get("dim") != dim:

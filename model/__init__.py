@@ -18,8 +18,9 @@ from .media import (
     read_window,
 )
 from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained, sha256_file
-from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, load_tokenizer
+from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, has_tokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
+from .factory import Preprocess, create_model_and_transforms
 
 __all__ = [
     "VATT",
@@ -42,6 +43,9 @@ __all__ = [
     "SentencePieceTokenizer",
     "TokenizerError",
     "load_tokenizer",
+    "has_tokenizer",
+    "create_model_and_transforms",
+    "Preprocess",
     "BackboneClassifier",
     "MediaError",
     "UnreadableMediaError",

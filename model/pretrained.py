@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
+MODEL_TYPE = "vatt"  # config.json "model_type", as Hugging Face tools look for it
 CLASSIFICATION = "classification"  # config.json "task" of a BackboneClassifier directory
 
 
@@ -104,7 +105,7 @@ def save_pretrained(model: VATT | BackboneClassifier, directory: str | os.PathLi
                 raise ModelDirectoryError(f"tokenizer has {tokenizer.vocab_size} ids but the model's text vocabulary "
                                           f"holds {model.config.text_vocab_size}")
             tokenizer.save(tmp)
-        doc = {"format_version": FORMAT_VERSION, "model": model.config.to_dict(),
+        doc = {"format_version": FORMAT_VERSION, "model_type": MODEL_TYPE, "model": model.config.to_dict(),
                "weights_sha256": sha256_file(tmp / WEIGHTS_FILE), "metadata": metadata or {}}
         if classifier:
             doc.update(task=CLASSIFICATION, modality=model.modality, num_classes=model.num_classes)
@@ -142,6 +143,8 @@ def read_config(directory: str | os.PathLike) -> tuple[VattConfig, dict]:
         config = VattConfig.from_dict(doc["model"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelDirectoryError(f"{path} is damaged or not a vatt config: {exc}") from None
+    if doc.get("model_type", MODEL_TYPE) != MODEL_TYPE:  # absent in directories written before it existed
+        raise ModelDirectoryError(f"{path}: model_type {doc['model_type']!r} is not {MODEL_TYPE!r}")
     if version != FORMAT_VERSION:
         raise ModelDirectoryError(f"{path}: format_version {version} is not supported (this vatt reads {FORMAT_VERSION})")
     return config, doc

@@ -17,11 +17,13 @@ from typing import Iterable, Protocol, Sequence
 import torch
 
 __all__ = ["Tokenizer", "WordTokenizer", "SentencePieceTokenizer", "TokenizerError", "load_tokenizer",
-           "TOKENIZER_FILE"]
+           "TOKENIZER_FILE", "has_tokenizer"]
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_FILE = "tokenizer.json"  # names the kind and its files inside a model directory
+TOKENIZER_FILE = "vatt_tokenizer.json"  # names the kind and its files inside a model directory
+# what directories written before were using; Hugging Face uses that name for its own format
+LEGACY_TOKENIZER_FILE = "tokenizer.json"
 _PUNCT = re.compile("[" + re.escape(string.punctuation) + "]")  # POSIX [[:punct:]] for ASCII
 
 
@@ -165,11 +167,23 @@ def _write_meta(directory: Path, meta: dict) -> None:
     (directory / TOKENIZER_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _meta_path(directory: Path) -> Path | None:
+    for name in (TOKENIZER_FILE, LEGACY_TOKENIZER_FILE):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def has_tokenizer(directory: str | Path) -> bool:
+    """Whether a model directory holds a tokenizer (under the current or the former file name)."""
+    return _meta_path(Path(directory)) is not None
+
+
 def load_tokenizer(directory: str | Path) -> WordTokenizer | SentencePieceTokenizer:
-    """Load the tokenizer saved in a model directory."""
+    """Load the tokenizer saved in a model directory (directories from before the rename included)."""
     directory = Path(directory)
-    meta_path = directory / TOKENIZER_FILE
-    if not meta_path.is_file():
+    meta_path = _meta_path(directory)
+    if meta_path is None:
         raise TokenizerError(f"{directory} has no {TOKENIZER_FILE}; this model directory holds no tokenizer")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +23,10 @@ __all__ = ["VATT", "l2_normalize"]
 def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Unit-normalise the last dim; the heads do not, the losses and retrieval do."""
     return F.normalize(x, dim=-1, eps=eps)
+
+
+def _spaces(out: dict[str, torch.Tensor], normalize: bool) -> dict[str, torch.Tensor]:
+    return {k: l2_normalize(v) for k, v in out.items()} if normalize else out
 
 
 class VATT(nn.Module):
@@ -51,7 +59,7 @@ class VATT(nn.Module):
         truncated-normal(d^-0.5) position tables, glorot-normal AGG tokens, N(0, 1) T5 bias table."""
         if mode != "default":
             raise ValueError(f"unknown weight_init {mode!r}; use 'default' or 'skip'")
-        for name, module in self.named_modules():
+        for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
                 fan_in = module.weight[0].numel()
                 fan_out = module.weight.shape[0] * module.weight[0, 0].numel() if module.weight.dim() > 2 else module.weight.shape[0]
@@ -70,22 +78,23 @@ class VATT(nn.Module):
                 nn.init.normal_(p, std=1.0)
 
     # --- encoders -------------------------------------------------------------------------------
-    def encode_video(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        """video float [B, 3, T, H, W] in [-1, 1] -> {"va": [B, d_va], "vt": [B, d_vt], "pooled", "tokens"}."""
+    def encode_video(self, video: torch.Tensor, *, normalize: bool = False) -> dict[str, torch.Tensor]:
+        """video float [B, 3, T, H, W] in [-1, 1] -> {"va": [B, d_va], "vt": [B, d_vt], "pooled", "tokens"}.
+        `normalize`: the space vectors (va, vt) come unit-length, ready for cosine similarity."""
         if video.dim() != 5:
             raise ValueError(f"video must be [B, 3, T, H, W], got shape {list(video.shape)}")
         pooled, tokens = self.video(video) if self.config.arch == "ms" else self.backbone.forward_video(video)
-        return {**self.heads.video(pooled), "pooled": pooled, "tokens": tokens}
+        return {**_spaces(self.heads.video(pooled), normalize), "pooled": pooled, "tokens": tokens}
 
-    def encode_audio(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
-        """wave float [B, L] in [-1, 1] -> {"va": [B, d_va], "pooled", "tokens"}."""
+    def encode_audio(self, wave: torch.Tensor, *, normalize: bool = False) -> dict[str, torch.Tensor]:
+        """wave float [B, L] in [-1, 1] -> {"va": [B, d_va], "pooled", "tokens"} (`normalize`: unit va)."""
         if wave.dim() != 2:
             raise ValueError(f"audio must be [B, L], got shape {list(wave.shape)}")
         pooled, tokens = self.audio(wave) if self.config.arch == "ms" else self.backbone.forward_audio(wave)
-        return {**self.heads.audio(pooled), "pooled": pooled, "tokens": tokens}
+        return {**_spaces(self.heads.audio(pooled), normalize), "pooled": pooled, "tokens": tokens}
 
-    def encode_text(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """ids int64 [B, N] with 0 = padding -> {"vt": [B, d_vt], "pooled", "tokens"}."""
+    def encode_text(self, ids: torch.Tensor, *, normalize: bool = False) -> dict[str, torch.Tensor]:
+        """ids int64 [B, N] with 0 = padding -> {"vt": [B, d_vt], "pooled", "tokens"} (`normalize`: unit vt)."""
         if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"text ids must be integer [B, N], got {ids.dtype} {list(ids.shape)}")
         ids = ids.long()
@@ -93,7 +102,26 @@ class VATT(nn.Module):
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
             raise ValueError(f"text ids must lie in [0, {vocab}), got [{int(ids.min())}, {int(ids.max())}]")
         pooled, tokens = self.text(ids) if self.config.arch == "ms" else self.backbone.forward_text(ids)
-        return {**self.heads.text(pooled), "pooled": pooled, "tokens": tokens}
+        return {**_spaces(self.heads.text(pooled), normalize), "pooled": pooled, "tokens": tokens}
+
+    # --- model directories (the free functions in model.pretrained do the work) ------------------
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> VATT:
+        """Load a model directory (written by `save_pretrained` or `vatt convert`) in eval mode."""
+        from .pretrained import ModelDirectoryError, load_pretrained  # lazy: pretrained.py builds VATTs
+
+        model = load_pretrained(directory, map_location=map_location)
+        if not isinstance(model, cls):
+            raise ModelDirectoryError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
+                                      "load it with model.load_pretrained")
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike, *, tokenizer: Any = None, card: str | None = None,
+                        metadata: dict | None = None) -> Path:
+        """Write this model (and its tokenizer) as a model directory, atomically."""
+        from .pretrained import save_pretrained
+
+        return save_pretrained(self, directory, tokenizer=tokenizer, card=card, metadata=metadata)
 
     def frozen_parameter_names(self) -> list[str]:
         """Parameters that never get gradients (the frozen word table when configured so)."""

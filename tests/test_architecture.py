@@ -51,3 +51,103 @@ def test_every_package_declares_its_public_face() -> None:
     for package in PROJECT:
         init = ROOT / package / "__init__.py"
         assert "__all__" in init.read_text(encoding="utf-8"), f"{package}/__init__.py sets no __all__"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, node: ast.ImportFrom | ast.Import, is_package: bool, known: set[str]) -> set[str]:
+    """Project modules a statement imports: in `from p import x`, x is the submodule p.x when there
+    is one (then p itself is not the dependency), otherwise a name defined by p."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    if node.level:
+        base = base[: len(base) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    return {f"{target}.{a.name}" if f"{target}.{a.name}" in known else target for a in node.names}
+
+
+def _import_graph(*, functions: bool) -> dict[str, set[str]]:
+    """module -> project modules it imports (`functions`: also imports inside function bodies;
+    `if TYPE_CHECKING:` blocks count, since a circle there is still a circle in the design)."""
+    paths = [p for package in PROJECT for p in _modules(package)]
+    known = {_module_name(p) for p in paths}
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        name = _module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        stack: list[ast.AST] = list(tree.body)
+        edges = set()
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges |= _resolve(name, node, path.name == "__init__.py", known) & known
+            elif functions or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                stack.extend(ast.iter_child_nodes(node))
+        graph[name] = edges - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle per strongly connected component with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+# Lazy imports inside functions that close a circle on purpose, each with its reason. Nothing else may.
+LAZY_BACK_EDGES = {
+    # VATT.from_pretrained / save_pretrained delegate to the model-directory code, which builds VATTs
+    ("model.vatt", "model.pretrained"),
+}
+
+
+def test_no_import_circles_at_module_level() -> None:
+    assert _cycles(_import_graph(functions=False)) == []
+
+
+def test_no_import_circles_with_function_imports_but_the_declared_lazy_ones() -> None:
+    graph = _import_graph(functions=True)
+    module_level = _import_graph(functions=False)
+    for src, dst in LAZY_BACK_EDGES:
+        assert dst in graph[src] and dst not in module_level[src], f"stale LAZY_BACK_EDGES entry {src} -> {dst}"
+        graph[src].discard(dst)
+    assert _cycles(graph) == []
+
+
+def test_the_circle_finder_finds_circles() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -8,4 +8,5 @@ the package stays cheap.
 
 from __future__ import annotations
 
-__all__ = ["captions", "errors", "checkpoint", "config", "data", "distributed", "evaluate", "losses", "params", "pretrain", "schedule", "synthetic"]
+__all__ = ["captions", "errors", "checkpoint", "config", "data", "distributed", "evaluate", "losses", "params",
+           "pretrain", "schedule", "synthetic"]

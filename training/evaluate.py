@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +87,7 @@ def embed_items(model: VATT, tokenizer: Any, items: Sequence[ManifestItem], *, w
             counts = torch.bincount(owner, minlength=len(chunk)).clamp_min(1)[:, None].float()
 
             def per_item(x: torch.Tensor) -> torch.Tensor:  # mean over each item's windows
-                return torch.zeros(len(chunk), x.shape[1], device=device).index_add_(0, owner, x.float()) / counts
+                return torch.zeros(len(chunk), x.shape[1], device=device).index_add_(0, owner, x.float()) / counts  # noqa: B023 - called in this iteration
 
             v = model.encode_video(torch.stack(videos).to(device))
             out["va"].append(l2_normalize(per_item(v["va"])))

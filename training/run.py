@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from model import VattConfig, load_tokenizer
+from model import VattConfig, has_tokenizer, load_tokenizer
 from training.checkpoint import CheckpointError, find_latest
 from training.config import RESUMABLE_CHANGES, TrainConfig
 from training.data import ManifestItem, transcript_texts
@@ -117,7 +117,7 @@ def resolve_run(cfg: TrainConfig, env: DistEnv) -> tuple[Path, Path | None]:
 def prepare_tokenizer(cfg: TrainConfig, run_dir: Path, items: list[ManifestItem], env: DistEnv) -> Any:
     """The run's tokenizer, kept in ``run_dir/tokenizer``: given, trained (rank 0) or reloaded on resume."""
     tok_dir = run_dir / "tokenizer"
-    if env.is_main and not (tok_dir / "tokenizer.json").is_file():
+    if env.is_main and not has_tokenizer(tok_dir):
         if cfg.tokenizer:
             tok = load_tokenizer(cfg.tokenizer)
         else:

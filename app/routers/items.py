@@ -1,21 +1,24 @@
-"""Items: ingest (202 + a job), list, get, delete, thumbnail."""
+"""Items: ingest (202 + a job), list, get (optionally with vectors), patch metadata, delete, thumbnail."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, open_form, request_body
-from ..deps import CatalogDep, JobsDep, SettingsDep, StoreDep, WriteAuth
+from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, open_form, request_body
+from ..deps import CatalogDep, JobsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
-from ..schemas import Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemsPage, JobAccepted, Kind, item_out
+from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
+                       JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
+from ..services.encoder import normalized_mean
 from ..settings import Settings
 
 router = APIRouter(prefix="/items", tags=["items"])
+DOCUMENTED_MODELS[ItemPatch.__name__] = ItemPatch  # PATCH reads its body with json_model
 
 def _E(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries: these statuses answer with the ErrorBody shape."""
@@ -94,9 +97,31 @@ async def list_items(
     return ItemsPage(items=[item_out(i) for i in items], total=total, offset=offset, limit=limit)
 
 
-@router.get("/{item_id}", response_model=ItemOut, summary="One item", responses=_E(404))
-async def get_item(item_id: str, catalog: CatalogDep) -> ItemOut:
-    return item_out(await run_in_threadpool(catalog.get_item, item_id))
+@router.get("/{item_id}", response_model=ItemWithVectors,
+            summary="One item (with its vectors per space on ?include=vectors)", responses=_E(404, 422))
+async def get_item(
+    item_id: str, catalog: CatalogDep, query: QueryDep,
+    include: Annotated[list[Literal["vectors"]] | None, Query(description="'vectors': per segment and whole item")] = None,
+) -> ItemWithVectors:
+    item = item_out(await run_in_threadpool(catalog.get_item, item_id))
+    if not include:
+        return ItemWithVectors(**item.model_dump())
+    per_space = await run_in_threadpool(query.item_vectors, item_id)
+    vectors = {space: SpaceVectors(segments=[SegmentVector(start=s.start, end=s.end, vector=v.tolist())
+                                             for s, v in zip(segs, x)],
+                                   item=normalized_mean(x).tolist())
+               for space, (segs, x) in per_space.items()}
+    return ItemWithVectors(**item.model_dump(), vectors=vectors)
+
+
+@router.patch("/{item_id}", response_model=ItemOut, dependencies=[WriteAuth],
+              summary="Replace an item's metadata (vectors untouched; `where` filters see it at once)",
+              responses=_E(400, 401, 403, 404, 413, 415, 422),
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
+async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep) -> ItemOut:
+    body = await json_model(request, ItemPatch, settings)
+    return item_out(await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False))
 
 
 @router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",

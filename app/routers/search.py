@@ -17,6 +17,8 @@ _FORM = {
     "where": {"type": "string", "description": "metadata filter as a JSON object"},
     "space": {"type": "string", "enum": ["va", "vt"]},
     "moments": {"type": "integer", "minimum": 1, "maximum": 50},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 10000},
+    "score_threshold": {"type": "number", "minimum": -1, "maximum": 1},
 }
 
 
@@ -24,11 +26,13 @@ _FORM = {
     "/search", response_model=SearchResponse, summary="Search the catalogue by text, file or item",
     description="text -> video in vt; video -> video in va (default) or vt; audio <-> video and video -> audio "
                 "in va. text -> audio has no shared space (400). A file or item query uses the normalised "
-                "mean of its segment vectors.",
+                "mean of its segment vectors. A vector query names its space; offset and score_threshold "
+                "page and filter the ranked list.",
     responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
     openapi_extra=request_body(SearchRequest, _FORM, required=["file"],
-                               description="JSON {\"text\"|\"item_id\", k, kinds, where, space} or a multipart "
-                                           "'file' with the same fields as form values"),
+                               description="JSON {\"text\"|\"item_id\"|\"vector\", k, offset, score_threshold, "
+                                           "kinds, where, space} or a multipart 'file' with the same fields as "
+                                           "form values"),
 )
 async def search(request: Request, query: QueryDep, settings: SettingsDep) -> SearchResponse:
     form = await open_form(request, settings)
@@ -36,6 +40,8 @@ async def search(request: Request, query: QueryDep, settings: SettingsDep) -> Se
         req = await json_model(request, SearchRequest, settings)
         if req.text is not None:
             q = await query.from_text(req.text)
+        elif req.vector is not None:
+            q = query.from_vector(req.vector, req.space)
         else:
             q = await run_in_threadpool(query.from_item, req.item_id)
         opts: SearchOptions = req
@@ -48,7 +54,8 @@ async def search(request: Request, query: QueryDep, settings: SettingsDep) -> Se
             form.cleanup()
     space, hits = await run_in_threadpool(
         lambda: query.search(q, k=opts.k, kinds=opts.kinds, where=opts.where, space=opts.space,
-                             moments=opts.moments, include_query_item=opts.include_query_item))
+                             moments=opts.moments, include_query_item=opts.include_query_item,
+                             offset=opts.offset, score_threshold=opts.score_threshold))
     results = [SearchResult(item=item_out(h.item), score=h.score,
                             moments=[MomentOut(start=m.start, end=m.end, score=m.score) for m in h.moments])
                for h in hits]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index import Catalog, ItemHit
+from index import Catalog, ItemHit, Segment
 
 from ..errors import ServiceError
 from .encoder import SPACES_OF_KIND, Encoder, normalized_mean
@@ -73,6 +73,20 @@ def resolve_space(query_kind: str, space: str | None, kinds: Sequence[str] | Non
     return space, kinds
 
 
+def _vector_space(vector_space: str, space: str | None, kinds: Sequence[str] | None) -> tuple[str, list[str]]:
+    """(space, target kinds) for a client's vector, which lives in the space it was sent for."""
+    if space is not None and space != vector_space:
+        raise ServiceError(400, f"the vector was given for space {vector_space!r}, not {space!r}")
+    reach = SPACE_KINDS[vector_space]
+    if kinds is None:
+        return vector_space, list(reach)
+    wrong = [kind for kind in kinds if kind not in reach]
+    if wrong:
+        raise ServiceError(400, f"space {vector_space!r} holds vectors of {' and '.join(reach)} items, not "
+                                f"{', '.join(wrong)}", code="no_shared_space")
+    return vector_space, list(dict.fromkeys(kinds))
+
+
 class QueryService:
     """Turns requests into vectors through the shared encoder and asks the catalogue."""
 
@@ -94,26 +108,52 @@ class QueryService:
 
     def from_item(self, item_id: str) -> QueryVectors:
         item = self.catalog.get_item(item_id)  # ItemNotFoundError -> 404
-        vectors: dict[str, np.ndarray] = {}
-        segs = []
-        for space in item.spaces:
-            segs, x = self.catalog.item_vectors(item_id, space)
-            vectors[space] = x
+        per_space = self.item_vectors(item_id)
+        segs = next(iter(per_space.values()), ([], None))[0]
+        vectors = {space: x for space, (_, x) in per_space.items()}
         return QueryVectors(item.kind, vectors, [s.start for s in segs], [s.end for s in segs], item_id)
+
+    def item_vectors(self, item_id: str) -> dict[str, tuple[list[Segment], np.ndarray]]:
+        """Per space an item has: its segments and their unit vectors [n, d] (blocking)."""
+        item = self.catalog.get_item(item_id)
+        return {space: self.catalog.item_vectors(item_id, space) for space in item.spaces}
+
+    def from_vector(self, vector: Sequence[float], space: str) -> QueryVectors:
+        """A client's own query vector: the space's dimension and finite float32 values, or a 422."""
+        dim = self.catalog.spaces.get(space)
+        if dim is None:
+            raise ServiceError(400, f"unknown space {space!r}; this catalogue has {', '.join(self.catalog.spaces)}")
+        if len(vector) != dim:
+            raise ServiceError(422, f"the vector has {len(vector)} values; space {space!r} expects dimension {dim}",
+                               code="wrong_dimension")
+        with np.errstate(over="ignore"):
+            x = np.asarray(vector, np.float64).astype(np.float32)
+        if not np.isfinite(x).all():
+            raise ServiceError(422, "the vector holds values that are not finite float32 numbers "
+                                    "(NaN, Infinity or beyond ±3.4e38); accepted: finite numbers")
+        if not np.any(x):
+            raise ServiceError(422, "the vector is all zeros: it has no direction to search by")
+        return QueryVectors("vector", {space: x[None, :]}, [0.0], [0.0])
 
     # --- search ---------------------------------------------------------------------------------
     def search(self, q: QueryVectors, *, k: int, kinds: Sequence[str] | None, where: dict | None,
-               space: str | None, moments: int, include_query_item: bool = False) -> tuple[str, list[ItemHit]]:
-        """Best items first; an item query leaves itself out unless asked."""
-        space, kinds = resolve_space(q.kind, space, kinds)
+               space: str | None, moments: int, include_query_item: bool = False, offset: int = 0,
+               score_threshold: float | None = None) -> tuple[str, list[ItemHit]]:
+        """Best items first; an item query leaves itself out unless asked. `offset` and
+        `score_threshold` give exactly the unpaged list, filtered by score, then sliced."""
+        if q.kind == "vector":
+            space, kinds = _vector_space(next(iter(q.vectors)), space, kinds)
+        else:
+            space, kinds = resolve_space(q.kind, space, kinds)
         if space not in q.vectors:
             raise ServiceError(400, f"item {q.item_id} has no {space!r} vectors", code="no_shared_space")
         if k > self.max_k:
             raise ServiceError(400, f"k={k} is above this server's limit of {self.max_k}")
         skip = q.item_id if (q.item_id and not include_query_item) else None
-        hits = self.catalog.search(space, normalized_mean(q.vectors[space]), k + (1 if skip else 0),
+        hits = self.catalog.search(space, normalized_mean(q.vectors[space]), offset + k + (1 if skip else 0),
                                    kinds=kinds, where=where, moments=moments)
-        hits = [h for h in hits if h.item.id != skip][:k]
+        hits = [h for h in hits if h.item.id != skip
+                and (score_threshold is None or h.score >= score_threshold)][offset:offset + k]
         return space, hits
 
     # --- zero-shot classification ---------------------------------------------------------------

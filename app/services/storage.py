@@ -135,7 +135,7 @@ def _frame_jpeg(path: Path, at: float) -> bytes | None:
                 break
         if frame is None and at > 0:  # past the end: the last frame
             container.seek(0)
-            for frame in container.decode(stream):
+            for frame in container.decode(stream):  # noqa: B007 - keeps the last frame
                 pass
         if frame is None:
             return None

@@ -54,7 +54,7 @@ def test_concurrent_callers_are_batched_and_a_bad_request_fails_alone(tiny_model
         assert all(o is not None and o["vt"].shape == (1, 32) for o in out)
         assert batcher.stats.forwards < 8  # 8 simultaneous callers, fewer forwards
         bad = batcher.submit_future("video", torch.zeros(1, 3, 2, 8, 8))  # wrong clip shape for the model
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="video must be"):
             bad.result(timeout=60)
         assert batcher.run("text", torch.ones(1, 16, dtype=torch.long))["vt"].shape == (1, 32)  # still serving
         with pytest.raises(ValueError, match="unknown modality"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chromium_cdp import Chromium, find_chromium
+from browser import Chromium, find_chromium
 from e2e_corpus import CLIP_COLOURS, caption, make_clip, train_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,10 +116,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    """Headless Chromium with a fresh profile (fails, never skips, when Chromium is missing)."""
-    binary = find_chromium()
-    chromium = Chromium.launch(tmp_path_factory.mktemp("chromium") / "profile", binary=binary)
+def browser() -> Iterator[Chromium]:
+    """Headless Debian Chromium (fails, never skips, when Chromium is missing)."""
+    chromium = Chromium.launch(binary=find_chromium())
     try:
         yield chromium
     finally:

@@ -1,7 +1,7 @@
 """The web page in headless Chromium against a real server: search, play a moment, ingest with
 progress, classify, and an API error shown to the user.
 
-Driven over the DevTools protocol with real input events (`chromium_cdp`); every case saves a
+Driven by Playwright on Debian's Chromium with real input events (`browser.py`); every case saves a
 screenshot to tests/artifacts/ (pass or fail). Needs Debian's `chromium` package: without it the
 fixtures fail with a message saying so.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chromium_cdp import Chromium, Page
+from browser import Chromium, Page
 from e2e_corpus import make_clip
 
 FRAME = 1 / 25  # the clips' frame duration: the seek must land within one frame

@@ -97,6 +97,7 @@ def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str)
         assert cat.stats()["spaces"]["va"]["structure"] == index_type
         q = gen(1, 32)[0]
         for where, n_match in [({"group": 7}, 6), ({"half": 1}, 150)]:
+            assert cat.count(where=where) == n_match
             hits = cat.search("va", q, k=5, where=where)
             assert len(hits) == 5, where
             key, val = next(iter(where.items()))

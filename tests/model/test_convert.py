@@ -64,7 +64,7 @@ def test_converting_twice_gives_byte_identical_directories(name: str, tmp_path: 
     first = convert_to_directory(FIXTURES / name / "ckpt-1", tmp_path / "a", vocab=vocab, d_kv=16)
     second = convert_to_directory(FIXTURES / name / "ckpt-1", tmp_path / "b", vocab=vocab, d_kv=16)
     files = sorted(p.name for p in first.iterdir())
-    assert files == ["README.md", "config.json", "model.safetensors", "tokenizer.json", "vocab.txt"]
+    assert files == ["README.md", "config.json", "model.safetensors", "vatt_tokenizer.json", "vocab.txt"]
     assert files == sorted(p.name for p in second.iterdir())
     for f in files:
         assert (first / f).read_bytes() == (second / f).read_bytes(), f

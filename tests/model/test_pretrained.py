@@ -25,7 +25,8 @@ def saved(tmp_path: Path) -> tuple[VATT, Path]:
 
 def test_save_load_gives_identical_embeddings(saved: tuple[VATT, Path]) -> None:
     model, directory = saved
-    assert sorted(p.name for p in directory.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json", "vocab.txt"]
+    assert sorted(p.name for p in directory.iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                           "vatt_tokenizer.json", "vocab.txt"]
     loaded = load_pretrained(directory)
     assert not loaded.training
     tok = load_tokenizer(directory)

@@ -257,17 +257,13 @@ def test_close_is_idempotent_and_reads_reopen() -> None:
 # --- CRC32C ----------------------------------------------------------------------------------------
 
 
-def test_crc32c_known_values_and_vectorised_path() -> None:
+def test_crc32c_known_values() -> None:
     assert _proto.crc32c(b"") == 0
     assert _proto.crc32c(b"123456789") == 0xE3069283
     assert _proto.crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720 B.4
     assert _proto.crc32c(b"\xff" * 32) == 0x62A8AB43
     assert _proto.crc32c(bytes(range(32))) == 0x46DD794E
-    rng = np.random.default_rng(0)
-    for n in (4095, 4096, 4097, 70_001, 1 << 20):
-        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        loop = _proto._raw_loop(0xFFFFFFFF, data) ^ 0xFFFFFFFF
-        assert _proto._crc32c_extend_pure(0, data) == loop, n
-        assert _proto._crc32c_extend_pure(_proto.crc32c(b"abc"), data) == _proto.crc32c(b"abc" + data), n
+    data = np.random.default_rng(0).integers(0, 256, 70_001, dtype=np.uint8)
+    assert _proto.crc32c_extend(_proto.crc32c(b"abc"), data) == _proto.crc32c(b"abc" + data.tobytes())
     for crc in (0, 1, 0xDEADBEEF, 0xFFFFFFFF):
         assert _proto.unmask_crc(_proto.mask_crc(crc)) == crc

@@ -32,12 +32,12 @@ def naive_loss(anchor: np.ndarray, cands: np.ndarray, mask: np.ndarray) -> float
         n_valid += 1
         denom: list[float] = []
         for j in range(b):
-            for l in range(p):
-                if mask[j, l]:
-                    denom.append(float(a[i] @ c[j, l]) / TAU)  # my video, every valid candidate
-                if mask[i, l]:
-                    denom.append(float(a[j] @ c[i, l]) / TAU)  # every video, my valid candidates
-        numer = [float(a[i] @ c[i, l]) / TAU for l in range(p) if mask[i, l]]
+            for pos in range(p):
+                if mask[j, pos]:
+                    denom.append(float(a[i] @ c[j, pos]) / TAU)  # my video, every valid candidate
+                if mask[i, pos]:
+                    denom.append(float(a[j] @ c[i, pos]) / TAU)  # every video, my valid candidates
+        numer = [float(a[i] @ c[i, pos]) / TAU for pos in range(p) if mask[i, pos]]
         total += _lse(denom) - _lse(numer)
     return total / n_valid if n_valid else 0.0
 
