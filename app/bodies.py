@@ -7,7 +7,6 @@ declared here by hand (`request_body`) and the models it names are added to the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from .errors import ServiceError
+from .limits import loads_limited
 from .settings import Settings
 from model.media import MediaError
 
@@ -77,10 +77,7 @@ def split_list(values: list[str] | None, *, commas: bool = True) -> list[str] | 
         return values
     v = values[0].strip()
     if v.startswith("["):
-        try:
-            parsed = json.loads(v)
-        except ValueError:
-            raise ServiceError(400, f"form value {v[:80]!r} starts like a JSON array but is not one") from None
+        parsed = loads_limited(v, what=f"form value {v[:80]!r} (it starts like a JSON array)")
         if isinstance(parsed, list):
             return [str(x) for x in parsed]
     return [p.strip() for p in v.split(",") if p.strip()] if commas else values
@@ -94,10 +91,8 @@ def form_model(model: type[M], form: ParsedForm, *, lists: tuple[str, ...] = (),
         if name in lists or name in keep_commas:
             data[name] = split_list(values, commas=name not in keep_commas)
         elif name in jsons:
-            try:
-                data[name] = json.loads(values[-1]) if values[-1].strip() else None
-            except ValueError as exc:
-                raise ServiceError(400, f"form field {name!r} must be a JSON string ({exc})") from None
+            raw = values[-1]
+            data[name] = loads_limited(raw, what=f"form field {name!r}") if raw.strip() else None
         else:
             data[name] = values[-1]
     return validate(model, data)

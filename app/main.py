@@ -58,19 +58,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     device = s.torch_device()
     model = load_pretrained(s.model_dir, map_location=device)
     tokenizer = load_tokenizer(s.model_dir)
+    heads = model.config.heads
+    # the catalogue's lock comes first: a second instance must fail here, before it touches anything
+    catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
     s.tmp_dir.mkdir(parents=True, exist_ok=True)
-    heads = model.config.heads
-    catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
     batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms)
     batcher.stats.observers.append(metrics.observe_batch)
     batcher.start()
     encoder = Encoder(model, tokenizer, batcher, stride_s=s.stride_s, chunk=s.ingest_chunk,
                       prefetch=s.prefetch_windows, max_duration_s=s.max_duration_s)
     store = MediaStore(s.media_dir, s.thumbs_dir)
-    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers).start()
+    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
+                           retention_s=s.job_retention_s)
+    ingest.recover()
+    ingest.start()
     metrics.track_catalog(catalog.count)
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(5.0, ge=0, description="how long the batcher waits to fill a batch")
     ingest_chunk: int = Field(8, ge=1, description="windows one ingest submits to the batcher at once")
     prefetch_windows: int = Field(16, ge=1, description="decoded windows queued ahead of inference")
+    job_retention_s: float = Field(7 * 86400.0, ge=0, description="how long finished jobs stay listed by GET /jobs")
     ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",

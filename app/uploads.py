@@ -10,7 +10,6 @@ Nothing decides what the file *is* here: that is `model.media.probe`'s job, by d
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
 from .errors import ServiceError
+from .limits import loads_limited
 
 __all__ = ["UploadedFile", "ParsedForm", "read_multipart", "read_json", "is_multipart", "safe_suffix"]
 
@@ -228,7 +228,4 @@ async def read_json(request: Request, *, max_bytes: int) -> Any:
                                code="payload_too_large")
     if not body:
         raise ServiceError(400, "the request body is empty; send JSON or a multipart/form-data upload")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ServiceError(400, f"malformed JSON body: {exc}", code="invalid_json") from None
+    return loads_limited(bytes(body), what="the JSON body")

@@ -28,6 +28,7 @@ from . import _search, store
 from ._consistency import check_catalog, open_space, stats
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
+from .jobs import JobStore
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
 from .types import CheckReport, Item, ItemHit, Segment
 from .vectors import IndexOptions, VectorIndex, normalize
@@ -76,6 +77,7 @@ class Catalog:
             self._outgrown: set[str] = set()
             for space in self.spaces:
                 self._vectors[space], self._saved[space], self.file_notes[space] = open_space(self, space)
+            self.jobs = JobStore(self._writer, self._reader, self._write_lock, readonly=readonly)
         except BaseException:
             self._release()
             raise

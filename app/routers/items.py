@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..bodies import form_model, json_model, named_upload, open_form, request_body
 from ..deps import CatalogDep, JobsDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
+from ..limits import loads_limited
 from ..schemas import Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemsPage, JobAccepted, Kind, item_out
 from ..settings import Settings
 
@@ -65,7 +65,7 @@ async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep) ->
                                               metadata=opts.metadata, sha256=upload.sha256)
         finally:
             form.cleanup()
-    return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status)
+    return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status, note=job.note)
 
 
 @router.get("", response_model=ItemsPage, summary="List items, filtered by kind and metadata",
@@ -79,10 +79,7 @@ async def list_items(
 ) -> ItemsPage:
     filters: dict[str, Any] | None = None
     if where:
-        try:
-            filters = json.loads(where)
-        except ValueError as exc:
-            raise ServiceError(400, f"'where' must be a JSON object ({exc})") from None
+        filters = loads_limited(where, what="'where'")
         if not isinstance(filters, dict):
             raise ServiceError(400, "'where' must be a JSON object, e.g. {\"lang\": \"en\"}")
 
