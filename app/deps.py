@@ -21,11 +21,12 @@ from .errors import ServiceError
 from .metrics import Metrics
 from .services.encoder import Encoder
 from .services.ingest import IngestService
+from .services.paths import ServerPaths
 from .services.query import QueryService
 from .services.storage import MediaStore
 from .settings import Settings
 
-__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "JobsDep", "QueryDep", "StoreDep", "MetricsDep",
+__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "JobsDep", "QueryDep", "StoreDep", "MetricsDep", "PathsDep",
            "WriteAuth", "require_api_key"]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -63,6 +64,10 @@ async def _store(request: Request) -> MediaStore:
     return _state(request, "store")
 
 
+async def _paths(request: Request) -> ServerPaths:
+    return _state(request, "paths")
+
+
 async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -74,6 +79,7 @@ JobsDep = Annotated[IngestService, Depends(_jobs)]
 QueryDep = Annotated[QueryService, Depends(_query)]
 StoreDep = Annotated[MediaStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+PathsDep = Annotated[ServerPaths, Depends(_paths)]
 
 
 async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:

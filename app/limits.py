@@ -34,16 +34,16 @@ def json_depth(raw: bytes | str) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
-def loads_limited(raw: bytes | str, *, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def loads_limited(raw: bytes | str, *, what: str, max_depth: int = MAX_JSON_DEPTH, code: str = "bad_request") -> Any:
     """`json.loads` after the depth check; 400 naming `what` and the limit. NaN/Infinity are refused."""
     depth = json_depth(raw)
     if depth > max_depth:
         raise ServiceError(400, f"{what} is nested {depth} levels deep; the limit is {max_depth}",
-                           code="too_deep")
+                           code=code)
     try:
         return json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ServiceError(400, f"{what} is not valid JSON ({exc})", code="invalid_json") from None
+        raise ServiceError(400, f"{what} is not valid JSON ({exc})", code=code) from None
 
 
 def _no_constant(name: str) -> Any:

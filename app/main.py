@@ -33,6 +33,7 @@ from .routers import classify, embed, health, items, jobs, media, search
 from .services.batcher import Batcher
 from .services.encoder import Encoder
 from .services.ingest import IngestService
+from .services.paths import ServerPaths
 from .services.query import QueryService
 from .services.storage import MediaStore
 from .settings import Settings, get_settings
@@ -78,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics.track_catalog(catalog.count)
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
+    app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.ready = True
     log.info("serving model %s (%s) on %s with %d items from %s", model.config.name, s.model_dir, device,
@@ -89,7 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingest.close()
         batcher.close()
         catalog.close()
-        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog"):
+        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths"):
             setattr(app.state, name, None)
 
 

@@ -48,7 +48,7 @@ MAX_METADATA_BYTES = 64 * 1024  # of the stored JSON text
 def _check_json_value(value: Any, depth: int) -> None:
     """JSON types only (str, finite numbers, bool, None, lists, string-keyed dicts), nested at most
     MAX_METADATA_DEPTH deep: what is stored must read back through every route."""
-    if depth > MAX_METADATA_DEPTH:
+    if depth > MAX_METADATA_DEPTH and isinstance(value, (list, tuple, Mapping)):
         raise InvalidArgumentError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep; "
                                    f"accepted: at most {MAX_METADATA_DEPTH}")
     if value is None or isinstance(value, (str, bool)):

@@ -9,34 +9,16 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ..bodies import form_model, json_model, named_upload, open_form, request_body
-from ..deps import CatalogDep, JobsDep, SettingsDep, StoreDep, WriteAuth
+from ..deps import CatalogDep, JobsDep, PathsDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
 from ..limits import loads_limited
 from ..schemas import Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemsPage, JobAccepted, Kind, item_out
-from ..settings import Settings
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 def _E(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries: these statuses answer with the ErrorBody shape."""
     return {c: {"model": ErrorBody} for c in codes}
-
-
-def _server_path(raw: str, settings: Settings) -> Path:
-    """A server path the settings allow: on, absolute, under a configured root (symlinks resolved)."""
-    if not settings.allow_server_paths:
-        raise ServiceError(403, "ingesting server paths is disabled on this server; upload the file as multipart "
-                                "field 'file' instead")
-    path = Path(raw)
-    if not path.is_absolute():
-        raise ServiceError(400, f"server path {raw!r} must be absolute")
-    resolved = path.resolve()
-    if not any(resolved.is_relative_to(root) for root in settings.server_path_roots):
-        roots = ", ".join(str(r) for r in settings.server_path_roots) or "(none configured)"
-        raise ServiceError(403, f"server path {raw!r} is outside the allowed roots: {roots}")
-    if not resolved.is_file():
-        raise ServiceError(404, f"server path {raw!r} is not a file")
-    return resolved
 
 
 @router.post(
@@ -49,11 +31,11 @@ def _server_path(raw: str, settings: Settings) -> Path:
         required=["file"], description="multipart 'file' (+ 'metadata' JSON string), or JSON {\"path\": ...} "
                                        "when server paths are enabled"),
 )
-async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep) -> JobAccepted:
+async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, paths: PathsDep) -> JobAccepted:
     form = await open_form(request, settings)
     if form is None:
         body = await json_model(request, ItemCreateRequest, settings)
-        path = _server_path(body.path, settings)
+        path = paths.check(body.path)
         job = await run_in_threadpool(jobs.accept_path, path, source=body.source or str(path), metadata=body.metadata)
     else:
         try:
