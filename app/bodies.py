@@ -15,14 +15,14 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from model.media import MediaError
+
 from .errors import ServiceError
 from .limits import loads_limited
 from .settings import Settings
-from model.media import MediaError
+from .uploads import ParsedForm, UploadedFile, read_json
 
-from .uploads import ParsedForm, UploadedFile, is_multipart, read_json, read_multipart
-
-__all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS", "open_form",
+__all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS",
            "split_list", "named_upload"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,13 +49,6 @@ async def json_model(request: Request, model: type[M], settings: Settings) -> M:
         raise ServiceError(415, f"Content-Type {ctype!r} is not accepted here; send application/json or "
                                 "multipart/form-data with a 'file' part")
     return validate(model, await read_json(request, max_bytes=settings.max_json_bytes))
-
-
-async def open_form(request: Request, settings: Settings) -> ParsedForm | None:
-    """The streamed multipart form (file spooled to disk), or None when the body is not multipart."""
-    if not is_multipart(request):
-        return None
-    return await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
 
 
 @contextmanager

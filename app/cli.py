@@ -105,6 +105,9 @@ def serve(
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
     load_tokenizer(model)
     settings = Settings(model_dir=model, data_dir=data)
+    from .preflight import check_data_dir
+
+    check_data_dir(settings)  # a second instance, or a read-only --data: one line and exit 1
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
@@ -127,6 +130,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files, or directories searched recursively for media")],
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every item")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="files uploaded and followed at once")] = 4,
 ) -> None:
     """Add media files to the catalogue, with a progress bar over their segments."""
     meta = _json_arg(metadata, "--metadata") or {}
@@ -134,31 +138,35 @@ def ingest(
     if not files:
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
     with _connect(url, model, data, api_key) as client:
-        _ingest_all(client, [(f, meta) for f in files])
+        _ingest_all(client, [(f, meta) for f in files], workers=workers)
 
 
-def _ingest_all(client, files: list[tuple[Path, dict]]) -> list[str]:
-    """Upload each file, follow its job on a progress bar; one line per item on stdout."""
+def _ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1) -> list[str]:
+    """Upload files (`workers` at once), follow their jobs on a progress bar; one line per item on stdout."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     failures: list[str] = []
     ids: list[str] = []
-    with tqdm(total=len(files), unit="file", file=sys.stderr) as bar:
-        for path, meta in files:
-            bar.set_postfix_str(path.name[-40:])
-            try:
-                accepted = client.ingest(path, meta)
-                job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
-                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-                failures.append(f"{path}: {exc}")
+
+    def one(path: Path, meta: dict) -> None:
+        try:
+            accepted = client.ingest(path, meta)
+            job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
+                f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            failures.append(f"{path}: {exc}")
+        else:
+            if job["status"] != "done":
+                failures.append(f"{path}: {job['error']}")
             else:
-                if job["status"] == "failed":
-                    failures.append(f"{path}: {job['error']}")
-                else:
-                    ids.append(job["item_id"])
-                    tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
-            bar.update(1)
+                ids.append(job["item_id"])
+                tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
+        bar.update(1)
+
+    with tqdm(total=len(files), unit="file", file=sys.stderr) as bar, ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda fm: one(*fm), files))
     if failures:
         for f in failures[1:]:
             typer.echo(f"  {f}", err=True)

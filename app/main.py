@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,9 +28,11 @@ from index import Catalog
 from model import load_pretrained, load_tokenizer
 
 from .bodies import add_documented_models
+from .deps import ReadAuth
 from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, search
+from .services.admission import Admission
 from .services.batcher import Batcher
 from .services.encoder import Encoder
 from .services.ingest import IngestService
@@ -74,11 +77,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = MediaStore(s.media_dir, s.thumbs_dir)
     ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
                            retention_s=s.job_retention_s)
-    ingest.recover()
+    try:
+        ingest.recover()
+    except (OSError, sqlite3.OperationalError) as exc:  # a full disk: serve reads, recover on a later start
+        log.warning("ingest recovery postponed: %s", exc)
     ingest.start()
     metrics.track_catalog(catalog.count)
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
+    app.state.admission = Admission(s.max_concurrent_encodes)
     app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.ready = True
@@ -91,7 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingest.close()
         batcher.close()
         catalog.close()
-        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths"):
+        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths", "admission"):
             setattr(app.state, name, None)
 
 
@@ -119,8 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (health, embed, items, jobs, search, classify, media):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (embed, items, jobs, search, classify, media):  # reads need VATT_READ_API_KEY when it is set
+        app.include_router(module.router, dependencies=[ReadAuth])
     _mount_web(app)
 
     def openapi() -> dict[str, Any]:

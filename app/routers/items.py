@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, open_form, request_body
-from ..deps import CatalogDep, JobsDep, PathsDep, SettingsDep, StoreDep, WriteAuth
+from ..bodies import form_model, json_model, named_upload, request_body
+from ..deps import CatalogDep, FileOrJson, JobsDep, PathsDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
 from ..limits import loads_limited
 from ..schemas import Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemsPage, JobAccepted, Kind, item_out
@@ -31,22 +31,20 @@ def _E(*codes: int) -> dict[int | str, dict[str, Any]]:
         required=["file"], description="multipart 'file' (+ 'metadata' JSON string), or JSON {\"path\": ...} "
                                        "when server paths are enabled"),
 )
-async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, paths: PathsDep) -> JobAccepted:
-    form = await open_form(request, settings)
+async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, paths: PathsDep,
+                      upload: FileOrJson) -> JobAccepted:
+    form = upload.form
     if form is None:
         body = await json_model(request, ItemCreateRequest, settings)
         path = paths.check(body.path)
         job = await run_in_threadpool(jobs.accept_path, path, source=body.source or str(path), metadata=body.metadata)
     else:
-        try:
-            opts = form_model(ItemForm, form, jsons=("metadata",))
-            upload = form.file
-            source = opts.source or Path(upload.filename).name or "upload"
-            with named_upload(upload):
-                job = await run_in_threadpool(jobs.accept_upload, upload.path, source=source,
-                                              metadata=opts.metadata, sha256=upload.sha256)
-        finally:
-            form.cleanup()
+        opts = form_model(ItemForm, form, jsons=("metadata",))
+        file = form.file
+        source = opts.source or Path(file.filename).name or "upload"
+        with named_upload(file):
+            job = await run_in_threadpool(jobs.accept_upload, file.path, source=source,
+                                          metadata=opts.metadata, sha256=file.sha256)
     return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status, note=job.note)
 
 

@@ -8,7 +8,7 @@ import socket
 
 import httpx
 import pytest
-from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, assert_error, run_server
+from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, assert_error, run_server, KEY_HEADERS
 
 from app.settings import Settings
 
@@ -114,13 +114,13 @@ def test_text_to_audio_has_no_shared_space(client: httpx.Client, ingested) -> No
 
 def test_audio_cannot_be_classified_or_searched_in_vt(server: LiveServer, client: httpx.Client) -> None:
     with open(server.corpus["red.wav"], "rb") as fh:
-        assert_error(client.post("/classify", files={"file": ("a.wav", fh)}, data={"labels": "x,y"}),
+        assert_error(client.post("/classify", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"labels": "x,y"}),
                      400, "no_shared_space", "video-text")
     with open(server.corpus["red.wav"], "rb") as fh:
-        assert_error(client.post("/search", files={"file": ("a.wav", fh)}, data={"space": "vt"}),
+        assert_error(client.post("/search", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"space": "vt"}),
                      400, "no_shared_space")
     with open(server.corpus["red.wav"], "rb") as fh:
-        assert_error(client.post("/embed", files={"file": ("a.wav", fh)}, data={"spaces": "vt"}), 400, "bad_request")
+        assert_error(client.post("/embed", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"spaces": "vt"}), 400, "bad_request")
 
 
 def test_unknown_items_and_jobs_are_404(client: httpx.Client) -> None:
@@ -146,10 +146,10 @@ def test_malformed_multipart_is_400(client: httpx.Client, body: bytes, content_t
 
 
 def test_missing_file_part_and_bad_form_values(client: httpx.Client) -> None:
-    assert_error(client.post("/embed", files={"other": ("x", b"1")}), 400, "bad_request", "'file'")
-    r = client.post("/search", files={"file": ("q.mp4", b"...")}, data={"where": "{not json"})
+    assert_error(client.post("/embed", headers=KEY_HEADERS, files={"other": ("x", b"1")}), 400, "bad_request", "'file'")
+    r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", b"...")}, data={"where": "{not json"})
     assert_error(r, 400, "bad_request", "where")
-    r = client.post("/search", files={"file": ("q.mp4", b"...")}, data={"k": "many"})
+    r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", b"...")}, data={"k": "many"})
     assert_error(r, 422, "validation_error", "k")
 
 
