@@ -197,12 +197,12 @@ def search(
     kind: Annotated[Optional[list[str]], typer.Option(help="target kind (repeat): video, audio")] = None,
     where: Annotated[Optional[str], typer.Option(help="metadata filter as JSON")] = None,
     space: Annotated[Optional[str], typer.Option(help="va or vt (video queries)")] = None,
-    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
 ) -> None:
     """Search by text, file or item; prints a table of items and their best moments."""
     if sum(x is not None for x in (text, file, item)) != 1:
         raise ValueError("give exactly one query: TEXT, --file FILE or --item ID")
-    with _connect(url, model, data) as client:
+    with _connect(url, model, data, api_key) as client:
         result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
                                where=_json_arg(where, "--where"), space=space)
     typer.echo(json.dumps(result, indent=2)) if as_json else _print_results(result)
@@ -215,12 +215,12 @@ def embed(
     file: Annotated[Optional[Path], typer.Argument(help="video or audio file")] = None,
     text: Annotated[Optional[list[str]], typer.Option(help="embed text instead (repeat for several)")] = None,
     space: Annotated[Optional[list[str]], typer.Option(help="va / vt (repeat); default: all the file has")] = None,
-    url: Url = None, model: ModelDir = None, data: DataDir = None,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
 ) -> None:
     """Print embeddings as JSON: per segment (start, end, va, vt) and the item mean, or per text."""
     if (file is None) == (not text):
         raise ValueError("give a FILE or --text, not both")
-    with _connect(url, model, data) as client:
+    with _connect(url, model, data, api_key) as client:
         result = client.embed_text(list(text)) if text else client.embed_file(file, space)
     typer.echo(json.dumps(result))
 
@@ -233,7 +233,7 @@ def classify(
     labels: Annotated[list[str], typer.Option("--labels", "--label", help="a label (repeat, or comma-separate)")] = (),
     template: Annotated[str, typer.Option(help="prompt; '{}' is the label")] = "a video of {}",
     item: Annotated[Optional[str], typer.Option(help="classify a catalogued item instead")] = None,
-    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
 ) -> None:
     """Zero-shot classification: label probabilities for the whole file and per segment."""
     names = [p.strip() for label in labels for p in label.split(",") if p.strip()]
@@ -241,7 +241,7 @@ def classify(
         raise ValueError("give labels with --labels a,b,c (or repeat --label)")
     if (file is None) == (item is None):
         raise ValueError("give a FILE or --item ID")
-    with _connect(url, model, data) as client:
+    with _connect(url, model, data, api_key) as client:
         result = client.classify(names, template, file=file, item_id=item)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
