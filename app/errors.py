@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from index.errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
 from model.media import EmptyMediaError, MediaError, MediaTooLongError, UnreadableMediaError, UnsupportedMediaError
@@ -135,6 +136,11 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("catalogue error (request %s): %s", _request_id(request), exc)
             return error_response(500, code, f"internal catalogue error (request id {_request_id(request)})")
         return error_response(status, code, str(exc))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("client went away during %s %s", request.method, request.url.path)  # nobody reads the answer
+        return error_response(499, "client_closed_request", "the client closed the connection")
 
     @app.exception_handler(OSError)
     @app.exception_handler(sqlite3.OperationalError)
