@@ -55,7 +55,8 @@ def _check_json_value(value: Any, depth: int) -> None:
         return
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidArgumentError(f"metadata holds {value!r}; accepted: finite numbers only (no NaN/Infinity)")
+            raise InvalidArgumentError(f"metadata is not JSON-serialisable (it holds {value!r}); accepted: finite "
+                                       "numbers only (no NaN/Infinity)")
         if isinstance(value, int) and not -2**63 <= value < 2**63:
             raise InvalidArgumentError("metadata holds an integer outside the 64-bit range; accepted: "
                                        "-2**63 .. 2**63-1")
@@ -70,8 +71,8 @@ def _check_json_value(value: Any, depth: int) -> None:
                 raise InvalidArgumentError(f"metadata key {k!r} is not a string; accepted: JSON objects")
             _check_json_value(v, depth + 1)
         return
-    raise InvalidArgumentError(f"metadata holds a {type(value).__name__}; accepted: str, int, float, bool, None, "
-                               "lists and dicts of those")
+    raise InvalidArgumentError(f"metadata is not JSON-serialisable (it holds a {type(value).__name__}); accepted: "
+                               "str, int, float, bool, None, lists and dicts of those")
 
 
 def metadata_json(metadata: Mapping[str, Any] | None) -> str:

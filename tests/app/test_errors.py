@@ -85,7 +85,7 @@ def test_upload_over_the_limit_is_refused_while_it_streams(server: LiveServer, c
 
 def test_declared_length_over_the_limit_is_refused_at_once(server: LiveServer, client: httpx.Client) -> None:
     total = 32 * UPLOAD_LIMIT
-    headers = {"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(total)}
+    headers = {"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(total), **KEY_HEADERS}
     status, body, sent = raw_post(server, "/embed", headers, (b"x" * 65536 for _ in range(total // 65536)))
     assert status == 413 and body["error"] == "payload_too_large", body
     assert sent < total / 4
