@@ -24,7 +24,7 @@ _FORM = {
     description="probabilities = softmax(cosine(video, prompt) / temperature) over the labels, temperature "
                 "0.07 (VATT's NCE temperature; setting `temperature`). Item-level probabilities use the "
                 "normalised mean of the segment vectors. Audio has no vt vector: 400.",
-    responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 413, 415, 422, 429, 507)},
     openapi_extra=request_body(ClassifyRequest, _FORM, required=["file", "labels"],
                                description="JSON {item_id, labels, template} or a multipart 'file' with "
                                            "'labels' and 'template' fields"),

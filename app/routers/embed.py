@@ -13,7 +13,7 @@ from ..services.encoder import SPACES_OF_KIND, normalized_mean
 
 router = APIRouter(tags=["embed"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415, 422)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 429, 507)}
 
 
 @router.post(

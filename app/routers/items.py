@@ -24,7 +24,7 @@ def _E(*codes: int) -> dict[int | str, dict[str, Any]]:
 @router.post(
     "", status_code=202, response_model=JobAccepted, dependencies=[WriteAuth],
     summary="Ingest an uploaded file (or a server path) in the background",
-    responses=_E(400, 401, 403, 404, 413, 415, 422),
+    responses=_E(400, 401, 403, 404, 413, 415, 422, 507),
     openapi_extra=request_body(ItemCreateRequest, {
         "metadata": {"type": "string", "description": "a JSON object, e.g. {\"title\": \"...\"}"},
         "source": {"type": "string", "description": "defaults to the file name"}},

@@ -25,7 +25,7 @@ _FORM = {
     description="text -> video in vt; video -> video in va (default) or vt; audio <-> video and video -> audio "
                 "in va. text -> audio has no shared space (400). A file or item query uses the normalised "
                 "mean of its segment vectors.",
-    responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 413, 415, 422, 429, 507)},
     openapi_extra=request_body(SearchRequest, _FORM, required=["file"],
                                description="JSON {\"text\"|\"item_id\", k, kinds, where, space} or a multipart "
                                            "'file' with the same fields as form values"),

@@ -141,7 +141,8 @@ def test_unknown_items_and_jobs_are_404(client: httpx.Client) -> None:
     (b"--xyz\r\nX-Nothing: 1\r\n\r\nabc\r\n--xyz--\r\n", "boundary=xyz"),
 ])
 def test_malformed_multipart_is_400(client: httpx.Client, body: bytes, content_type: str) -> None:
-    r = client.post("/embed", content=body, headers={"Content-Type": f"multipart/form-data; {content_type}".strip("; ")})
+    headers = {"Content-Type": f"multipart/form-data; {content_type}".strip("; "), **KEY_HEADERS}
+    r = client.post("/embed", content=body, headers=headers)
     assert_error(r, 400, "bad_request", "multipart")
 
 
