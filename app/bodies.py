@@ -7,7 +7,6 @@ declared here by hand (`request_body`) and the models it names are added to the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -16,13 +15,14 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from .errors import ServiceError
-from .settings import Settings
 from model.media import MediaError
 
-from .uploads import ParsedForm, UploadedFile, is_multipart, read_json, read_multipart
+from .errors import ServiceError
+from .limits import loads_limited
+from .settings import Settings
+from .uploads import ParsedForm, UploadedFile, read_json
 
-__all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS", "open_form",
+__all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS",
            "split_list", "named_upload"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,13 +51,6 @@ async def json_model(request: Request, model: type[M], settings: Settings) -> M:
     return validate(model, await read_json(request, max_bytes=settings.max_json_bytes))
 
 
-async def open_form(request: Request, settings: Settings) -> ParsedForm | None:
-    """The streamed multipart form (file spooled to disk), or None when the body is not multipart."""
-    if not is_multipart(request):
-        return None
-    return await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
-
-
 @contextmanager
 def named_upload(upload: UploadedFile) -> Iterator[None]:
     """Media errors name the client's file, not the server's temp file."""
@@ -77,10 +70,7 @@ def split_list(values: list[str] | None, *, commas: bool = True) -> list[str] | 
         return values
     v = values[0].strip()
     if v.startswith("["):
-        try:
-            parsed = json.loads(v)
-        except ValueError:
-            raise ServiceError(400, f"form value {v[:80]!r} starts like a JSON array but is not one") from None
+        parsed = loads_limited(v, what=f"form value {v[:80]!r} (it starts like a JSON array)")
         if isinstance(parsed, list):
             return [str(x) for x in parsed]
     return [p.strip() for p in v.split(",") if p.strip()] if commas else values
@@ -94,10 +84,8 @@ def form_model(model: type[M], form: ParsedForm, *, lists: tuple[str, ...] = (),
         if name in lists or name in keep_commas:
             data[name] = split_list(values, commas=name not in keep_commas)
         elif name in jsons:
-            try:
-                data[name] = json.loads(values[-1]) if values[-1].strip() else None
-            except ValueError as exc:
-                raise ServiceError(400, f"form field {name!r} must be a JSON string ({exc})") from None
+            raw = values[-1]
+            data[name] = loads_limited(raw, what=f"form field {name!r}") if raw.strip() else None
         else:
             data[name] = values[-1]
     return validate(model, data)

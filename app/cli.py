@@ -106,6 +106,9 @@ def serve(
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
     load_tokenizer(model)
     settings = Settings(model_dir=model, data_dir=data)
+    from .preflight import check_data_dir
+
+    check_data_dir(settings)  # a second instance, or a read-only --data: one line and exit 1
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
@@ -128,6 +131,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files, or directories searched recursively for media")],
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every item")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="files uploaded and followed at once")] = 4,
 ) -> None:
     """Add media files to the catalogue, with a progress bar over their segments."""
     meta = _json_arg(metadata, "--metadata") or {}
@@ -135,38 +139,42 @@ def ingest(
     if not files:
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
     with _connect(url, model, data, api_key) as client:
-        _ingest_all(client, [(f, meta) for f in files])
+        _ingest_all(client, [(f, meta) for f in files], workers=workers)
 
 
-def _ingest_all(client, files: list[tuple[Path, dict]], *, quiet: bool = False) -> list[str]:
-    """Upload each file, follow its job on a progress bar; one line per item on stdout.
+def _ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False) -> list[str]:
+    """Upload files (`workers` at once), follow their jobs on a progress bar; one line per item on stdout.
 
     quiet: no bar and no per-item lines, one summary line at the end (logs of one-shot jobs such
     as the compose `init` service, where a bar per clip would flood `docker compose up`)."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
     failures: list[str] = []
     ids: list[str] = []
     start = time.perf_counter()
-    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=quiet) as bar:
-        for path, meta in files:
-            bar.set_postfix_str(path.name[-40:])
-            try:
-                accepted = client.ingest(path, meta)
-                job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
-                    f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))  # noqa: B023 - runs inside this iteration
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-                failures.append(f"{path}: {exc}")
+
+    def one(path: Path, meta: dict) -> None:
+        try:
+            accepted = client.ingest(path, meta)
+            job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
+                f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            failures.append(f"{path}: {exc}")
+        else:
+            if job["status"] != "done":
+                failures.append(f"{path}: {job['error']}")
             else:
-                if job["status"] == "failed":
-                    failures.append(f"{path}: {job['error']}")
-                else:
-                    ids.append(job["item_id"])
-                    if not quiet:
-                        tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
-            bar.update(1)
+                ids.append(job["item_id"])
+                if not quiet:
+                    tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
+        bar.update(1)
+
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=quiet) as bar, \
+            ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda fm: one(*fm), files))
     if quiet:
         typer.echo(f"ingested {len(ids)} of {len(files)} files in {time.perf_counter() - start:.1f} s", err=True)
     if failures:
@@ -199,12 +207,12 @@ def search(
     kind: Annotated[Optional[list[str]], typer.Option(help="target kind (repeat): video, audio")] = None,
     where: Annotated[Optional[str], typer.Option(help="metadata filter as JSON")] = None,
     space: Annotated[Optional[str], typer.Option(help="va or vt (video queries)")] = None,
-    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
 ) -> None:
     """Search by text, file or item; prints a table of items and their best moments."""
     if sum(x is not None for x in (text, file, item)) != 1:
         raise ValueError("give exactly one query: TEXT, --file FILE or --item ID")
-    with _connect(url, model, data) as client:
+    with _connect(url, model, data, api_key) as client:
         result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
                                where=_json_arg(where, "--where"), space=space)
     typer.echo(json.dumps(result, indent=2)) if as_json else _print_results(result)
@@ -217,12 +225,12 @@ def embed(
     file: Annotated[Optional[Path], typer.Argument(help="video or audio file")] = None,
     text: Annotated[Optional[list[str]], typer.Option(help="embed text instead (repeat for several)")] = None,
     space: Annotated[Optional[list[str]], typer.Option(help="va / vt (repeat); default: all the file has")] = None,
-    url: Url = None, model: ModelDir = None, data: DataDir = None,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
 ) -> None:
     """Print embeddings as JSON: per segment (start, end, va, vt) and the item mean, or per text."""
     if (file is None) == (not text):
         raise ValueError("give a FILE or --text, not both")
-    with _connect(url, model, data) as client:
+    with _connect(url, model, data, api_key) as client:
         result = client.embed_text(list(text)) if text else client.embed_file(file, space)
     typer.echo(json.dumps(result))
 
@@ -235,7 +243,7 @@ def classify(
     labels: Annotated[list[str], typer.Option("--labels", "--label", help="a label (repeat, or comma-separate)")] = (),
     template: Annotated[str, typer.Option(help="prompt; '{}' is the label")] = "a video of {}",
     item: Annotated[Optional[str], typer.Option(help="classify a catalogued item instead")] = None,
-    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False,
+    url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
 ) -> None:
     """Zero-shot classification: label probabilities for the whole file and per segment."""
     names = [p.strip() for label in labels for p in label.split(",") if p.strip()]
@@ -243,7 +251,7 @@ def classify(
         raise ValueError("give labels with --labels a,b,c (or repeat --label)")
     if (file is None) == (item is None):
         raise ValueError("give a FILE or --item ID")
-    with _connect(url, model, data) as client:
+    with _connect(url, model, data, api_key) as client:
         result = client.classify(names, template, file=file, item_id=item)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -18,9 +18,12 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ServiceClient", "ClientError", "connect"]
+__all__ = ["ServiceClient", "ClientError", "connect", "retry_wait"]
 
 _TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+RETRY_STATUSES = (429, 503)  # busy or starting: worth another try after Retry-After
+RETRIES = 8
+MAX_RETRY_WAIT_S = 30.0
 
 
 class ClientError(Exception):
@@ -36,6 +39,15 @@ def _raise_for(response: httpx.Response) -> None:
     except ValueError:
         message = response.text[:200] or response.reason_phrase
     raise ClientError(f"HTTP {response.status_code} {message}")
+
+
+def retry_wait(response: httpx.Response, attempt: int) -> float:
+    """Seconds to wait before retrying: the server's Retry-After when it is a number, else 0.5 * 2**attempt."""
+    try:
+        wait = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        wait = 0.5 * 2 ** attempt
+    return min(max(wait, 0.0), MAX_RETRY_WAIT_S)
 
 
 class _LocalTransport:
@@ -98,10 +110,17 @@ class ServiceClient:
         self._close()
 
     def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        try:
-            response = self._request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the service at {self.where}: {exc or type(exc).__name__}") from None
+        """One request; 429 and 503 are retried (honouring Retry-After, else exponential backoff)."""
+        for attempt in range(RETRIES + 1):
+            for _, value in (kwargs.get("files") or {}).items():
+                value[1].seek(0)  # a retried upload sends the whole file again
+            try:
+                response = self._request(method, url, **kwargs)
+            except httpx.HTTPError as exc:
+                raise ClientError(f"cannot reach the service at {self.where}: {exc or type(exc).__name__}") from None
+            if response.status_code not in RETRY_STATUSES or attempt == RETRIES:
+                break
+            time.sleep(retry_wait(response, attempt))
         _raise_for(response)
         return response.json()
 
@@ -148,7 +167,7 @@ class ServiceClient:
             job = self.job(job_id)
             if on_progress is not None:
                 on_progress(job)
-            if job["status"] in ("done", "failed"):
+            if job["status"] in ("done", "failed", "cancelled"):
                 return job
             if time.monotonic() > deadline:
                 raise ClientError(f"job {job_id} did not finish within {timeout_s:.0f} s")

@@ -10,6 +10,8 @@ no key is a 401, a wrong one a 403, both with a sentence saying what to send.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -18,15 +20,19 @@ from fastapi.security import APIKeyHeader
 from index import Catalog
 
 from .errors import ServiceError
+from .services.admission import Admission, CancelToken
+from .uploads import ParsedForm, is_multipart, read_multipart
 from .metrics import Metrics
 from .services.encoder import Encoder
 from .services.ingest import IngestService
+from .services.paths import ServerPaths
 from .services.query import QueryService
 from .services.storage import MediaStore
 from .settings import Settings
 
-__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "JobsDep", "QueryDep", "StoreDep", "MetricsDep",
-           "WriteAuth", "require_api_key"]
+__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "JobsDep", "QueryDep", "StoreDep", "MetricsDep", "PathsDep",
+           "WriteAuth", "ReadAuth", "require_api_key", "require_read_key",
+           "FileOrJson", "EncodeFileOrJson", "Upload"]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="needed for writes when the server has an API key")
@@ -63,6 +69,10 @@ async def _store(request: Request) -> MediaStore:
     return _state(request, "store")
 
 
+async def _paths(request: Request) -> ServerPaths:
+    return _state(request, "paths")
+
+
 async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -74,17 +84,84 @@ JobsDep = Annotated[IngestService, Depends(_jobs)]
 QueryDep = Annotated[QueryService, Depends(_query)]
 StoreDep = Annotated[MediaStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+PathsDep = Annotated[ServerPaths, Depends(_paths)]
+
+
+def _key_matches(key: str | None, accepted: list[Any]) -> bool:
+    """Constant-time comparison against every accepted key (no early exit on the first match)."""
+    given = (key or "").encode()
+    results = [secrets.compare_digest(given, a.get_secret_value().encode()) for a in accepted if a is not None]
+    return any(results)
+
+
+def _check_key(key: str | None, accepted: list[Any], what: str) -> None:
+    if not key:
+        raise ServiceError(401, f"{what} needs an API key: send it in the X-API-Key header",
+                           headers={"WWW-Authenticate": "APIKey"})
+    if not _key_matches(key, accepted):
+        raise ServiceError(403, "the API key in X-API-Key is not valid for this endpoint")
 
 
 async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
-    """401 without a key, 403 with a wrong one; a no-op when the server has no key."""
-    if settings.api_key is None:
-        return
-    if not key:
-        raise ServiceError(401, "this endpoint needs an API key: send it in the X-API-Key header",
-                           headers={"WWW-Authenticate": "APIKey"})
-    if not secrets.compare_digest(key.encode(), settings.api_key.get_secret_value().encode()):
-        raise ServiceError(403, "the API key in X-API-Key is not valid")
+    """Writes and uploads: the write key (VATT_API_KEY); a no-op when the server has none."""
+    if settings.api_key is not None:
+        _check_key(key, [settings.api_key], "this endpoint (it changes state or takes an upload)")
+
+
+async def require_read_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
+    """Reads: open unless VATT_READ_API_KEY is set; then the read key or the write key."""
+    if settings.read_api_key is not None:
+        _check_key(key, [settings.read_api_key, settings.api_key], "reading from this server")
 
 
 WriteAuth = Depends(require_api_key)
+ReadAuth = Depends(require_read_key)
+
+
+@dataclass
+class Upload:
+    """What `FileOrJson` parsed: the multipart form with its spooled file, or None for a JSON body
+    (read it with `bodies.json_model`); `cancel` is set when the client of a file encode went away."""
+
+    form: ParsedForm | None
+    cancel: CancelToken | None = None
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+
+async def _admission(request: Request) -> Admission:
+    return _state(request, "admission")
+
+
+async def _form(request: Request, settings: SettingsDep) -> AsyncIterator[Upload]:
+    """The one body parser for routes that take "JSON or multipart with a file": the temp file is
+    removed when the request ends, whatever happened."""
+    if not is_multipart(request):
+        yield Upload(None)
+        return
+    form = await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
+    try:
+        yield Upload(form)
+    finally:
+        form.cleanup()
+
+
+async def _encode_form(request: Request, settings: SettingsDep,
+                       admission: Annotated[Admission, Depends(_admission)]) -> AsyncIterator[Upload]:
+    """Like `_form`, for routes that encode the file: an encode slot is taken before the upload is
+    read (429 + Retry-After when none is free) and held until the route ends."""
+    if not is_multipart(request):
+        yield Upload(None)
+        return
+    await require_api_key(settings, request.headers.get("x-api-key"))  # uploads cost: the write key
+    async with admission.slot(request) as token:
+        form = await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
+        try:
+            yield Upload(form, token)
+        finally:
+            form.cleanup()
+
+
+FileOrJson = Annotated[Upload, Depends(_form)]
+EncodeFileOrJson = Annotated[Upload, Depends(_encode_form)]

@@ -7,18 +7,21 @@ and answered with a plain 500 that carries the id and no traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from index.errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
 from model.media import EmptyMediaError, MediaError, MediaTooLongError, UnreadableMediaError, UnsupportedMediaError
 
-__all__ = ["ServiceError", "error_response", "install_error_handlers", "ERROR_CODES", "ACCEPTED_MEDIA"]
+__all__ = ["ServiceError", "storage_error_status", "error_response", "install_error_handlers", "ERROR_CODES", "ACCEPTED_MEDIA"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     406: "not_acceptable", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
     416: "range_not_satisfiable", 422: "unprocessable", 429: "too_many_requests", 500: "internal",
-    503: "unavailable",
+    503: "unavailable", 507: "insufficient_storage",
 }
 
 
@@ -71,6 +74,21 @@ def catalog_error_status(exc: CatalogError) -> tuple[int, str]:
     if isinstance(exc, (CatalogLockedError, ReadOnlyError)):
         return 503, "unavailable"
     return 500, "internal"
+
+
+def storage_error_status(exc: BaseException) -> int | None:
+    """507 for a full disk (ENOSPC/EDQUOT, SQLite's "disk is full"), 503 for a read-only one, else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 507
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return 503
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if "disk is full" in text or "disk i/o error" in text:
+            return 507
+        if "readonly" in text or "read-only" in text:
+            return 503
+    return None
 
 
 def _request_id(request: Request) -> str:
@@ -118,6 +136,23 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("catalogue error (request %s): %s", _request_id(request), exc)
             return error_response(500, code, f"internal catalogue error (request id {_request_id(request)})")
         return error_response(status, code, str(exc))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("client went away during %s %s", request.method, request.url.path)  # nobody reads the answer
+        return error_response(499, "client_closed_request", "the client closed the connection")
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _storage(request: Request, exc: Exception) -> JSONResponse:
+        status = storage_error_status(exc)
+        if status == 507:
+            return error_response(507, "insufficient_storage", "the server's disk is full: nothing was stored; "
+                                                               "reads still work, try the write again later")
+        if status == 503:
+            return error_response(503, "read_only", "the server's data directory is read-only: searches and reads "
+                                                    "work, writes do not")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,12 +28,15 @@ from index import Catalog
 from model import load_pretrained, load_tokenizer
 
 from .bodies import add_documented_models
+from .deps import ReadAuth
 from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, openai, search
+from .services.admission import Admission
 from .services.batcher import Batcher
 from .services.encoder import Encoder
 from .services.ingest import IngestService
+from .services.paths import ServerPaths
 from .services.query import QueryService
 from .services.storage import MediaStore
 from .settings import Settings, get_settings
@@ -58,22 +62,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     device = s.torch_device()
     model = load_pretrained(s.model_dir, map_location=device)
     tokenizer = load_tokenizer(s.model_dir)
+    heads = model.config.heads
+    # the catalogue's lock comes first: a second instance must fail here, before it touches anything
+    catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
     s.tmp_dir.mkdir(parents=True, exist_ok=True)
-    heads = model.config.heads
-    catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
     batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms)
     batcher.stats.observers.append(metrics.observe_batch)
     batcher.start()
     encoder = Encoder(model, tokenizer, batcher, stride_s=s.stride_s, chunk=s.ingest_chunk,
                       prefetch=s.prefetch_windows, max_duration_s=s.max_duration_s)
     store = MediaStore(s.media_dir, s.thumbs_dir)
-    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers).start()
+    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
+                           retention_s=s.job_retention_s)
+    try:
+        ingest.recover()
+    except (OSError, sqlite3.OperationalError) as exc:  # a full disk: serve reads, recover on a later start
+        log.warning("ingest recovery postponed: %s", exc)
+    ingest.start()
     metrics.track_catalog(catalog.count)
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
+    app.state.admission = Admission(s.max_concurrent_encodes)
+    app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.ready = True
     log.info("serving model %s (%s) on %s with %d items from %s", model.config.name, s.model_dir, device,
@@ -85,7 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingest.close()
         batcher.close()
         catalog.close()
-        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog"):
+        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths", "admission"):
             setattr(app.state, name, None)
 
 
@@ -113,8 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (health, embed, items, jobs, search, classify, media, openai):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (embed, items, jobs, search, classify, media, openai):  # reads need VATT_READ_API_KEY when set
+        app.include_router(module.router, dependencies=[ReadAuth])
     _mount_web(app)
 
     def openapi() -> dict[str, Any]:

@@ -14,7 +14,7 @@ __all__ = [
     "ErrorBody", "ItemOut", "ItemsPage", "MomentOut", "SearchResult", "SearchResponse", "SearchRequest",
     "SearchOptions", "EmbedForm", "ClassifyForm", "ItemForm",
     "EmbedTextRequest", "TextEmbedding", "EmbedTextResponse", "SegmentEmbedding", "EmbedFileResponse",
-    "ItemCreateRequest", "JobAccepted", "JobProgress", "JobOut", "ClassifyRequest", "SegmentProbabilities",
+    "ItemCreateRequest", "JobAccepted", "JobProgress", "JobOut", "JobsPage", "JobStatus", "ClassifyRequest", "SegmentProbabilities",
     "ClassifyResponse", "Health", "Readiness", "Deleted", "Kind", "Space", "item_out",
     "Metadata", "ItemPatch", "SegmentVector", "SpaceVectors", "ItemWithVectors",
     "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
@@ -104,10 +104,14 @@ class ItemWithVectors(ItemOut):
     vectors: dict[str, SpaceVectors] | None = Field(None, description="per space, with ?include=vectors")
 
 
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
 class JobAccepted(BaseModel):
     job_id: str
     item_id: str
-    status: Literal["queued", "running", "done", "failed"] = "queued"
+    status: JobStatus = "queued"
+    note: str | None = Field(None, description="set when the upload duplicated an item: its metadata was not applied")
 
 
 class JobProgress(BaseModel):
@@ -117,14 +121,22 @@ class JobProgress(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: JobStatus
     progress: JobProgress
     item_id: str
     error: str | None = None
+    note: str | None = None
     source: str
     created: float
     started: float | None = None
     finished: float | None = None
+
+
+class JobsPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    offset: int
+    limit: int
 
 
 # --- search ----------------------------------------------------------------------------------------

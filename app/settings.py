@@ -6,6 +6,7 @@ Nothing reads the environment at import time; `create_app(settings)` takes an ex
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     model_dir: Path = Field(description="model directory written by save_pretrained (config, weights, tokenizer)")
     data_dir: Path = Field(description="where the catalogue, uploaded media and thumbnails live")
     api_key: SecretStr | None = Field(None, description="when set, writes need the header X-API-Key with this value")
+    read_api_key: SecretStr | None = Field(None, description="when set, reads (search by text, listing, media) "
+                                                              "need X-API-Key with this value or the write key")
+    max_concurrent_encodes: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1,
+                                        description="file encodes (/embed, /search, /classify with a file) at once; "
+                                                    "429 past it")
     max_upload_bytes: int = Field(512 * 2**20, gt=0, description="largest accepted upload (413 above)")
     max_json_bytes: int = Field(2**20, gt=0, description="largest accepted JSON request body (413 above)")
     max_duration_s: float = Field(3 * 3600.0, gt=0, description="longest accepted media (413 above)")
@@ -34,6 +40,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(5.0, ge=0, description="how long the batcher waits to fill a batch")
     ingest_chunk: int = Field(8, ge=1, description="windows one ingest submits to the batcher at once")
     prefetch_windows: int = Field(16, ge=1, description="decoded windows queued ahead of inference")
+    job_retention_s: float = Field(7 * 86400.0, ge=0, description="how long finished jobs stay listed by GET /jobs")
     ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",

@@ -10,7 +10,6 @@ Nothing decides what the file *is* here: that is `model.media.probe`'s job, by d
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
 from .errors import ServiceError
+from .limits import loads_limited
 
 __all__ = ["UploadedFile", "ParsedForm", "read_multipart", "read_json", "is_multipart", "safe_suffix"]
 
@@ -81,7 +81,8 @@ def _too_large(limit: int) -> ServiceError:
     return ServiceError(413, f"the upload is larger than the limit of {limit} bytes", code="payload_too_large")
 
 
-def _check_length(request: Request, limit: int) -> None:
+def _check_length(request: Request, limit: int, *, quoted: int | None = None) -> None:
+    """413 when Content-Length passes `limit`; the message quotes the configured limit (`quoted`)."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -89,7 +90,7 @@ def _check_length(request: Request, limit: int) -> None:
         except ValueError:
             raise ServiceError(400, f"Content-Length {length!r} is not a number") from None
         if declared > limit:
-            raise _too_large(limit)
+            raise _too_large(quoted or limit)
 
 
 class _FormSink:
@@ -187,7 +188,7 @@ async def read_multipart(request: Request, *, tmp_dir: Path, max_bytes: int, fil
     413 as soon as the file passes `max_bytes`; 400 for a malformed body (no boundary, broken
     parts, a body that ends before its closing boundary) or a missing file part.
     """
-    _check_length(request, max_bytes + _MULTIPART_OVERHEAD)
+    _check_length(request, max_bytes + _MULTIPART_OVERHEAD, quoted=max_bytes)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -228,7 +229,4 @@ async def read_json(request: Request, *, max_bytes: int) -> Any:
                                code="payload_too_large")
     if not body:
         raise ServiceError(400, "the request body is empty; send JSON or a multipart/form-data upload")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ServiceError(400, f"malformed JSON body: {exc}", code="invalid_json") from None
+    return loads_limited(bytes(body), what="the JSON body", code="invalid_json")

@@ -23,7 +23,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from model import VATT, VattConfig  # noqa: E402
 from model.media import WindowSpec, iter_windows  # noqa: E402
@@ -75,7 +74,7 @@ def bench_preset(name: str, batch: int, repeats: int) -> list[dict]:
 
 
 def bench_decode(repeats: int) -> dict:
-    from media_factory import make_video
+    from _media import make_video
 
     with tempfile.TemporaryDirectory() as tmp:
         path = make_video(Path(tmp) / "bench.mp4", duration=10.0, fps=25, width=320, height=240, codec="h264", audio=True)

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(REPO))
 
-from media_factory import make_video  # noqa: E402
+from _media import make_video  # noqa: E402
 
 from app.services.batcher import Batcher  # noqa: E402
 from app.services.encoder import Encoder  # noqa: E402

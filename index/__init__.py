@@ -15,6 +15,7 @@ from .catalog import DEFAULT_SPACES, Catalog
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
                      ItemNotFoundError, ReadOnlyError)
 from .filters import OPERATORS
+from .jobs import JOB_STATUSES, JobRecord, JobStore
 from .types import INDEX_TYPES, KINDS, CheckReport, Item, ItemHit, Moment, Segment
 from .vectors import IndexOptions
 
@@ -22,5 +23,5 @@ __all__ = [
     "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "KINDS", "OPERATORS", "IndexOptions",
     "Item", "Segment", "Moment", "ItemHit", "CheckReport",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
-    "ReadOnlyError", "CatalogCorruptError",
+    "ReadOnlyError", "CatalogCorruptError", "JobStore", "JobRecord", "JOB_STATUSES",
 ]

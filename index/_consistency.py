@@ -111,8 +111,11 @@ def open_space(cat: CatalogState, space: str) -> tuple[VectorIndex, int, str]:
         vi = cat.build_space(space)
         saved = -1
     if not cat.readonly and saved != epoch and (path.exists() or vi.ntotal):
-        vi.save(path, epoch)
-        saved = epoch
+        try:
+            vi.save(path, epoch)
+            saved = epoch
+        except OSError as e:  # a full disk: serve from memory, write the file on a later flush
+            log.warning("space %r: FAISS file not written on open (%s); serving from memory", space, e)
     return vi, saved, note
 
 

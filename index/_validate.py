@@ -41,16 +41,52 @@ def check_type(index_type: str) -> str:
     return index_type
 
 
+MAX_METADATA_DEPTH = 16  # nesting of objects and arrays; every reader (SQLite json1, pydantic) copes
+MAX_METADATA_BYTES = 64 * 1024  # of the stored JSON text
+
+
+def _check_json_value(value: Any, depth: int) -> None:
+    """JSON types only (str, finite numbers, bool, None, lists, string-keyed dicts), nested at most
+    MAX_METADATA_DEPTH deep: what is stored must read back through every route."""
+    if depth > MAX_METADATA_DEPTH and isinstance(value, (list, tuple, Mapping)):
+        raise InvalidArgumentError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep; "
+                                   f"accepted: at most {MAX_METADATA_DEPTH}")
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgumentError(f"metadata is not JSON-serialisable (it holds {value!r}); accepted: finite "
+                                       "numbers only (no NaN/Infinity)")
+        if isinstance(value, int) and not -2**63 <= value < 2**63:
+            raise InvalidArgumentError("metadata holds an integer outside the 64-bit range; accepted: "
+                                       "-2**63 .. 2**63-1")
+        return
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _check_json_value(v, depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidArgumentError(f"metadata key {k!r} is not a string; accepted: JSON objects")
+            _check_json_value(v, depth + 1)
+        return
+    raise InvalidArgumentError(f"metadata is not JSON-serialisable (it holds a {type(value).__name__}); accepted: "
+                               "str, int, float, bool, None, lists and dicts of those")
+
+
 def metadata_json(metadata: Mapping[str, Any] | None) -> str:
+    """The stored JSON text of an item's metadata, after the depth, type and size limits."""
     if metadata is None:
         return "{}"
     if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
         raise InvalidArgumentError("metadata must be a JSON object (dict with string keys)")
-    try:
-        return json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise InvalidArgumentError(f"metadata is not JSON-serialisable ({e}); accepted: str, int, float, "
-                                   "bool, None, lists and dicts of those") from e
+    _check_json_value(metadata, 1)
+    text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(f"metadata is {len(text.encode())} bytes as JSON; the limit is "
+                                   f"{MAX_METADATA_BYTES} bytes")
+    return text
 
 
 def check_item(kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,

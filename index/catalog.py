@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -28,6 +29,7 @@ from . import _search, store
 from ._consistency import CatalogState, check_catalog, open_space, stats
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
+from .jobs import JobStore
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
 from .types import CheckReport, Item, ItemHit, Segment
 from .vectors import IndexOptions, VectorIndex, normalize
@@ -76,6 +78,7 @@ class Catalog:
             self._outgrown: set[str] = set()
             for space in self.spaces:
                 self._vectors[space], self._saved[space], self.file_notes[space] = open_space(self._state(), space)
+            self.jobs = JobStore(self._writer, self._reader, self._write_lock, readonly=readonly)
         except BaseException:
             self._release()
             raise
@@ -276,13 +279,21 @@ class Catalog:
             written = {}
             for space, vi in self._vectors.items():
                 if self._saved[space] != epochs[space]:
-                    with vi.lock.read():
-                        vi.save(self.index_path(space), epochs[space])
-                        written[f"factory.{space}"] = vi.factory
+                    try:
+                        with vi.lock.read():
+                            vi.save(self.index_path(space), epochs[space])
+                    except OSError as e:  # a full disk: the file is a cache, SQLite holds the truth
+                        log.warning("space %r: FAISS file not written (%s); it is caught up on the next "
+                                    "flush or open", space, e)
+                        continue
+                    written[f"factory.{space}"] = vi.factory
                     self._saved[space] = epochs[space]
             if written:  # autofaiss-style index_infos: what each file holds, for humans and stats
-                with store.transaction(self._writer()) as conn:
-                    store.set_meta(conn, written)
+                try:
+                    with store.transaction(self._writer()) as conn:
+                        store.set_meta(conn, written)
+                except sqlite3.OperationalError as e:
+                    log.warning("index infos not recorded (%s)", e)
             self._pending = 0
 
     def rebuild(self, *, index_type: str | None = None, index_options: Mapping[str, Any] | None = None) -> None:

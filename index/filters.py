@@ -24,6 +24,8 @@ OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin",
 _COMPARE = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SCALARS = (str, int, float, bool)
+MAX_CLAUSES = 64  # conditions in one `where` (each is a json_extract per row)
+MAX_VALUES = 1000  # operands of one in/nin
 
 
 def _path(name: str) -> str:
@@ -62,6 +64,9 @@ def _condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[
         if not isinstance(value, (list, tuple, set, frozenset)):
             raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, "
                               f"got {type(value).__name__}")
+        if len(value) > MAX_VALUES:
+            raise FilterError(f"filter {field!r}: operator {op!r} lists {len(value)} values; the limit is "
+                              f"{MAX_VALUES}")
         values = [_scalar(field, op, v) for v in value]
         if not values:
             return ("0" if op == "in" else "1"), []
@@ -99,6 +104,8 @@ def compile_where(where: Mapping[str, Any] | None, column: str = "metadata") -> 
         else:
             raise FilterError(f"filter {field!r}: expected a value or an operator dict "
                               f"({', '.join(OPERATORS)}), got {type(spec).__name__}")
+        if len(clauses) + len(pairs) > MAX_CLAUSES:
+            raise FilterError(f"`where` has more than {MAX_CLAUSES} conditions; the limit is {MAX_CLAUSES}")
         for op, value in pairs:
             sql, p = _condition(field, op, value, column)
             clauses.append(sql)

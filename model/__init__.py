@@ -17,7 +17,8 @@ from .media import (
     probe,
     read_window,
 )
-from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained, sha256_file
+from .hashing import sha256_file
+from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained
 from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, has_tokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
 from .factory import Preprocess, create_model_and_transforms

@@ -12,7 +12,6 @@ A `BackboneClassifier` (a converted fine-tuned checkpoint) is saved the same way
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from .classifier import MODALITIES, BackboneClassifier
 from .config import VattConfig
+from .hashing import sha256_file
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
@@ -41,15 +41,6 @@ CLASSIFICATION = "classification"  # config.json "task" of a BackboneClassifier 
 
 class ModelDirectoryError(ValueError):
     """A model directory is missing, damaged or does not match its config."""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (model weights, checkpoints, uploads)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sort_safetensors_metadata(path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, open_form, request_body
-from ..deps import QueryDep, SettingsDep
+from ..bodies import form_model, json_model, named_upload, request_body
+from ..deps import EncodeFileOrJson, QueryDep, SettingsDep
 from ..errors import ServiceError
 from ..schemas import ClassifyForm, ClassifyRequest, ClassifyResponse, ErrorBody, SegmentProbabilities
 
@@ -24,26 +24,24 @@ _FORM = {
     description="probabilities = softmax(cosine(video, prompt) / temperature) over the labels, temperature "
                 "0.07 (VATT's NCE temperature; setting `temperature`). Item-level probabilities use the "
                 "normalised mean of the segment vectors. Audio has no vt vector: 400.",
-    responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 413, 415, 422, 429, 507)},
     openapi_extra=request_body(ClassifyRequest, _FORM, required=["file", "labels"],
                                description="JSON {item_id, labels, template} or a multipart 'file' with "
                                            "'labels' and 'template' fields"),
 )
-async def classify(request: Request, query: QueryDep, settings: SettingsDep) -> ClassifyResponse:
-    form = await open_form(request, settings)
+async def classify(request: Request, query: QueryDep, settings: SettingsDep,
+                   upload: EncodeFileOrJson) -> ClassifyResponse:
+    form = upload.form
     if form is None:
         req = await json_model(request, ClassifyRequest, settings)
         _check_labels(req, settings.max_labels)
         q = await run_in_threadpool(query.from_item, req.item_id)
         opts: ClassifyForm = req
     else:
-        try:
-            opts = form_model(ClassifyForm, form, keep_commas=("labels",))
-            _check_labels(opts, settings.max_labels)
-            with named_upload(form.file):
-                q = await run_in_threadpool(query.from_file, form.file.path)
-        finally:
-            form.cleanup()
+        opts = form_model(ClassifyForm, form, keep_commas=("labels",))
+        _check_labels(opts, settings.max_labels)
+        with named_upload(form.file):
+            q = await run_in_threadpool(lambda: query.from_file(form.file.path, cancel=upload.cancelled))
     prompts, text_vt = await query.prompts_vectors(opts.labels, opts.template)
     item, per_segment = query.classify(q, text_vt)
     return ClassifyResponse(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, open_form, request_body
-from ..deps import EncoderDep, SettingsDep
+from ..bodies import form_model, json_model, named_upload, request_body
+from ..deps import EncodeFileOrJson, EncoderDep, SettingsDep
 from ..errors import ServiceError
 from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, ErrorBody, SegmentEmbedding, TextEmbedding
 from ..services.encoder import SPACES_OF_KIND, normalized_mean
 
 router = APIRouter(tags=["embed"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415, 422)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 429, 507)}
 
 
 @router.post(
@@ -24,20 +24,18 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415, 422)}
         "spaces": {"type": "string", "description": "comma-separated subset of va,vt (default: all the file has)"}},
         required=["file"], description="JSON {\"texts\": [...]} or a multipart upload in field 'file'"),
 )
-async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep) -> EmbedFileResponse | EmbedTextResponse:
-    form = await open_form(request, settings)
+async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep,
+                upload: EncodeFileOrJson) -> EmbedFileResponse | EmbedTextResponse:
+    form = upload.form
     if form is None:
         body = await json_model(request, EmbedTextRequest, settings)
         if len(body.texts) > settings.max_texts:
             raise ServiceError(400, f"{len(body.texts)} texts in one request; this server takes at most {settings.max_texts}")
         vt = await encoder.aembed_texts(body.texts)
         return EmbedTextResponse(embeddings=[TextEmbedding(vt=v.tolist()) for v in vt], dim=vt.shape[1])
-    try:
-        opts = form_model(EmbedForm, form, lists=("spaces",))
-        with named_upload(form.file):
-            emb = await run_in_threadpool(encoder.embed_file, form.file.path)
-    finally:
-        form.cleanup()
+    opts = form_model(EmbedForm, form, lists=("spaces",))
+    with named_upload(form.file):
+        emb = await run_in_threadpool(lambda: encoder.embed_file(form.file.path, cancel=upload.cancelled))
     have = SPACES_OF_KIND[emb.kind]
     spaces = opts.spaces or list(have)
     missing = [s for s in spaces if s not in have]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, open_form, request_body
-from ..deps import CatalogDep, JobsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
+from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, request_body
+from ..deps import CatalogDep, FileOrJson, JobsDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
+from ..limits import loads_limited
 from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
 from ..services.encoder import normalized_mean
-from ..settings import Settings
 
 router = APIRouter(prefix="/items", tags=["items"])
 DOCUMENTED_MODELS[ItemPatch.__name__] = ItemPatch  # PATCH reads its body with json_model
@@ -25,50 +24,31 @@ def _E(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody} for c in codes}
 
 
-def _server_path(raw: str, settings: Settings) -> Path:
-    """A server path the settings allow: on, absolute, under a configured root (symlinks resolved)."""
-    if not settings.allow_server_paths:
-        raise ServiceError(403, "ingesting server paths is disabled on this server; upload the file as multipart "
-                                "field 'file' instead")
-    path = Path(raw)
-    if not path.is_absolute():
-        raise ServiceError(400, f"server path {raw!r} must be absolute")
-    resolved = path.resolve()
-    if not any(resolved.is_relative_to(root) for root in settings.server_path_roots):
-        roots = ", ".join(str(r) for r in settings.server_path_roots) or "(none configured)"
-        raise ServiceError(403, f"server path {raw!r} is outside the allowed roots: {roots}")
-    if not resolved.is_file():
-        raise ServiceError(404, f"server path {raw!r} is not a file")
-    return resolved
-
-
 @router.post(
     "", status_code=202, response_model=JobAccepted, dependencies=[WriteAuth],
     summary="Ingest an uploaded file (or a server path) in the background",
-    responses=_E(400, 401, 403, 404, 413, 415, 422),
+    responses=_E(400, 401, 403, 404, 413, 415, 422, 507),
     openapi_extra=request_body(ItemCreateRequest, {
         "metadata": {"type": "string", "description": "a JSON object, e.g. {\"title\": \"...\"}"},
         "source": {"type": "string", "description": "defaults to the file name"}},
         required=["file"], description="multipart 'file' (+ 'metadata' JSON string), or JSON {\"path\": ...} "
                                        "when server paths are enabled"),
 )
-async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep) -> JobAccepted:
-    form = await open_form(request, settings)
+async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, paths: PathsDep,
+                      upload: FileOrJson) -> JobAccepted:
+    form = upload.form
     if form is None:
         body = await json_model(request, ItemCreateRequest, settings)
-        path = _server_path(body.path, settings)
+        path = paths.check(body.path)
         job = await run_in_threadpool(jobs.accept_path, path, source=body.source or str(path), metadata=body.metadata)
     else:
-        try:
-            opts = form_model(ItemForm, form, jsons=("metadata",))
-            upload = form.file
-            source = opts.source or Path(upload.filename).name or "upload"
-            with named_upload(upload):
-                job = await run_in_threadpool(jobs.accept_upload, upload.path, source=source,
-                                              metadata=opts.metadata, sha256=upload.sha256)
-        finally:
-            form.cleanup()
-    return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status)
+        opts = form_model(ItemForm, form, jsons=("metadata",))
+        file = form.file
+        source = opts.source or Path(file.filename).name or "upload"
+        with named_upload(file):
+            job = await run_in_threadpool(jobs.accept_upload, file.path, source=source,
+                                          metadata=opts.metadata, sha256=file.sha256)
+    return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status, note=job.note)
 
 
 @router.get("", response_model=ItemsPage, summary="List items, filtered by kind and metadata",
@@ -82,10 +62,7 @@ async def list_items(
 ) -> ItemsPage:
     filters: dict[str, Any] | None = None
     if where:
-        try:
-            filters = json.loads(where)
-        except ValueError as exc:
-            raise ServiceError(400, f"'where' must be a JSON object ({exc})") from None
+        filters = loads_limited(where, what="'where'")
         if not isinstance(filters, dict):
             raise ServiceError(400, "'where' must be a JSON object, e.g. {\"lang\": \"en\"}")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, open_form, request_body
-from ..deps import QueryDep, SettingsDep
+from ..bodies import form_model, json_model, named_upload, request_body
+from ..deps import EncodeFileOrJson, QueryDep, SettingsDep
 from ..schemas import ErrorBody, MomentOut, SearchOptions, SearchRequest, SearchResponse, SearchResult, item_out
 
 router = APIRouter(tags=["search"])
@@ -28,14 +28,15 @@ _FORM = {
                 "in va. text -> audio has no shared space (400). A file or item query uses the normalised "
                 "mean of its segment vectors. A vector query names its space; offset and score_threshold "
                 "page and filter the ranked list.",
-    responses={c: {"model": ErrorBody} for c in (400, 404, 413, 415, 422)},
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 413, 415, 422, 429, 507)},
     openapi_extra=request_body(SearchRequest, _FORM, required=["file"],
                                description="JSON {\"text\"|\"item_id\"|\"vector\", k, offset, score_threshold, "
                                            "kinds, where, space} or a multipart 'file' with the same fields as "
                                            "form values"),
 )
-async def search(request: Request, query: QueryDep, settings: SettingsDep) -> SearchResponse:
-    form = await open_form(request, settings)
+async def search(request: Request, query: QueryDep, settings: SettingsDep,
+                 upload: EncodeFileOrJson) -> SearchResponse:
+    form = upload.form
     if form is None:
         req = await json_model(request, SearchRequest, settings)
         if req.text is not None:
@@ -46,12 +47,9 @@ async def search(request: Request, query: QueryDep, settings: SettingsDep) -> Se
             q = await run_in_threadpool(query.from_item, req.item_id)
         opts: SearchOptions = req
     else:
-        try:
-            opts = form_model(SearchOptions, form, lists=("kinds",), jsons=("where",))
-            with named_upload(form.file):
-                q = await run_in_threadpool(query.from_file, form.file.path)
-        finally:
-            form.cleanup()
+        opts = form_model(SearchOptions, form, lists=("kinds",), jsons=("where",))
+        with named_upload(form.file):
+            q = await run_in_threadpool(lambda: query.from_file(form.file.path, cancel=upload.cancelled))
     space, hits = await run_in_threadpool(
         lambda: query.search(q, k=opts.k, kinds=opts.kinds, where=opts.where, space=opts.space,
                              moments=opts.moments, include_query_item=opts.include_query_item,

@@ -8,11 +8,15 @@ requests (there is concurrent traffic worth waiting for), so a lone client pays 
 requests that arrive during a forward always form the next batch. One thread owns the model, so
 torch's intra-op threads are never oversubscribed by concurrent forwards, and the event loop
 never runs inference.
+
+Text has its own lane: the queue is ordered by lane, so a text query is taken before any file
+windows already waiting (it still waits for the forward in progress, never behind the backlog).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
 import threading
@@ -31,6 +35,7 @@ __all__ = ["Batcher", "BatcherClosedError", "BatchStats", "MODALITIES"]
 log = logging.getLogger(__name__)
 
 MODALITIES = ("video", "audio", "text")
+_TEXT_LANE, _FILE_LANE, _LAST = 0, 1, 9
 _SPACES = {"video": ("va", "vt"), "audio": ("va",), "text": ("vt",)}
 
 
@@ -70,7 +75,8 @@ class Batcher:
         self.max_rows = max_rows
         self.wait_s = wait_ms / 1000.0
         self.stats = BatchStats()
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._queue: queue.PriorityQueue[tuple[int, int, _Request | None]] = queue.PriorityQueue()
+        self._seq = itertools.count()  # FIFO within a lane
         self._thread: threading.Thread | None = None
         self._closed = False
         self._last_batch = 1  # requests in the previous batch: > 1 means waiting can fill a batch
@@ -86,12 +92,12 @@ class Batcher:
     def close(self) -> None:
         """Stop taking requests, fail those still queued, and join the worker."""
         self._closed = True
-        self._queue.put(None)
+        self._queue.put((_LAST, next(self._seq), None))
         if self._thread is not None:
             self._thread.join(timeout=30)
         while True:
             try:
-                req = self._queue.get_nowait()
+                _, _, req = self._queue.get_nowait()
             except queue.Empty:
                 break
             if req is not None and not req.future.done():
@@ -105,7 +111,8 @@ class Batcher:
         if self._closed:
             raise BatcherClosedError("the service is shutting down")
         future: Future = Future()
-        self._queue.put(_Request(modality, inputs, future))
+        lane = _TEXT_LANE if modality == "text" else _FILE_LANE
+        self._queue.put((lane, next(self._seq), _Request(modality, inputs, future)))
         return future
 
     async def submit(self, modality: str, inputs: torch.Tensor) -> dict[str, np.ndarray]:
@@ -123,7 +130,7 @@ class Batcher:
         while rows < self.max_rows:
             remaining = deadline - time.monotonic()
             try:
-                req = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                _, _, req = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if req is None:
@@ -135,7 +142,7 @@ class Batcher:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            _, _, first = self._queue.get()
             if first is None:
                 break
             batch, stop = self._collect(first)

@@ -20,9 +20,10 @@ import torch
 from model import VATT
 from model.media import EmptyMediaError, MediaInfo, MediaTooLongError, WindowSpec, count_windows, iter_windows, probe
 
+from ..errors import ServiceError
 from .batcher import Batcher
 
-__all__ = ["Encoder", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
+__all__ = ["Encoder", "EncodeCancelled", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,13 @@ SPACES_OF_KIND = {"video": ("va", "vt"), "audio": ("va",), "text": ("vt",)}
 _END = object()
 
 Progress = Callable[[int, int], None]
+
+
+class EncodeCancelled(ServiceError):
+    """The caller's `cancel()` said stop (its client went away); raised between windows."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(499, detail, code="client_closed_request")
 
 
 def normalized_mean(vectors: np.ndarray) -> np.ndarray:
@@ -98,7 +106,7 @@ class Encoder:
         return count_windows(info.duration, self.spec)
 
     def embed_file(self, path: str | os.PathLike, *, info: MediaInfo | None = None,
-                   progress: Progress | None = None) -> FileEmbedding:
+                   progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> FileEmbedding:
         """Every window of `path` through the model; video files use the video tower (va + vt),
         audio-only files the audio tower (va). Blocking: call it from a worker thread."""
         if info is None:
@@ -113,6 +121,8 @@ class Encoder:
         outs: list[dict[str, np.ndarray]] = []
 
         def encode(pending: list[tuple[float, float, torch.Tensor]]) -> None:
+            if cancel is not None and cancel():
+                raise EncodeCancelled(f"encoding {os.fspath(path)!r} was cancelled after {len(starts)} windows")
             out = self.batcher.run(kind, torch.stack([t for _, _, t in pending]))
             outs.append(out)
             starts.extend(s for s, _, _ in pending)

@@ -1,10 +1,12 @@
-"""Ingest jobs: an accepted file becomes a catalogue item in the background.
+"""Ingest jobs: an accepted file becomes a catalogue item in the background, and survives a crash.
 
-`POST /items` does the cheap, decisive work while the client waits (the upload is decoded
-enough to probe it, so non-media is a 415 there and then, not a failed job later; the sha256 is
-looked up, so a re-upload answers with the existing item); the embedding runs on a worker
-thread that reports progress in segments. Jobs live in memory: after a restart, GET /jobs
-forgets them, while the items they made stay in the catalogue.
+`POST /items` does the cheap, decisive work while the client waits (the upload is probed, so
+non-media is a 415 there and then; the sha256 is looked up, so a re-upload answers with the
+existing item) and commits a job row to the catalogue's database before answering 202. Workers
+embed queued jobs and report progress in segments. On start, `recover()` re-queues the jobs a
+crash interrupted (their files are under media/), fails those whose file is gone, and removes
+media that belongs to no item and no job. `cancel()` stops a job between windows and rolls its
+partial work back (the media file, and the item if it was already committed).
 """
 
 from __future__ import annotations
@@ -14,68 +16,78 @@ import queue
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index import Catalog, CatalogError
+from index import Catalog, CatalogError, JobRecord, JobStore
+from index._validate import metadata_json
 from model import sha256_file
-from model.media import MediaError, MediaInfo
+from model.media import MediaError
 
 from ..metrics import Metrics
 from .encoder import Encoder
 from .storage import MediaStore
 
-__all__ = ["Job", "IngestService"]
+__all__ = ["IngestService", "JobCancelled", "DUPLICATE_NOTE"]
 
 log = logging.getLogger(__name__)
 
-_KEEP_JOBS = 10_000  # finished jobs remembered for GET /jobs/{id}
+DUPLICATE_NOTE = ("identical content is already item {item}; the existing item is returned and the metadata "
+                  "sent with this upload was not applied")
+_PROGRESS_EVERY_S = 0.5  # progress rows are committed at most this often per job
 
 
-@dataclass
-class Job:
-    """One ingest, as GET /jobs/{id} shows it."""
-
-    id: str
-    item_id: str
-    source: str
-    status: str = "queued"  # queued | running | done | failed
-    done: int = 0
-    total: int = 0
-    error: str | None = None
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    # not shown
-    path: Path | None = None
-    info: MediaInfo | None = None
-    sha256: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "item_id": self.item_id, "source": self.source, "status": self.status,
-                "progress": {"done": self.done, "total": self.total}, "error": self.error,
-                "created": self.created, "started": self.started, "finished": self.finished}
+class JobCancelled(Exception):
+    """Raised inside a worker (between windows) when a client cancelled the job."""
 
 
 class IngestService:
-    """Accepts files, runs `ingest_workers` threads that embed them and add them to the catalogue."""
+    """Accepts files, runs `workers` threads that embed them and add them to the catalogue."""
 
     def __init__(self, encoder: Encoder, catalog: Catalog, store: MediaStore, metrics: Metrics, *,
-                 workers: int = 1) -> None:
+                 workers: int = 1, retention_s: float = 7 * 86400.0) -> None:
         self.encoder = encoder
         self.catalog = catalog
+        self.jobs: JobStore = catalog.jobs
         self.store = store
         self.metrics = metrics
         self.n_workers = workers
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self.retention_s = retention_s
+        self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._cancelled: set[str] = set()
+        self._guard = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------------
+    def recover(self) -> dict[str, int]:
+        """Resume what a crash interrupted; fail jobs whose file is gone; remove orphan media."""
+        resumed = failed = 0
+        for job in self.jobs.active():
+            if job.path and Path(job.path).exists():
+                self.jobs.requeue(job.id)
+                self._queue.put(job.id)
+                resumed += 1
+            else:
+                self.jobs.fail(job.id, "the server restarted and the job's media file was gone; upload it again")
+                failed += 1
+        orphans = self.store.remove_orphans(keep=self._owned_ids())
+        expired = self.jobs.expire(self.retention_s)
+        if resumed or failed or orphans or expired:
+            log.info("recovery: %d jobs re-queued, %d failed (file gone), %d orphan media files removed, "
+                     "%d finished jobs expired", resumed, failed, orphans, expired)
+        return {"resumed": resumed, "failed": failed, "orphans": orphans, "expired": expired}
+
+    def _owned_ids(self) -> set[str]:
+        """Item ids whose media must stay: catalogue items and queued/running jobs."""
+        ids = {j.item_id for j in self.jobs.active()}
+        offset = 0
+        while True:
+            page = self.catalog.list_items(limit=1000, offset=offset)
+            ids.update(i.id for i in page)
+            if len(page) < 1000:
+                return ids
+            offset += 1000
+
     def start(self) -> IngestService:
         for i in range(self.n_workers):
             t = threading.Thread(target=self._loop, name=f"vatt-ingest-{i}", daemon=True)
@@ -84,14 +96,12 @@ class IngestService:
         return self
 
     def close(self) -> None:
-        """Let running jobs finish; queued ones are failed (their uploads are removed)."""
+        """Stop after the running jobs; queued ones stay queued in the database for the next start."""
         while True:
             try:
-                job = self._queue.get_nowait()
+                self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                self._fail(job, "the service stopped before this job ran; upload the file again")
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:
@@ -101,115 +111,154 @@ class IngestService:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    # --- accepting ------------------------------------------------------------------------------
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+    # --- reading --------------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.jobs.get(job_id)
 
-    def accept_upload(self, path: Path, *, source: str, metadata: dict[str, Any], sha256: str | None = None) -> Job:
-        """Probe an uploaded temp file (MediaError -> 415/413), keep it under media/, queue a job.
+    def list(self, *, status: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
+        return self.jobs.list(status=status, limit=limit, offset=offset)
+
+    # --- accepting ------------------------------------------------------------------------------
+    def accept_upload(self, path: Path, *, source: str, metadata: dict[str, Any], sha256: str | None = None) -> JobRecord:
+        """Probe an uploaded temp file (MediaError -> 415/413), keep it under media/, commit a job.
 
         Blocking (decodes the header, may hash): call it from a worker thread.
         """
         try:
+            meta = metadata_json(metadata)
             info, _ = self.encoder.probe(path)
             sha = sha256 or sha256_file(path)
-            existing = self._existing(sha, source)
+            existing = self._existing(sha, source, metadata)
             if existing is not None:
                 path.unlink(missing_ok=True)
                 return existing
-            job = self._new_job(source, info, sha, metadata)
-            job.path = self.store.put(path, job.item_id, info)
+            item_id = uuid.uuid4().hex
+            dest = self.store.put(path, item_id, info)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return self._enqueue(job)
+        return self._create(item_id, dest, source, sha, meta, self.encoder.count_segments(info))
 
-    def accept_path(self, path: Path, *, source: str, metadata: dict[str, Any]) -> Job:
+    def accept_path(self, path: Path, *, source: str, metadata: dict[str, Any]) -> JobRecord:
         """Ingest a file already on the server (the caller checked it lies under an allowed root)."""
+        meta = metadata_json(metadata)
         info, _ = self.encoder.probe(path)
         sha = sha256_file(path)
-        existing = self._existing(sha, source)
+        existing = self._existing(sha, source, metadata)
         if existing is not None:
             return existing
-        job = self._new_job(source, info, sha, metadata)
-        job.path = self.store.link(path, job.item_id, info)
-        return self._enqueue(job)
+        item_id = uuid.uuid4().hex
+        dest = self.store.link(path, item_id, info)
+        return self._create(item_id, dest, source, sha, meta, self.encoder.count_segments(info))
 
-    def _existing(self, sha: str, source: str) -> Job | None:
+    def _create(self, item_id: str, dest: Path, source: str, sha: str, meta: str, total: int) -> JobRecord:
+        try:
+            job = self.jobs.create(item_id=item_id, source=source, sha256=sha, path=str(dest), total=total,
+                                   metadata_json=meta)
+        except BaseException:
+            self.store.remove(item_id)  # the job was not committed: nothing of it may stay
+            raise
+        self._queue.put(job.id)
+        return job
+
+    def _existing(self, sha: str, source: str, metadata: dict[str, Any]) -> JobRecord | None:
         item = self.catalog.get_by_sha256(sha)
         if item is None:
             return None
         log.info("%s is already item %s; not ingesting it again", source, item.id)
-        job = Job(id=uuid.uuid4().hex, item_id=item.id, source=source, status="done", done=item.n_segments,
-                  total=item.n_segments, started=time.time(), finished=time.time())
-        self._remember(job)
-        return job
+        note = DUPLICATE_NOTE.format(item=item.id) if metadata and dict(item.metadata) != metadata else None
+        return self.jobs.create(item_id=item.id, source=source, sha256=sha, path=None, total=item.n_segments,
+                                status="done", note=note)
 
-    def _new_job(self, source: str, info: MediaInfo, sha: str, metadata: dict[str, Any]) -> Job:
-        return Job(id=uuid.uuid4().hex, item_id=uuid.uuid4().hex, source=source, info=info, sha256=sha,
-                   metadata=metadata, total=self.encoder.count_segments(info))
-
-    def _enqueue(self, job: Job) -> Job:
-        self._remember(job)
-        self._queue.put(job)
-        return job
-
-    def _remember(self, job: Job) -> None:
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > _KEEP_JOBS:
-                oldest = next(iter(self._jobs))
-                if self._jobs[oldest].status in ("queued", "running"):
-                    break
-                self._jobs.popitem(last=False)
+    # --- cancelling -----------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel a queued or running job; returns the job as it now stands (None: unknown id)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.status in ("queued", "running") and self.jobs.cancel(job_id):
+            with self._guard:
+                self._cancelled.add(job_id)
+            if job.status == "queued":  # a worker that picks it up will skip it; the file goes now
+                self.store.remove(job.item_id)
+        return self.jobs.get(job_id)
 
     # --- running --------------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            job_id = self._queue.get()
+            if job_id is None:
                 return
-            self._run(job)
+            if not self.jobs.start(job_id):  # cancelled (or ended) while queued
+                continue
+            job = self.jobs.get(job_id)
+            if job is not None:
+                self._run(job)
 
-    def _progress(self, job: Job):
+    def _progress(self, job: JobRecord):
+        last = [0.0]
+
         def update(done: int, total: int) -> None:
-            job.done, job.total = done, total
+            with self._guard:
+                if job.id in self._cancelled:
+                    raise JobCancelled(job.id)
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY_S:
+                last[0] = now
+                self.jobs.progress(job.id, done, total)
         return update
 
-    def _run(self, job: Job) -> None:
-        job.status, job.started = "running", time.time()
+    def _run(self, job: JobRecord) -> None:
+        started = time.time()
         try:
-            emb = self.encoder.embed_file(job.path, info=job.info, progress=self._progress(job))
+            path = Path(job.path or "")
+            info, _ = self.encoder.probe(path)
+            emb = self.encoder.embed_file(path, info=info, progress=self._progress(job))
             item = self._add(job, emb)
-        except (MediaError, CatalogError) as exc:
+        except JobCancelled:
+            self._rolled_back(job, None)
+            return
+        except (MediaError, CatalogError, OSError) as exc:
             self._fail(job, str(exc))
             return
         except Exception as exc:  # keep the worker alive; the job says what happened, the log says where
             log.exception("ingest job %s (%s) failed", job.id, job.source)
             self._fail(job, f"internal error while ingesting ({type(exc).__name__}); see the server log")
             return
-        if item.id != job.item_id:  # same content added meanwhile (or a catalogue that picks its own ids)
+        new_item = item.id == job.item_id
+        if not new_item:  # same content added meanwhile: keep one media file
             if self.store.find(item.id) is None:
                 self.store.rename(job.item_id, item.id)
             else:
                 self.store.remove(job.item_id)
-            job.item_id = item.id
-        job.done = job.total = emb.n_segments
-        job.status, job.finished = "done", time.time()
+        if not self.jobs.finish(job.id, item_id=item.id, total=emb.n_segments):
+            self._rolled_back(job, item.id if new_item else None)  # cancelled while the item was committed
+            return
         self.metrics.ingested_items.labels(emb.kind).inc()
         self.metrics.ingested_segments.labels(emb.kind).inc(emb.n_segments)
         log.info("ingested %s as %s item %s (%d segments, %.1f s)", job.source, emb.kind, item.id,
-                 emb.n_segments, job.finished - job.started)
+                 emb.n_segments, time.time() - started)
 
-    def _add(self, job: Job, emb):
+    def _add(self, job: JobRecord, emb):
         segments = [[s, e] for s, e in zip(emb.starts, emb.ends)]
-        kwargs = dict(kind=emb.kind, source=job.source, sha256=job.sha256, segments=segments,
-                      vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata, item_id=job.item_id)
-        return self.catalog.add_item(**kwargs)
+        return self.catalog.add_item(kind=emb.kind, source=job.source, sha256=job.sha256, segments=segments,
+                                     vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata,
+                                     item_id=job.item_id)
 
-    def _fail(self, job: Job, message: str) -> None:
-        job.status, job.error, job.finished = "failed", message, time.time()
+    def _rolled_back(self, job: JobRecord, item_id: str | None) -> None:
+        """Undo a cancelled job's work: its item (when this job made it) and its media."""
+        if item_id is not None:
+            try:
+                self.catalog.delete_item(item_id)
+            except CatalogError:
+                log.exception("could not roll back item %s of cancelled job %s", item_id, job.id)
+        self.store.remove(job.item_id)
+        with self._guard:
+            self._cancelled.discard(job.id)
+        log.info("ingest job %s (%s) cancelled; its partial work was rolled back", job.id, job.source)
+
+    def _fail(self, job: JobRecord, message: str) -> None:
+        self.jobs.fail(job.id, message)
         self.store.remove(job.item_id)
         self.metrics.failed_jobs.inc()
         log.warning("ingest job %s (%s) failed: %s", job.id, job.source, message)

@@ -101,9 +101,9 @@ class QueryService:
         vt = await self.encoder.aembed_texts([text])
         return QueryVectors("text", {"vt": vt}, [0.0], [0.0])
 
-    def from_file(self, path) -> QueryVectors:
+    def from_file(self, path, *, cancel=None) -> QueryVectors:
         """Blocking (decodes and embeds the whole file): call from a worker thread."""
-        emb = self.encoder.embed_file(path)
+        emb = self.encoder.embed_file(path, cancel=cancel)
         return QueryVectors(emb.kind, emb.vectors, emb.starts, emb.ends)
 
     def from_item(self, item_id: str) -> QueryVectors:

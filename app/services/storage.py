@@ -93,6 +93,17 @@ class MediaStore:
         for path in [*self.media_dir.glob(f"{item_id}.*"), *self.thumbs_dir.glob(f"{item_id}.*")]:
             path.unlink(missing_ok=True)
 
+    def remove_orphans(self, *, keep: set[str]) -> int:
+        """Delete media and thumbnails whose item id is not in `keep` (left by a crash); returns how many."""
+        removed = 0
+        for directory in (self.media_dir, self.thumbs_dir):
+            for path in directory.iterdir():
+                stem = path.name.split(".", 1)[0]
+                if stem not in keep and (_ID.match(stem) or path.name.endswith(".tmp")):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     @staticmethod
     def content_type(path: Path) -> str:
         return CONTENT_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream")

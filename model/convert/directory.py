@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 from ..config import VattConfig
-from ..pretrained import CONFIG_FILE, save_pretrained, sha256_file
+from ..hashing import sha256_file
+from ..pretrained import CONFIG_FILE, save_pretrained
 from ..text import WordTokenizer
 from .official import KINDS, Conversion, ConversionError, convert, detect_kind, infer_config
 from .tf_checkpoint import CheckpointError, TFCheckpoint, resolve_prefix

@@ -15,6 +15,7 @@ from app.main import create_app
 from app.settings import Settings
 
 API_KEY = "test-key-0123"
+KEY_HEADERS = {"X-API-Key": API_KEY}  # uploads to /embed, /search, /classify need the write key
 UPLOAD_LIMIT = 1 << 20  # 1 MiB: the corpus clips are far smaller, the 413 test sends more
 MAX_DURATION = 20.0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from app_corpus import CLIPS
-from app_server import LiveServer
+from app_server import API_KEY, LiveServer
 from typer.testing import CliRunner
 
 from app.cli import BUNDLED_DEMO_MODEL, app
@@ -34,14 +34,15 @@ def test_search_prints_a_table_of_items_and_moments(server: LiveServer, ingested
 
 
 def test_search_by_file_and_json_output(server: LiveServer, ingested: dict[str, str]) -> None:
-    result = vatt("search", "--file", server.corpus["blue"], "--url", server.url, "--json", "--k", "1")
+    result = vatt("search", "--file", server.corpus["blue"], "--url", server.url, "--api-key", API_KEY,
+                  "--json", "--k", "1")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["space"] == "va" and body["results"][0]["item"]["id"] == ingested["blue"]
 
 
 def test_embed_and_classify(server: LiveServer, ingested: dict[str, str]) -> None:
-    result = vatt("embed", server.corpus["red"], "--url", server.url)
+    result = vatt("embed", server.corpus["red"], "--url", server.url, "--api-key", API_KEY)
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert len(body["segments"]) == 2 and set(body["mean"]) == {"va", "vt"}
@@ -49,7 +50,8 @@ def test_embed_and_classify(server: LiveServer, ingested: dict[str, str]) -> Non
     assert [len(e["vt"]) for e in json.loads(result.output)["embeddings"]] == [32, 32]
 
     labels = ",".join(c.caption.replace(",", "") for c in CLIPS)
-    result = vatt("classify", server.corpus["red"], "--labels", labels, "--template", "{}", "--url", server.url)
+    result = vatt("classify", server.corpus["red"], "--labels", labels, "--template", "{}", "--url", server.url,
+                  "--api-key", API_KEY)
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].split() == ["label", "probability"] and lines[2].startswith(CLIPS[0].caption)

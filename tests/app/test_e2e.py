@@ -8,7 +8,7 @@ import httpx
 import pytest
 import torch
 from app_corpus import CLIPS
-from app_server import LiveServer, wait_job
+from app_server import LiveServer, wait_job, KEY_HEADERS
 
 
 def _check_moments(result: dict) -> None:
@@ -42,7 +42,7 @@ def test_text_search_finds_the_captioned_clip(client: httpx.Client, ingested: di
 def test_video_search_by_upload_returns_that_clip_first(server: LiveServer, client: httpx.Client,
                                                          ingested: dict[str, str], space: str) -> None:
     with open(server.corpus["blue"], "rb") as fh:
-        r = client.post("/search", files={"file": ("query.mp4", fh)}, data={"k": "2", "space": space})
+        r = client.post("/search", headers=KEY_HEADERS, files={"file": ("query.mp4", fh)}, data={"k": "2", "space": space})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["query_kind"] == "video" and body["space"] == space
@@ -54,13 +54,13 @@ def test_video_search_by_upload_returns_that_clip_first(server: LiveServer, clie
 
 def test_video_query_defaults_to_va(server: LiveServer, client: httpx.Client, ingested: dict[str, str]) -> None:
     with open(server.corpus["red"], "rb") as fh:
-        r = client.post("/search", files={"file": ("q.mp4", fh)})
+        r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", fh)})
     assert r.status_code == 200 and r.json()["space"] == "va"
 
 
 def test_audio_query_searches_videos_in_va(server: LiveServer, client: httpx.Client, ingested: dict[str, str]) -> None:
     with open(server.corpus["green.wav"], "rb") as fh:
-        r = client.post("/search", files={"file": ("tone.wav", fh)}, data={"kinds": "video"})
+        r = client.post("/search", headers=KEY_HEADERS, files={"file": ("tone.wav", fh)}, data={"kinds": "video"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["query_kind"] == "audio" and body["space"] == "va"
@@ -88,7 +88,7 @@ def test_search_filters_by_metadata_and_kind(client: httpx.Client, ingested: dic
 def test_classify_file_gives_probabilities_summing_to_one(server: LiveServer, client: httpx.Client, clip) -> None:
     labels = [c.caption for c in CLIPS]
     with open(server.corpus[clip.name], "rb") as fh:
-        r = client.post("/classify", files={"file": ("c.mp4", fh)},
+        r = client.post("/classify", headers=KEY_HEADERS, files={"file": ("c.mp4", fh)},
                         data={"labels": json.dumps(labels), "template": "{}"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -116,14 +116,14 @@ def test_embed_text_and_file(server: LiveServer, client: httpx.Client) -> None:
     assert len(vecs) == 2 and all(len(v) == 32 for v in vecs)
     assert sum(x * x for x in vecs[0]) == pytest.approx(1.0, abs=1e-4)
     with open(server.corpus["red"], "rb") as fh:
-        r = client.post("/embed", files={"file": ("v.mp4", fh)})
+        r = client.post("/embed", headers=KEY_HEADERS, files={"file": ("v.mp4", fh)})
     body = r.json()
     assert r.status_code == 200 and body["kind"] == "video"
     assert [(s["start"], s["end"]) for s in body["segments"]] == [(0.0, 3.2), (3.2, 6.4)]
     assert {len(s["va"]) for s in body["segments"]} == {64} and {len(s["vt"]) for s in body["segments"]} == {32}
     assert set(body["mean"]) == {"va", "vt"}
     with open(server.corpus["red.wav"], "rb") as fh:
-        r = client.post("/embed", files={"file": ("a.wav", fh)}, data={"spaces": "va"})
+        r = client.post("/embed", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"spaces": "va"})
     body = r.json()
     assert r.status_code == 200 and body["kind"] == "audio" and set(body["mean"]) == {"va"}
     assert all("vt" not in s for s in body["segments"])
@@ -160,14 +160,14 @@ def test_server_path_ingest_then_delete(server: LiveServer, client: httpx.Client
     assert item_id == r.json()["item_id"]  # the id announced in the 202 is the item's id
     assert client.get(f"/items/{item_id}").json()["kind"] == "audio"
     with open(server.corpus["red"], "rb") as fh:  # video -> audio lives in va
-        r = client.post("/search", files={"file": ("q.mp4", fh)}, data={"kinds": "audio"})
+        r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", fh)}, data={"kinds": "audio"})
     assert [x["item"]["id"] for x in r.json()["results"]] == [item_id]
     assert client.get(f"/media/{item_id}").content == path.read_bytes()
 
     r = client.delete(f"/items/{item_id}", headers=server.headers())
     assert r.status_code == 200 and r.json() == {"id": item_id, "deleted": True}
     with open(server.corpus["red"], "rb") as fh:
-        r = client.post("/search", files={"file": ("q.mp4", fh)}, data={"kinds": "audio,video", "k": "10"})
+        r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", fh)}, data={"kinds": "audio,video", "k": "10"})
     assert item_id not in [x["item"]["id"] for x in r.json()["results"]]
     assert client.get(f"/items/{item_id}").status_code == 404
     assert client.get(f"/media/{item_id}").status_code == 404

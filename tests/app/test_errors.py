@@ -8,7 +8,7 @@ import socket
 
 import httpx
 import pytest
-from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, assert_error, run_server
+from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, assert_error, run_server, KEY_HEADERS
 
 from app.settings import Settings
 
@@ -85,7 +85,7 @@ def test_upload_over_the_limit_is_refused_while_it_streams(server: LiveServer, c
 
 def test_declared_length_over_the_limit_is_refused_at_once(server: LiveServer, client: httpx.Client) -> None:
     total = 32 * UPLOAD_LIMIT
-    headers = {"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(total)}
+    headers = {"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(total), **KEY_HEADERS}
     status, body, sent = raw_post(server, "/embed", headers, (b"x" * 65536 for _ in range(total // 65536)))
     assert status == 413 and body["error"] == "payload_too_large", body
     assert sent < total / 4
@@ -114,13 +114,13 @@ def test_text_to_audio_has_no_shared_space(client: httpx.Client, ingested) -> No
 
 def test_audio_cannot_be_classified_or_searched_in_vt(server: LiveServer, client: httpx.Client) -> None:
     with open(server.corpus["red.wav"], "rb") as fh:
-        assert_error(client.post("/classify", files={"file": ("a.wav", fh)}, data={"labels": "x,y"}),
+        assert_error(client.post("/classify", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"labels": "x,y"}),
                      400, "no_shared_space", "video-text")
     with open(server.corpus["red.wav"], "rb") as fh:
-        assert_error(client.post("/search", files={"file": ("a.wav", fh)}, data={"space": "vt"}),
+        assert_error(client.post("/search", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"space": "vt"}),
                      400, "no_shared_space")
     with open(server.corpus["red.wav"], "rb") as fh:
-        assert_error(client.post("/embed", files={"file": ("a.wav", fh)}, data={"spaces": "vt"}), 400, "bad_request")
+        assert_error(client.post("/embed", headers=KEY_HEADERS, files={"file": ("a.wav", fh)}, data={"spaces": "vt"}), 400, "bad_request")
 
 
 def test_unknown_items_and_jobs_are_404(client: httpx.Client) -> None:
@@ -141,15 +141,16 @@ def test_unknown_items_and_jobs_are_404(client: httpx.Client) -> None:
     (b"--xyz\r\nX-Nothing: 1\r\n\r\nabc\r\n--xyz--\r\n", "boundary=xyz"),
 ])
 def test_malformed_multipart_is_400(client: httpx.Client, body: bytes, content_type: str) -> None:
-    r = client.post("/embed", content=body, headers={"Content-Type": f"multipart/form-data; {content_type}".strip("; ")})
+    headers = {"Content-Type": f"multipart/form-data; {content_type}".strip("; "), **KEY_HEADERS}
+    r = client.post("/embed", content=body, headers=headers)
     assert_error(r, 400, "bad_request", "multipart")
 
 
 def test_missing_file_part_and_bad_form_values(client: httpx.Client) -> None:
-    assert_error(client.post("/embed", files={"other": ("x", b"1")}), 400, "bad_request", "'file'")
-    r = client.post("/search", files={"file": ("q.mp4", b"...")}, data={"where": "{not json"})
+    assert_error(client.post("/embed", headers=KEY_HEADERS, files={"other": ("x", b"1")}), 400, "bad_request", "'file'")
+    r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", b"...")}, data={"where": "{not json"})
     assert_error(r, 400, "bad_request", "where")
-    r = client.post("/search", files={"file": ("q.mp4", b"...")}, data={"k": "many"})
+    r = client.post("/search", headers=KEY_HEADERS, files={"file": ("q.mp4", b"...")}, data={"k": "many"})
     assert_error(r, 422, "validation_error", "k")
 
 

@@ -1,0 +1,166 @@
+"""The hostile-input corpus: each input is a 4xx naming its limit, never a 5xx, and the server stays healthy.
+
+Also: the worst metadata the limits allow, once stored, reads back through every route.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from server_proc import ServerProcess
+
+from index._validate import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+
+
+def _nested(depth: int, leaf: object = 1) -> dict:
+    value: dict = {"leaf": leaf}
+    for _ in range(depth - 1):
+        value = {"d": value}
+    return value
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory: pytest.TempPathFactory, tones: list[Path]) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("roots")
+    env = {"VATT_ALLOW_SERVER_PATHS": "true", "VATT_SERVER_PATH_ROOTS": json.dumps([str(root)])}
+    server = ServerProcess(tmp_path_factory.mktemp("hostile") / "data", env=env).start()
+    server.root = root  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _wait(client: httpx.Client, job_id: str) -> dict:
+    for _ in range(600):
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(job)
+
+
+def _upload(client: httpx.Client, server: ServerProcess, path: Path, metadata: str) -> httpx.Response:
+    with open(path, "rb") as fh:
+        return client.post("/items", headers=server.headers(), files={"file": (path.name, fh, "audio/wav")},
+                           data={"metadata": metadata})
+
+
+HOSTILE = [
+    # (name, method, path, kwargs, status, fragment of the message)
+    ("json body 100k deep", "POST", "/search", {"content": b"[" * 100_000 + b"]" * 100_000,
+                                                 "headers": {"content-type": "application/json"}}, 400, "limit is 32"),
+    ("json body deep object", "POST", "/embed", {"content": b'{"a":' * 5000 + b"1" + b"}" * 5000,
+                                                  "headers": {"content-type": "application/json"}}, 400, "limit"),
+    ("where 200 fields", "GET", "/items", {"params": {"where": json.dumps({f"f{i}": i for i in range(200)})}},
+     400, "64"),
+    ("where deep", "GET", "/items", {"params": {"where": "[" * 2000 + "]" * 2000}}, 400, "limit is 32"),
+    ("where in 1500 values", "GET", "/items",
+     {"params": {"where": json.dumps({"a": {"in": list(range(1500))}}, separators=(",", ":"))}},
+     400, "1000"),
+    ("search where 10k", "POST", "/search", {"json": {"text": "red", "where": {f"f{i}": i for i in range(10_000)}}},
+     400, "64"),
+    ("NaN in JSON", "POST", "/search", {"content": b'{"text": "red", "k": NaN}',
+                                        "headers": {"content-type": "application/json"}}, 400, "NaN"),
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_input_is_a_4xx(hostile_server: ServerProcess, case) -> None:
+    name, method, path, kwargs, status, fragment = case
+    kwargs = dict(kwargs)
+    headers = dict(kwargs.pop("headers", {}))
+    with hostile_server.client() as client:
+        request = client.build_request(method, path, headers={**headers, **hostile_server.headers()}, **kwargs)
+        r = client.send(request)
+        assert r.status_code < 500, (name, r.status_code, r.text[:300])
+        assert r.status_code == status, (name, r.status_code, r.text[:300])
+        if fragment:
+            assert fragment in r.json()["detail"], (name, r.text[:300])
+    with hostile_server.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_hostile_metadata_and_paths(hostile_server: ServerProcess, tones: list[Path]) -> None:
+    s = hostile_server
+    with s.client() as client:
+        for meta, fragment in [(json.dumps(_nested(300)), "32"), (json.dumps(_nested(MAX_METADATA_DEPTH + 1)), "16"),
+                               ('{"a": NaN}', "NaN"), ('{"a": Infinity}', "Infinity"),
+                               (json.dumps({"big": "x" * (MAX_METADATA_BYTES + 10)}), str(MAX_METADATA_BYTES)),
+                               (json.dumps({"n": 10**30}), "64-bit")]:
+            r = _upload(client, s, tones[0], meta)
+            assert 400 <= r.status_code < 500, (meta[:80], r.status_code, r.text[:300])
+            assert fragment in r.json()["detail"], (fragment, r.text[:300])
+        r = client.post("/items", headers=s.headers(), json={"path": str(s.root) + "/a\x00b.wav"})
+        assert r.status_code == 400 and "NUL" in r.json()["detail"], r.text
+        r = client.get("/media/" + "0" * 32, headers={"Range": "bytes=" + "9" * 5000 + "-"})
+        assert r.status_code in (404, 416), r.text  # unknown item: 404 before the range is read
+        assert client.get("/healthz").status_code == 200
+
+
+def test_worst_allowed_metadata_reads_back_everywhere(hostile_server: ServerProcess, tones: list[Path]) -> None:
+    s = hostile_server
+    worst = _nested(MAX_METADATA_DEPTH - 1, leaf=[1])  # the leaf list makes it exactly MAX_METADATA_DEPTH deep
+    worst["pad"] = "é\u2028\"\\" * ((MAX_METADATA_BYTES - 2000) // 16)  # 16 bytes each as JSON
+    worst["nums"] = [2**63 - 1, -2**63, 1e308, -0.0, 5e-324]
+    with s.client() as client:
+        r = _upload(client, s, tones[1], json.dumps(worst))
+        assert r.status_code == 202, r.text[:500]
+        job = _wait(client, r.json()["job_id"])
+        assert job["status"] == "done", job
+        item = job["item_id"]
+        assert client.get(f"/items/{item}").json()["metadata"] == worst
+        assert any(i["id"] == item for i in client.get("/items", params={"limit": 1000}).json()["items"])
+        r = client.post("/search", json={"text": "a tone", "k": 10})
+        assert r.status_code == 200, r.text[:300]
+        r = client.get("/items", params={"where": json.dumps({"nums": {"contains": 5}})})
+        assert r.status_code == 200
+        r = client.get(f"/media/{item}", headers={"Range": "bytes=" + "9" * 5000 + "-"})
+        assert r.status_code == 416 and "18 digits" in r.json()["detail"], r.text
+        r = client.get(f"/media/{item}", headers={"Range": "bytes=0-99"})
+        assert r.status_code == 206 and len(r.content) == 100 and r.headers.get("etag")
+        etag = r.headers["etag"]
+        r = client.get(f"/media/{item}", headers={"Range": "bytes=0-99", "If-Range": '"stale"'})
+        assert r.status_code == 200  # If-Range that does not match: the whole file
+        r = client.get(f"/media/{item}", headers={"Range": "bytes=0-99", "If-Range": etag})
+        assert r.status_code == 206
+        r = client.get(f"/media/{item}")
+        assert r.status_code == 200 and r.headers.get("last-modified")
+
+
+def test_duplicate_upload_says_its_metadata_was_not_applied(hostile_server: ServerProcess, tones: list[Path]) -> None:
+    s = hostile_server
+    with s.client() as client:
+        first = _upload(client, s, tones[2], '{"v": 1}').json()
+        assert _wait(client, first["job_id"])["status"] == "done"
+        again = _upload(client, s, tones[2], '{"v": 2}')
+        assert again.status_code == 202, again.text
+        body = again.json()
+        assert body["item_id"] == first["item_id"] and body["status"] == "done"
+        assert "not applied" in body["note"] and first["item_id"] in body["note"]
+        assert client.get(f"/items/{first['item_id']}").json()["metadata"] == {"v": 1}
+
+
+def test_media_rechecks_server_path_roots_on_every_read(hostile_server: ServerProcess, tones: list[Path],
+                                                        tmp_path: Path) -> None:
+    s = hostile_server
+    inside = s.root / "clip.wav"  # type: ignore[attr-defined]
+    inside.write_bytes(tones[3].read_bytes())
+    with s.client() as client:
+        r = client.post("/items", headers=s.headers(), json={"path": str(inside)})
+        assert r.status_code == 202, r.text
+        item = _wait(client, r.json()["job_id"])["item_id"]
+        assert client.get(f"/media/{item}").content == tones[3].read_bytes()
+        secret = tmp_path / "secret.wav"  # outside every root
+        secret.write_bytes(b"RIFF-secret")
+        inside.unlink()
+        os.symlink(secret, inside)  # swapped after ingest
+        r = client.get(f"/media/{item}")
+        assert r.status_code == 404 and b"secret" not in r.content, r.text
+        assert "allowed root" in r.json()["detail"]
