@@ -59,7 +59,8 @@ def stack(engine: Engine) -> Iterator[dict]:
     """Base image, wheelhouse, then `up --build -d`; yields where the API listens."""
     t0 = time.monotonic()
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vatt" / "docker-base"
-    subprocess.run([str(REPO / "docker" / "base-image.sh"), BASE], check=True, timeout=600, env={**engine.env, "VATT_BASE_CACHE": str(cache)})
+    subprocess.run([str(REPO / "docker" / "base-image.sh"), BASE], check=True, timeout=600,
+                   env={**engine.env, "VATT_BASE_CACHE": str(cache)})
     FIGURES["base_image_s"] = round(time.monotonic() - t0, 1)
     t0 = time.monotonic()
     subprocess.run([str(REPO / "docker" / "wheelhouse.sh")], check=True, timeout=900, capture_output=True)
@@ -142,7 +143,8 @@ def test_stack_comes_up_serves_restarts_and_goes(engine: Engine, stack: dict) ->
 
     # non-root, and listening only where documented: 8000 in the container, loopback on the host
     assert engine.run("exec", "vatt-api-1", "id", "-u").stdout.strip() == "10001"
-    uid_line = next(line for line in engine.run("exec", "vatt-api-1", "cat", "/proc/1/status").stdout.splitlines() if line.startswith("Uid:"))
+    status = engine.run("exec", "vatt-api-1", "cat", "/proc/1/status").stdout
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     assert uid_line.split()[1:] == ["10001"] * 4, uid_line
     rows = [r.split() for r in engine.run("exec", "vatt-api-1", "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()]
     listening = {(r[1].rsplit(":", 1)[0], int(r[1].rsplit(":", 1)[1], 16), r[7]) for r in rows if len(r) > 7 and r[3] == "0A"}
@@ -179,7 +181,8 @@ def _assert_text_search_finds_the_labels(client: httpx.Client, items: list[dict]
     combos = sorted({tuple(i["metadata"][a] for a in ATTRS) for i in items})
     hits = {a: 0 for a in ATTRS} | {"exact_at_1": 0, "exact_in_5": 0}
     for colour, shape, motion in combos:
-        results = client.post("/search", json={"text": f"a {colour} {shape} {VERBS[motion][0]}", "k": 5}).raise_for_status().json()["results"]
+        text = f"a {colour} {shape} {VERBS[motion][0]}"
+        results = client.post("/search", json={"text": text, "k": 5}).raise_for_status().json()["results"]
         top = [tuple(r["item"]["metadata"].get(a) for a in ATTRS) for r in results]
         for k, a in enumerate(ATTRS):
             hits[a] += top[0][k] == (colour, shape, motion)[k]
