@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model import VATT
+from model import MODALITY_SPACES, VATT
 from model.media import EmptyMediaError, MediaInfo, MediaTooLongError, WindowSpec, count_windows, iter_windows, probe
 
 from .batcher import Batcher
@@ -26,7 +26,7 @@ __all__ = ["Encoder", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
 
 log = logging.getLogger(__name__)
 
-SPACES_OF_KIND = {"video": ("va", "vt"), "audio": ("va",), "text": ("vt",)}
+SPACES_OF_KIND = MODALITY_SPACES  # the model's map (an item's kind is the modality it was embedded by)
 _END = object()
 
 Progress = Callable[[int, int], None]
@@ -65,9 +65,7 @@ class Encoder:
         self.model = model
         self.tokenizer = tokenizer
         self.batcher = batcher
-        inp = model.config.input
-        self.spec = WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=inp.image_size,
-                               sample_rate=inp.sample_rate, stride=stride_s)
+        self.spec = WindowSpec.from_input(model.config.input, stride=stride_s)
         self.chunk = chunk
         self.prefetch = prefetch
         self.max_duration_s = max_duration_s
