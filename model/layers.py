@@ -302,8 +302,9 @@ def even_subset(grid: tuple[int, ...], keep: int) -> torch.Tensor:
     The inference token budget: DropToken's count with a deterministic subset instead of a random
     one. A 1-D grid (audio) takes evenly spaced tokens. A (t, h, w) grid (video) ranks each frame's
     tokens by a 4x4 ordered-dither tile shifted one column per frame, so every frame keeps an even
-    spatial spread and consecutive frames keep complementary positions (a fraction of 0.5 is a
-    checkerboard that alternates in time); ties within a rank are broken evenly over time.
+    spatial spread, consecutive frames keep complementary positions (a fraction of 0.5 is a
+    checkerboard that alternates in time) and over time every row and column is kept about
+    equally often; ties within a rank are broken evenly over time.
     """
     n = math.prod(grid)
     if not 0 < keep <= n:
@@ -314,9 +315,13 @@ def even_subset(grid: tuple[int, ...], keep: int) -> torch.Tensor:
         return torch.div(torch.arange(keep) * n, keep, rounding_mode="floor")
     t, h, w = grid
     tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
-    rank = _bayer(hh, ww + tt).flatten().double()  # 16 levels
-    order = torch.argsort(torch.arange(t).repeat_interleave(h * w).double().mul(0.618034).remainder(1.0) / 16 + rank,
-                          stable=True)  # ties: frames in a golden-ratio order, so no frame is favoured
+    rank = _bayer(hh + (tt + 1) // 2, ww + tt // 2).reshape(t, h * w)  # 16 levels; the tile moves one row
+    # or one column per frame, so parity flips every frame and rows/columns take turns being full
+    onehot = F.one_hot(rank, 16)
+    occurrence = ((onehot.cumsum(1) * onehot).sum(-1) - 1).double()  # k-th token of its rank in its frame
+    frame_turn = (torch.arange(t, dtype=torch.float64) * 0.618034).remainder(1.0)[:, None]  # golden-ratio order
+    key = rank.double() * (h * w + 1) + occurrence + 0.5 * frame_turn  # ties go round-robin over frames
+    order = torch.argsort(key.flatten(), stable=True)
     return order[:keep].sort().values
 
 

@@ -1,12 +1,15 @@
 """Files and texts -> L2-normalised VATT embeddings, through the shared batcher.
 
 A file is decoded by `model.media.iter_windows` in a producer thread into a bounded queue while
-this thread sends the windows already decoded to the batcher: decoding window i+1.. overlaps the
-forward of window i, and at most `prefetch` decoded windows are held whatever the file's length.
+this thread sends the windows already decoded to the batcher in chunks, two chunks in flight:
+decoding overlaps the forwards, the batcher never waits for this thread between two forwards,
+chunks of files ingested at the same time share forwards, and at most `prefetch` decoded windows
+(plus two chunks) are held whatever the file's length.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -110,16 +113,22 @@ class Encoder:
         ends: list[float] = []
         outs: list[dict[str, np.ndarray]] = []
 
-        def encode(pending: list[tuple[float, float, torch.Tensor]]) -> None:
-            out = self.batcher.run(kind, torch.stack([t for _, _, t in pending]))
-            outs.append(out)
+        def collect(pending: list[tuple[float, float, torch.Tensor]], future) -> None:
+            outs.append(future.result())
             starts.extend(s for s, _, _ in pending)
             ends.extend(e for _, e, _ in pending)
             if progress is not None:
                 progress(len(starts), max(total, len(starts)))
 
+        # Two chunks in flight: the batcher starts the next forward the moment one ends (and may
+        # merge them, or join them with other files' chunks), while this thread stacks the next.
+        inflight: collections.deque = collections.deque()
         for pending in self._prefetched(windows, kind):
-            encode(pending)
+            inflight.append((pending, self.batcher.submit_future(kind, torch.stack([t for _, _, t in pending]))))
+            if len(inflight) > 1:
+                collect(*inflight.popleft())
+        while inflight:
+            collect(*inflight.popleft())
         if not starts:
             raise EmptyMediaError("the media holds no complete window to embed")
         vectors = {s: np.concatenate([o[s] for o in outs]) for s in SPACES_OF_KIND[kind]}
