@@ -67,7 +67,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     catalog = Catalog(s.catalog_dir, spaces=model.space_dims)
     batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms,
                       autocast=torch.bfloat16 if precision == "bf16" else None)
-    batcher.precision, batcher.keep_tokens = precision, s.keep_tokens
     batcher.stats.observers.append(metrics.observe_batch)
     batcher.start()
     encoder = Encoder(model, tokenizer, batcher, stride_s=s.stride_s, chunk=s.ingest_chunk,

@@ -73,8 +73,6 @@ class Batcher:
         self.device = next(model.parameters()).device  # inputs are built on the CPU, moved here per batch
         self.autocast = autocast  # e.g. torch.bfloat16 on CUDA; None = the weights' own precision
         self.pin = self.device.type == "cuda" if pin is None else pin  # page-locked host copy, async transfer
-        self.precision = "bf16" if autocast == torch.bfloat16 else "fp32"  # what /readyz reports
-        self.keep_tokens = 1.0
         self.max_rows = max_rows
         self.wait_s = wait_ms / 1000.0
         self.stats = BatchStats()

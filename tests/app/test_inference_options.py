@@ -41,7 +41,7 @@ def test_bf16_autocast_batches_run_on_the_cpu_path(tiny_model) -> None:
     plain = Batcher(tiny_model).start()
     half = Batcher(tiny_model, autocast=torch.bfloat16).start()
     try:
-        assert not half.pin and half.precision == "bf16" and plain.precision == "fp32"
+        assert not half.pin and half.autocast == torch.bfloat16 and plain.autocast is None
         a, b = plain.run("text", ids)["vt"], half.run("text", ids)["vt"]
     finally:
         plain.close()
