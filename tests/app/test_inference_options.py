@@ -79,3 +79,17 @@ def test_files_ingested_together_share_forwards_and_keep_their_order(tiny_model,
         for space in ("va", "vt"):
             np.testing.assert_allclose(got.vectors[space], want.vectors[space], atol=1e-5)
     assert not np.allclose(out[0].vectors["va"], out[1].vectors["va"], atol=1e-3)  # no mix-up to hide
+
+
+def test_serve_refuses_a_precision_the_device_cannot_run(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import BUNDLED_DEMO_MODEL, app
+
+    monkeypatch.setenv("VATT_DEVICE", "cpu")
+    result = CliRunner().invoke(app, ["serve", "--model", str(BUNDLED_DEMO_MODEL), "--data", str(tmp_path),
+                                      "--precision", "bf16"])
+    assert result.exit_code == 1 and "bf16 is for CUDA" in result.output
+    monkeypatch.setenv("VATT_KEEP_TOKENS", "2")
+    result = CliRunner().invoke(app, ["serve", "--model", str(BUNDLED_DEMO_MODEL), "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "--keep-tokens" in result.output and "0<x<=1" in result.output
