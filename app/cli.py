@@ -95,7 +95,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     precision: Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION",
                                                      help="auto, fp32, int8 (CPU) or bf16 (CUDA)")] = None,
-    keep_tokens: Annotated[Optional[float], typer.Option(envvar="VATT_KEEP_TOKENS", min=0.0, max=1.0, min_open=True,
+    keep_tokens: Annotated[Optional[float], typer.Option(envvar="VATT_KEEP_TOKENS", min=0.01, max=1.0,
                                                          help="fraction of video/audio tokens kept (0-1]")] = None,
 ) -> None:
     """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
