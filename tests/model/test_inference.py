@@ -110,3 +110,13 @@ def test_token_budget_keeps_dropTokens_count_deterministically() -> None:
             assert cos["audio.va"] >= audio_min and cos["text.vt"] == pytest.approx(1.0), (fraction, cos)
         model.train()  # training keeps DropToken's random subset; the budget is for eval only
         assert model.encode_video(x[0])["tokens"].shape[1] == keep_count(model.config.drop_token_rate, n_video)
+
+
+def test_window_spec_from_input_is_the_one_mapping(tiny_config) -> None:
+    from model.media import WindowSpec
+
+    inp = tiny_config.input
+    spec = WindowSpec.from_input(inp, stride=1.5)
+    assert (spec.num_frames, spec.fps, spec.size, spec.sample_rate, spec.stride) == (8, 2.5, 64, 16000, 1.5)
+    assert spec.duration == inp.clip_seconds and spec.num_samples == inp.num_samples
+    assert WindowSpec.from_input(inp, native=True).size is None
