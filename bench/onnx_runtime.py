@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         ref = fp32.encode_video(x)["va"]
     with tempfile.TemporaryDirectory() as tmp:
         onnx_fp32, onnx_int8 = Path(tmp) / "video.onnx", Path(tmp) / "video.int8.onnx"
-        torch.onnx.export(_Video(fp32), (x,), str(onnx_fp32), input_names=["video"], output_names=["va"], dynamo=True,
+        torch.onnx.export(_Video(fp32).eval(), (x,), str(onnx_fp32), input_names=["video"], output_names=["va"], dynamo=True,
                           external_data=True)
         quantize_dynamic(str(onnx_fp32), str(onnx_int8), weight_type=QuantType.QInt8, per_channel=True,
                          use_external_data_format=True)
