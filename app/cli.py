@@ -94,6 +94,10 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    precision: Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION",
+                                                     help="auto, fp32, int8 (CPU) or bf16 (CUDA)")] = None,
+    keep_tokens: Annotated[Optional[float], typer.Option(envvar="VATT_KEEP_TOKENS", min=0.01, max=1.0,
+                                                         help="fraction of video/audio tokens kept (0-1]")] = None,
 ) -> None:
     """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
     import uvicorn
@@ -105,7 +109,9 @@ def serve(
 
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
     load_tokenizer(model)
-    settings = Settings(model_dir=model, data_dir=data)
+    given = {k: v for k, v in (("precision", precision), ("keep_tokens", keep_tokens)) if v is not None}
+    settings = Settings(model_dir=model, data_dir=data, **given)
+    settings.inference_precision()  # int8 on CUDA or bf16 on a CPU: one line here, not a failed lifespan
     from .preflight import check_data_dir
 
     check_data_dir(settings)  # a second instance, or a read-only --data: one line and exit 1

@@ -60,16 +60,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     torch.set_num_threads(s.torch_threads or max(1, os.cpu_count() or 1))
     device = s.torch_device()
-    model = load_pretrained(s.model_dir, map_location=device)
+    precision = s.inference_precision()
+    model = load_pretrained(s.model_dir, map_location=device, precision="int8" if precision == "int8" else "fp32",
+                            keep_tokens=s.keep_tokens)
     tokenizer = load_tokenizer(s.model_dir)
-    heads = model.config.heads
     # the catalogue's lock comes first: a second instance must fail here, before it touches anything
-    catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
+    catalog = Catalog(s.catalog_dir, spaces=model.space_dims)
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
     s.tmp_dir.mkdir(parents=True, exist_ok=True)
-    batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms)
+    batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms,
+                      autocast=torch.bfloat16 if precision == "bf16" else None)
     batcher.stats.observers.append(metrics.observe_batch)
     batcher.start()
     encoder = Encoder(model, tokenizer, batcher, stride_s=s.stride_s, chunk=s.ingest_chunk,
@@ -89,8 +91,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.ready = True
-    log.info("serving model %s (%s) on %s with %d items from %s", model.config.name, s.model_dir, device,
-             catalog.count(), s.data_dir)
+    log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s", model.config.name,
+             s.model_dir, device, precision, s.keep_tokens, catalog.count(), s.data_dir)
     try:
         yield
     finally:

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model import SPACES
+
 __all__ = [
     "ErrorBody", "ItemOut", "ItemsPage", "MomentOut", "SearchResult", "SearchResponse", "SearchRequest",
     "SearchOptions", "EmbedForm", "ClassifyForm", "ItemForm",
@@ -21,7 +23,7 @@ __all__ = [
 ]
 
 Kind = Literal["video", "audio", "text"]
-Space = Literal["va", "vt"]
+Space = Literal[SPACES]  # type: ignore[valid-type]  # the model's spaces ("va", "vt"), one home
 DEFAULT_TEMPLATE = "a video of {}"
 
 
@@ -292,6 +294,8 @@ class Readiness(BaseModel):
     ready: bool
     model: str
     device: str = ""
+    precision: str = Field("", description="fp32, int8 (CPU, quantised encoders) or bf16 (CUDA autocast)")
+    keep_tokens: float = Field(1.0, description="fraction of video/audio tokens kept at inference")
     items: int
     queued_jobs: int
 

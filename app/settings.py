@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="where the model runs: auto (cuda when available), cpu, cuda or cuda:N")
+    precision: str = Field("auto", pattern=r"^(auto|fp32|int8|bf16)$",
+                           description="auto (bf16 on CUDA, fp32 on CPU), fp32, int8 (CPU) or bf16 (CUDA)")
+    keep_tokens: float = Field(1.0, gt=0, le=1, description="fraction of video/audio tokens kept at inference")
     temperature: float = Field(0.07, gt=0, description="softmax temperature for /classify (VATT's tau)")
     max_k: int = Field(100, ge=1, description="largest k a search may ask for")
     max_labels: int = Field(1000, ge=1, description="most labels one /classify may name")
@@ -63,6 +66,17 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def inference_precision(self) -> str:
+        """The resolved precision; a combination the hardware cannot run is a ValueError naming it."""
+        cuda = self.torch_device().startswith("cuda")
+        precision = self.precision if self.precision != "auto" else ("bf16" if cuda else "fp32")
+        if precision == "int8" and cuda:
+            raise ValueError("VATT_PRECISION=int8 runs on the CPU only (quantised kernels); use bf16 on CUDA")
+        if precision == "bf16" and not cuda:
+            raise ValueError("VATT_PRECISION=bf16 is for CUDA (CPUs without bf16 units run it far slower); "
+                             "use fp32 or int8 on the CPU")
+        return precision
 
     @property
     def media_dir(self) -> Path:

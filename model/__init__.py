@@ -2,6 +2,8 @@
 
 from .classifier import BackboneClassifier
 from .config import PRESETS, AudioConfig, EncoderConfig, HeadConfig, InputConfig, TextConfig, UniversalConfig, VattConfig, VideoConfig
+from .heads import MODALITY_SPACES, SPACES
+from .inference import PRECISIONS, prepare_for_inference, quantize_int8, set_token_budget
 from .media import (
     EmptyMediaError,
     MediaError,
@@ -13,6 +15,8 @@ from .media import (
     WindowRangeError,
     WindowSpec,
     count_windows,
+    cut_window,
+    frame_at,
     iter_windows,
     probe,
     read_window,
@@ -35,6 +39,12 @@ __all__ = [
     "InputConfig",
     "PRESETS",
     "l2_normalize",
+    "SPACES",
+    "MODALITY_SPACES",
+    "PRECISIONS",
+    "quantize_int8",
+    "set_token_budget",
+    "prepare_for_inference",
     "save_pretrained",
     "sha256_file",
     "load_pretrained",
@@ -61,4 +71,6 @@ __all__ = [
     "iter_windows",
     "read_window",
     "count_windows",
+    "cut_window",
+    "frame_at",
 ]

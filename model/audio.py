@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .config import AudioConfig
-from .layers import TemporalPositions, Transformer, drop_tokens, keep_count
+from .layers import TemporalPositions, Transformer, drop_tokens, keep_budget, keep_count
 
 __all__ = ["AudioBackbone"]
 
@@ -19,6 +19,7 @@ class AudioBackbone(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.cfg = cfg
         self.drop_token_rate = drop_token_rate
+        self.keep_tokens = 1.0  # inference token budget (fraction kept in eval mode); see VATT.set_token_budget
         self.wave_to_patch = nn.Conv1d(1, cfg.d_model, kernel_size=cfg.patch_size, stride=cfg.patch_size, **dd)
         self.pre_proj = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model, **dd), nn.GELU()) if cfg.pre_projection else None
         self.pos = TemporalPositions(cfg.d_model, cfg.temporal_buckets, eps=cfg.ln_eps, dropout=cfg.dropout, **dd)
@@ -43,6 +44,8 @@ class AudioBackbone(nn.Module):
         x = self.pos(x, x.shape[1])
         if self.training and self.drop_token_rate > 0:
             x = drop_tokens(x, keep_count(self.drop_token_rate, self.pos.num_buckets))
+        elif not self.training:
+            x = keep_budget(x, (x.shape[1],), self.keep_tokens)
         x = torch.cat([self.agg_embedding.expand(B, 1, -1), x], dim=1)
         x = self.tx(x)
         if self.post_proj is not None:

@@ -11,7 +11,11 @@ from torch import nn
 
 from .config import HeadConfig
 
-__all__ = ["FACHeads", "ReluDenseBN"]
+__all__ = ["FACHeads", "ReluDenseBN", "SPACES", "MODALITY_SPACES"]
+
+SPACES: tuple[str, ...] = ("va", "vt")  # the common spaces: video-audio, video-text
+# The spaces each modality's embedding lands in (what encode_* returns besides pooled/tokens).
+MODALITY_SPACES: dict[str, tuple[str, ...]] = {"video": ("va", "vt"), "audio": ("va",), "text": ("vt",)}
 
 
 class ReluDenseBN(nn.Module):

@@ -26,6 +26,8 @@ __all__ = [
     "TemporalPositions",
     "drop_tokens",
     "keep_count",
+    "even_subset",
+    "keep_budget",
     "interpolate_table",
     "padding_bias",
 ]
@@ -282,3 +284,51 @@ def drop_tokens(x: torch.Tensor, keep: int, generator: torch.Generator | None = 
     """
     perm = torch.randperm(x.shape[1], generator=generator, device="cpu").to(x.device)
     return x[:, perm[:keep]]
+
+
+def _bayer(i: torch.Tensor, j: torch.Tensor, bits: int = 2) -> torch.Tensor:
+    """Ordered-dither rank of cell (i, j) in a 2^bits square tile: the lowest k ranks of any tile
+    are spread evenly over it (rank < half is a checkerboard)."""
+    x, y = i ^ j, i
+    rank = torch.zeros_like(i)
+    for b in range(bits):  # interleave the bits of (i xor j, i), most significant last, then reverse
+        rank = (rank << 2) | (((x >> b) & 1) << 1) | ((y >> b) & 1)
+    return rank
+
+
+def even_subset(grid: tuple[int, ...], keep: int) -> torch.Tensor:
+    """Indices (ascending, into the flattened grid) of a fixed, evenly spread `keep`-token subset.
+
+    The inference token budget: DropToken's count with a deterministic subset instead of a random
+    one. A 1-D grid (audio) takes evenly spaced tokens. A (t, h, w) grid (video) ranks each frame's
+    tokens by a 4x4 ordered-dither tile shifted one column per frame, so every frame keeps an even
+    spatial spread, consecutive frames keep complementary positions (a fraction of 0.5 is a
+    checkerboard that alternates in time) and over time every row and column is kept about
+    equally often; ties within a rank are broken evenly over time.
+    """
+    n = math.prod(grid)
+    if not 0 < keep <= n:
+        raise ValueError(f"keep must be in [1, {n}] for grid {grid}, got {keep}")
+    if keep == n:
+        return torch.arange(n)
+    if len(grid) == 1:
+        return torch.div(torch.arange(keep) * n, keep, rounding_mode="floor")
+    t, h, w = grid
+    tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    rank = _bayer(hh + (tt + 1) // 2, ww + tt // 2).reshape(t, h * w)  # 16 levels; the tile moves one row
+    # or one column per frame, so parity flips every frame and rows/columns take turns being full
+    onehot = F.one_hot(rank, 16)
+    occurrence = ((onehot.cumsum(1) * onehot).sum(-1) - 1).double()  # k-th token of its rank in its frame
+    frame_turn = (torch.arange(t, dtype=torch.float64) * 0.618034).remainder(1.0)[:, None]  # golden-ratio order
+    key = rank.double() * (h * w + 1) + occurrence + 0.5 * frame_turn  # ties go round-robin over frames
+    order = torch.argsort(key.flatten(), stable=True)
+    return order[:keep].sort().values
+
+
+def keep_budget(x: torch.Tensor, grid: tuple[int, ...], fraction: float) -> torch.Tensor:
+    """Keep `fraction` of the tokens x [B, n, D] (n = prod(grid)) at inference: DropToken's count,
+    int(fraction x n) (at least one), as the fixed `even_subset`. A fraction of 1 is a no-op."""
+    if fraction >= 1.0:
+        return x
+    keep = max(1, keep_count(1.0 - fraction, x.shape[1]))
+    return x[:, even_subset(grid, keep).to(x.device)]

@@ -31,6 +31,7 @@ import av
 import numpy as np
 import torch
 
+from model.config import InputConfig
 from model._media_decode import MAX_BAD_PACKETS, TIME_EPS, Engine, RawWindow, Timeline  # noqa: F401 - TIME_EPS: frame rule for callers
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,13 @@ class WindowSpec:
             raise ValueError(f"WindowSpec.stride must be None or > 0 seconds, got {self.stride}")
         if not 0.0 <= self.min_tail <= 1.0:
             raise ValueError(f"WindowSpec.min_tail must be in [0, 1], got {self.min_tail}")
+
+    @classmethod
+    def from_input(cls, inp: InputConfig, *, native: bool = False, stride: float | None = None) -> WindowSpec:
+        """The window a model with input config ``inp`` takes (the one place that maps one to the
+        other); ``native=True`` keeps the file's resolution (training crops randomly itself)."""
+        return cls(num_frames=inp.num_frames, fps=inp.fps, size=None if native else inp.image_size,
+                   sample_rate=inp.sample_rate, stride=stride)
 
     @property
     def duration(self) -> float:
@@ -202,6 +210,52 @@ def read_window(source: str | os.PathLike, start: float, spec: WindowSpec = Wind
     if window is None:  # the engine always pads a window out; this is only a safety net
         raise EmptyMediaError(f"{path.name!r} has no content at {start:.2f} s")
     return window
+
+
+def cut_window(frames: np.ndarray | None, frame_fps: float, audio: np.ndarray | None, duration: float,
+               start: float, spec: WindowSpec) -> Window:
+    """The window at ``start`` cut from a whole decoded file (uint8 frames [N, H, W, 3] sampled at
+    ``frame_fps``, mono ``audio`` at ``spec.sample_rate``), by the streaming decoder's rules: the
+    last frame at or before each ``start + i/fps`` (within ``TIME_EPS``), zeros past the content."""
+    video = None
+    if frames is not None:
+        n = len(frames)
+        idx = np.floor((start + np.arange(spec.num_frames) / spec.fps + TIME_EPS) * frame_fps).astype(np.int64)
+        video = frames[np.minimum(idx, n - 1)].astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+        video[idx >= n] = 0.0
+    wave = None
+    if audio is not None:
+        s0 = round(start * spec.sample_rate)
+        wave = audio[s0 : s0 + spec.num_samples]
+        wave = np.pad(wave, (0, spec.num_samples - len(wave)))
+    end = min(start + spec.duration, duration)
+    return Window(0, start, end, video, wave, padded=start + spec.duration > duration + 1e-6)
+
+
+def frame_at(source: str | os.PathLike, at: float) -> np.ndarray | None:
+    """uint8 [H, W, 3] RGB of the first frame at or after ``at`` seconds (else the last one), at
+    native size; None for audio-only media. For thumbnails; raises the MediaError family."""
+    path = _check_path(source)
+    try:
+        with _open(path) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if at > 0:
+                container.seek(int(at * 1e6), backward=True)
+            frame = None
+            for frame in container.decode(stream):
+                if frame.time is None or frame.time >= at - TIME_EPS:
+                    break
+            if frame is None and at > 0:  # past the end: the last frame
+                container.seek(0)
+                for frame in container.decode(stream):  # noqa: B007 - keeps the last frame
+                    pass
+            return None if frame is None else frame.to_ndarray(format="rgb24")
+    except av.error.FFmpegError as err:
+        raise UnreadableMediaError(f"cannot decode a frame of {path.name!r} at {at:.2f} s: "
+                                   f"{err.strerror or err}") from err
 
 
 # -- internals ---------------------------------------------------------------------------

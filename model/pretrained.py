@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from .classifier import MODALITIES, BackboneClassifier
 from .config import VattConfig
 from .hashing import sha256_file
+from .inference import prepare_for_inference
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
@@ -156,12 +157,14 @@ def _empty_model(config: VattConfig, doc: dict, path: Path) -> VATT | BackboneCl
     return BackboneClassifier(config, modality, num_classes, weight_init="skip")
 
 
-def load_pretrained(directory: str | os.PathLike, *,
-                    map_location: str | torch.device = "cpu") -> VATT | BackboneClassifier:
+def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.device = "cpu",
+                    precision: str = "fp32", keep_tokens: float = 1.0) -> VATT | BackboneClassifier:
     """Load a model directory in eval mode; refuses damaged or mismatched directories.
 
     Returns a `VATT`, or a `BackboneClassifier` for a directory whose config.json says
     `"task": "classification"` (callers that need embeddings should check the type).
+    `precision="int8"` quantises the encoders' Linear layers (CPU only) and `keep_tokens` < 1 sets
+    the inference token budget; both are described in `model/inference.py`.
     """
     directory = Path(directory)
     config, doc = read_config(directory)
@@ -191,4 +194,4 @@ def load_pretrained(directory: str | os.PathLike, *,
             parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {list(state[k].shape)} vs config {list(own[k].shape)})")
         raise ModelDirectoryError(f"{weights} does not match {CONFIG_FILE}: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
-    return model.to(map_location).eval()
+    return prepare_for_inference(model.to(map_location), precision=precision, keep_tokens=keep_tokens)

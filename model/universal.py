@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .config import UniversalConfig
-from .layers import SpatioTemporalPositions, TemporalPositions, Transformer, drop_tokens, keep_count, padding_bias
+from .layers import SpatioTemporalPositions, TemporalPositions, Transformer, drop_tokens, keep_budget, keep_count, padding_bias
 
 __all__ = ["UniversalBackbone"]
 
@@ -24,6 +24,7 @@ class UniversalBackbone(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.cfg = cfg
         self.drop_token_rate = drop_token_rate
+        self.keep_tokens = 1.0  # inference token budget for video and audio; see VATT.set_token_budget
         d = cfg.d_model
         vp = tuple(cfg.video_patch_size)
         self.video_patch_size = vp
@@ -55,9 +56,11 @@ class UniversalBackbone(nn.Module):
         x = self.post_proj[modality](self.tx(x, bias))
         return x[:, 0], x[:, 1:]
 
-    def _drop(self, x: torch.Tensor, modality: str) -> torch.Tensor:
+    def _drop(self, x: torch.Tensor, modality: str, grid: tuple[int, ...]) -> torch.Tensor:
         if self.training and self.drop_token_rate > 0:
             x = drop_tokens(x, keep_count(self.drop_token_rate, self.pos[modality].num_buckets))
+        elif not self.training:
+            x = keep_budget(x, grid, self.keep_tokens)
         return x
 
     def forward_video(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,13 +68,13 @@ class UniversalBackbone(nn.Module):
         x = self.video_to_patch(video)  # [B, D, t, h, w]
         grid = tuple(x.shape[2:])
         x = self.pre_proj["video"](x.flatten(2).transpose(1, 2))
-        x = self._drop(self.pos["video"](x, grid), "video")
+        x = self._drop(self.pos["video"](x, grid), "video", grid)
         return self._encode("video", x)
 
     def forward_audio(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """wave [B, L] -> (pooled [B, P], tokens [B, n, P])."""
         x = self.pre_proj["audio"](self.wave_to_patch(wave[:, None, :]).transpose(1, 2))
-        x = self._drop(self.pos["audio"](x, x.shape[1]), "audio")
+        x = self._drop(self.pos["audio"](x, x.shape[1]), "audio", (x.shape[1],))
         return self._encode("audio", x)
 
     def forward_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from torch import nn
 
 from .audio import AudioBackbone
 from .config import VattConfig
-from .heads import FACHeads
+from .heads import SPACES, FACHeads
 from .text_encoder import TextBackbone
 from .universal import UniversalBackbone
 from .video import VideoBackbone
@@ -122,6 +122,12 @@ class VATT(nn.Module):
         from .pretrained import save_pretrained
 
         return save_pretrained(self, directory, tokenizer=tokenizer, card=card, metadata=metadata)
+
+    @property
+    def space_dims(self) -> dict[str, int]:
+        """Width of each common space ({"va": d_va, "vt": d_vt}): what a catalogue is opened with."""
+        dims = {"va": self.config.heads.d_va, "vt": self.config.heads.d_vt}
+        return {s: dims[s] for s in SPACES}
 
     def frozen_parameter_names(self) -> list[str]:
         """Parameters that never get gradients (the frozen word table when configured so)."""

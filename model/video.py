@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .config import VideoConfig
-from .layers import SpatioTemporalPositions, Transformer, drop_tokens, keep_count
+from .layers import SpatioTemporalPositions, Transformer, drop_tokens, keep_budget, keep_count
 
 __all__ = ["VideoBackbone"]
 
@@ -19,6 +19,7 @@ class VideoBackbone(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.cfg = cfg
         self.drop_token_rate = drop_token_rate
+        self.keep_tokens = 1.0  # inference token budget (fraction kept in eval mode); see VATT.set_token_budget
         self.patch_size = tuple(cfg.patch_size)
         self.voxel_to_patch = nn.Conv3d(3, cfg.d_model, kernel_size=self.patch_size, stride=self.patch_size, **dd)
         self.pre_proj = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model, **dd), nn.GELU()) if cfg.pre_projection else None
@@ -37,7 +38,8 @@ class VideoBackbone(nn.Module):
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """video [B, 3, T, H, W] in [-1, 1] -> (pooled [B, D], tokens [B, n, D]).
 
-        In eval mode tokens come back in (t, h, w) order, reshapeable to the patch grid.
+        In eval mode with the full token budget, tokens come back in (t, h, w) order, reshapeable to
+        the patch grid; a budget < 1 returns the kept subset, still in that order.
         """
         pt, ph, pw = self.patch_size
         B, C, T, H, W = video.shape
@@ -51,6 +53,8 @@ class VideoBackbone(nn.Module):
         x = self.pos(x, grid)
         if self.training and self.drop_token_rate > 0:
             x = drop_tokens(x, keep_count(self.drop_token_rate, self.pos.num_buckets))
+        elif not self.training:
+            x = keep_budget(x, grid, self.keep_tokens)
         x = torch.cat([self.agg_embedding.expand(B, 1, -1), x], dim=1)  # [B, 1+n, D]
         x = self.tx(x)
         if self.post_proj is not None:

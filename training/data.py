@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from model.media import TIME_EPS, Window, WindowSpec, probe, read_window
+from model.config import InputConfig
+from model.media import Window, WindowSpec, cut_window, probe, read_window
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
 
@@ -160,19 +161,7 @@ class DecodedClip:
         ``read_window`` can differ where the codec synthesises noise (AAC PNS restarts its
         generator after a seek).
         """
-        video = None
-        if self.frames is not None:
-            n = len(self.frames)
-            idx = np.floor((start + np.arange(spec.num_frames) / spec.fps + TIME_EPS) * self.frame_fps).astype(np.int64)
-            video = self.frames[np.minimum(idx, n - 1)].astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
-            video[idx >= n] = 0.0
-        audio = None
-        if self.audio is not None:
-            s0 = round(start * spec.sample_rate)
-            audio = self.audio[s0 : s0 + spec.num_samples]
-            audio = np.pad(audio, (0, spec.num_samples - len(audio)))
-        end = min(start + spec.duration, self.duration)
-        return Window(0, start, end, video, audio, padded=start + spec.duration > self.duration + 1e-6)
+        return cut_window(self.frames, self.frame_fps, self.audio, self.duration, start, spec)
 
 
 def decode_clip(path: str | Path, sample_rate: int) -> DecodedClip:
@@ -240,7 +229,8 @@ class ClipDataset(Dataset):
         self.num_captions, self.train, self.augment, self.seed = num_captions, train, augment, seed
         self.image_size = image_size
         # Training reads native resolution and crops itself; evaluation lets media centre-crop.
-        self.spec = WindowSpec(num_frames=num_frames, fps=fps, size=None if train else image_size, sample_rate=sample_rate)
+        inp = InputConfig(num_frames=num_frames, fps=fps, image_size=image_size, sample_rate=sample_rate)
+        self.spec = WindowSpec.from_input(inp, native=train)
         self.epoch = 0
         self._durations: dict[int, float] = {}
         self._decoded: list[DecodedClip] | None = None

@@ -65,7 +65,7 @@ def embed_items(model: VATT, tokenizer: Any, items: Sequence[ManifestItem], *, w
                 device: torch.device | str = "cpu") -> Embeddings:
     """Encode every item: video and audio averaged over ``windows`` windows, one caption as text."""
     inp = model.config.input
-    spec = WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=inp.image_size, sample_rate=inp.sample_rate)
+    spec = WindowSpec.from_input(inp)
     was_training = model.training
     model.eval()
     out: dict[str, list[torch.Tensor]] = {k: [] for k in ("va", "vt", "pooled", "audio", "has_audio", "text", "has_text")}

@@ -1,12 +1,15 @@
 """Files and texts -> L2-normalised VATT embeddings, through the shared batcher.
 
 A file is decoded by `model.media.iter_windows` in a producer thread into a bounded queue while
-this thread sends the windows already decoded to the batcher: decoding window i+1.. overlaps the
-forward of window i, and at most `prefetch` decoded windows are held whatever the file's length.
+this thread sends the windows already decoded to the batcher in chunks, two chunks in flight:
+decoding overlaps the forwards, the batcher never waits for this thread between two forwards,
+chunks of files ingested at the same time share forwards, and at most `prefetch` decoded windows
+(plus two chunks) are held whatever the file's length.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model import VATT
+from model import MODALITY_SPACES, VATT
 from model.media import EmptyMediaError, MediaInfo, MediaTooLongError, WindowSpec, count_windows, iter_windows, probe
 
 from ..errors import ServiceError
@@ -27,7 +30,7 @@ __all__ = ["Encoder", "EncodeCancelled", "FileEmbedding", "SPACES_OF_KIND", "nor
 
 log = logging.getLogger(__name__)
 
-SPACES_OF_KIND = {"video": ("va", "vt"), "audio": ("va",), "text": ("vt",)}
+SPACES_OF_KIND = MODALITY_SPACES  # the model's map (an item's kind is the modality it was embedded by)
 _END = object()
 
 Progress = Callable[[int, int], None]
@@ -73,9 +76,7 @@ class Encoder:
         self.model = model
         self.tokenizer = tokenizer
         self.batcher = batcher
-        inp = model.config.input
-        self.spec = WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=inp.image_size,
-                               sample_rate=inp.sample_rate, stride=stride_s)
+        self.spec = WindowSpec.from_input(model.config.input, stride=stride_s)
         self.chunk = chunk
         self.prefetch = prefetch
         self.max_duration_s = max_duration_s
@@ -120,18 +121,24 @@ class Encoder:
         ends: list[float] = []
         outs: list[dict[str, np.ndarray]] = []
 
-        def encode(pending: list[tuple[float, float, torch.Tensor]]) -> None:
-            if cancel is not None and cancel():
-                raise EncodeCancelled(f"encoding {os.fspath(path)!r} was cancelled after {len(starts)} windows")
-            out = self.batcher.run(kind, torch.stack([t for _, _, t in pending]))
-            outs.append(out)
+        def collect(pending: list[tuple[float, float, torch.Tensor]], future) -> None:
+            outs.append(future.result())
             starts.extend(s for s, _, _ in pending)
             ends.extend(e for _, e, _ in pending)
             if progress is not None:
                 progress(len(starts), max(total, len(starts)))
 
+        # Two chunks in flight: the batcher starts the next forward the moment one ends (and may
+        # merge them, or join them with other files' chunks), while this thread stacks the next.
+        inflight: collections.deque = collections.deque()
         for pending in self._prefetched(windows, kind):
-            encode(pending)
+            if cancel is not None and cancel():
+                raise EncodeCancelled(f"encoding {os.fspath(path)!r} was cancelled after {len(starts)} windows")
+            inflight.append((pending, self.batcher.submit_future(kind, torch.stack([t for _, _, t in pending]))))
+            if len(inflight) > 1:
+                collect(*inflight.popleft())
+        while inflight:
+            collect(*inflight.popleft())
         if not starts:
             raise EmptyMediaError("the media holds no complete window to embed")
         vectors = {s: np.concatenate([o[s] for o in outs]) for s in SPACES_OF_KIND[kind]}

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from index import Catalog, ItemHit, Segment
+from model import SPACES
 
 from ..errors import ServiceError
 from .encoder import SPACES_OF_KIND, Encoder, normalized_mean
 
 __all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax"]
 
-SPACE_KINDS = {"va": ("video", "audio"), "vt": ("video", "text")}  # item kinds holding vectors in a space
+# item kinds holding vectors in a space: the model's modality -> spaces map, inverted
+SPACE_KINDS = {s: tuple(k for k, have in SPACES_OF_KIND.items() if s in have) for s in SPACES}
 _WHY = {"text": "text is embedded only in the video-text space (vt)",
         "audio": "audio is embedded only in the video-audio space (va)",
         "video": "video is embedded in both spaces (va, vt)"}

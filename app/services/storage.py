@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 
-from model.media import MediaInfo
+from model.media import MediaError, MediaInfo, frame_at
 
 __all__ = ["MediaStore", "CONTENT_TYPES", "media_ext"]
 
@@ -121,7 +121,7 @@ class MediaStore:
             return None
         try:
             jpeg = _frame_jpeg(path, 1.0 if at is None else at)
-        except av.error.FFmpegError as exc:
+        except (MediaError, av.error.FFmpegError) as exc:
             log.warning("no thumbnail for %s: %s", path.name, exc)
             return None
         if jpeg is not None and at is None:
@@ -132,29 +132,16 @@ class MediaStore:
 
 
 def _frame_jpeg(path: Path, at: float) -> bytes | None:
-    """Decode the first frame at or after `at` (else the last one before it) and encode it as JPEG."""
-    with av.open(str(path), metadata_errors="ignore") as container:
-        if not container.streams.video:
-            return None
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if at > 0:
-            container.seek(int(at * 1e6), backward=True)
-        frame = None
-        for frame in container.decode(stream):
-            if frame.time is None or frame.time >= at - 1e-3:
-                break
-        if frame is None and at > 0:  # past the end: the last frame
-            container.seek(0)
-            for frame in container.decode(stream):  # noqa: B007 - keeps the last frame
-                pass
-        if frame is None:
-            return None
-        width = min(THUMB_WIDTH, frame.width) // 2 * 2
-        height = max(2, round(frame.height * width / frame.width) // 2 * 2)
-        image = frame.reformat(width=width, height=height, format="yuvj420p")
-        encoder = av.CodecContext.create("mjpeg", "w")
-        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
-        encoder.time_base = Fraction(1, 25)
-        packets = [*encoder.encode(image), *encoder.encode(None)]
-        return b"".join(bytes(p) for p in packets)
+    """The frame `model.media.frame_at` grabs, scaled to THUMB_WIDTH and encoded by FFmpeg's MJPEG."""
+    rgb = frame_at(path, at)
+    if rgb is None:
+        return None
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    width = min(THUMB_WIDTH, frame.width) // 2 * 2
+    height = max(2, round(frame.height * width / frame.width) // 2 * 2)
+    image = frame.reformat(width=width, height=height, format="yuvj420p")
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    packets = [*encoder.encode(image), *encoder.encode(None)]
+    return b"".join(bytes(p) for p in packets)

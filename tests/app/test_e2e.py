@@ -189,6 +189,7 @@ def test_health_readiness_and_web_page(client: httpx.Client, ingested: dict[str,
     ready = client.get("/readyz").json()
     assert ready["ready"] is True and ready["model"] == "tiny" and ready["items"] >= 3
     assert ready["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert ready["precision"] == ("bf16" if torch.cuda.is_available() else "fp32") and ready["keep_tokens"] == 1.0
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert client.get("/static/index.html").status_code == 200

@@ -1,0 +1,95 @@
+"""Precision and token budget through settings, the GPU path's batching on the CPU, and files
+ingested together sharing forwards."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from app.services.batcher import Batcher
+from app.services.encoder import Encoder
+from app.settings import Settings
+from model import WordTokenizer
+
+
+def test_precision_and_keep_tokens_round_trip_through_settings(monkeypatch, tmp_path: Path) -> None:
+    dirs = dict(model_dir=tmp_path, data_dir=tmp_path)
+    monkeypatch.setenv("VATT_PRECISION", "int8")
+    monkeypatch.setenv("VATT_KEEP_TOKENS", "0.5")
+    monkeypatch.setenv("VATT_DEVICE", "cpu")
+    s = Settings(**dirs)
+    assert (s.precision, s.keep_tokens, s.inference_precision()) == ("int8", 0.5, "int8")
+    assert Settings(**dirs, precision="auto").inference_precision() == "fp32"  # auto on a CPU
+    with pytest.raises(ValueError, match="bf16 is for CUDA"):
+        Settings(**dirs, precision="bf16").inference_precision()
+    with pytest.raises(ValueError, match="int8 runs on the CPU only"):
+        Settings(**dirs, device="cuda").inference_precision()
+    for bad in ({"precision": "fp16"}, {"keep_tokens": 0.0}, {"keep_tokens": 1.5}):
+        with pytest.raises(ValidationError):
+            Settings(**dirs, **bad)
+
+
+def test_bf16_autocast_batches_run_on_the_cpu_path(tiny_model) -> None:
+    """The CUDA path (autocast + transfer) is the same code; on the CPU it runs bf16 autocast too."""
+    ids = torch.randint(1, 50, (3, 16))
+    plain = Batcher(tiny_model).start()
+    half = Batcher(tiny_model, autocast=torch.bfloat16).start()
+    try:
+        assert not half.pin and half.autocast == torch.bfloat16 and plain.autocast is None
+        a, b = plain.run("text", ids)["vt"], half.run("text", ids)["vt"]
+    finally:
+        plain.close()
+        half.close()
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(1).min() > 0.98  # bf16 keeps ~3 significant digits
+
+
+def test_files_ingested_together_share_forwards_and_keep_their_order(tiny_model, make_media) -> None:
+    paths = [make_media(f"f{i}.mp4", duration=10.0, width=96 + 64 * i, height=64 + 16 * i) for i in range(2)]
+    tok = WordTokenizer(["<pad>", "<unk>", "a"])
+    alone = Batcher(tiny_model, max_rows=64).start()
+    try:
+        single = [Encoder(tiny_model, tok, alone, chunk=1).embed_file(p) for p in paths]
+    finally:
+        alone.close()
+    batcher = Batcher(tiny_model, max_rows=64)  # not started: both files queue their chunks first
+    encoder = Encoder(tiny_model, tok, batcher, chunk=1, prefetch=4)
+    out: list = [None, None]
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, encoder.embed_file(paths[i]))) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while batcher._queue.qsize() < 4 and time.monotonic() < deadline:  # two chunks in flight per file
+        time.sleep(0.01)
+    batcher.start()
+    try:
+        for t in threads:
+            t.join(60)
+    finally:
+        batcher.close()
+    assert batcher.stats.largest >= 4 and batcher.stats.forwards < 6  # 6 windows, fewer forwards
+    for got, want in zip(out, single):
+        assert got.starts == want.starts and got.n_segments == 3
+        for space in ("va", "vt"):
+            np.testing.assert_allclose(got.vectors[space], want.vectors[space], atol=1e-5)
+    assert not np.allclose(out[0].vectors["va"], out[1].vectors["va"], atol=1e-3)  # no mix-up to hide
+
+
+def test_serve_refuses_a_precision_the_device_cannot_run(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import BUNDLED_DEMO_MODEL, app
+
+    monkeypatch.setenv("VATT_DEVICE", "cpu")
+    result = CliRunner().invoke(app, ["serve", "--model", str(BUNDLED_DEMO_MODEL), "--data", str(tmp_path),
+                                      "--precision", "bf16"])
+    assert result.exit_code == 1 and "bf16 is for CUDA" in result.output
+    monkeypatch.setenv("VATT_KEEP_TOKENS", "2")
+    result = CliRunner().invoke(app, ["serve", "--model", str(BUNDLED_DEMO_MODEL), "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "keep-tokens" in result.output.replace("\n", "")  # the usage error names it
