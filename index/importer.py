@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,8 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
             on_shard(name, added)
     if report.items_added or (index_type is not None and index_type != catalog.index_type):
         t1 = time.perf_counter()
-        _all_cores()
-        catalog.rebuild(index_type=index_type)
+        with _all_cores():
+            catalog.rebuild(index_type=index_type)
         report.index_seconds = time.perf_counter() - t1
     report.seconds = time.perf_counter() - t0
     log.info("imported %d shards from %s: %d new items, %d already present", report.shards, directory,
@@ -85,8 +86,14 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
     return report
 
 
-def _all_cores() -> None:
-    """FAISS builds HNSW with OpenMP threads: use every core for the one build."""
+@contextmanager
+def _all_cores() -> Iterator[None]:
+    """FAISS builds HNSW with OpenMP threads: every core for the one build, then as before."""
     import faiss
 
+    before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
