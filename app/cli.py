@@ -360,7 +360,7 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    chatty = {"serve", "demo", "train", "eval", "synth"}  # long-running: say what is happening
+    chatty = {"serve", "demo", "train", "eval", "synth", "bulk-embed"}  # long-running: say what is happening
     level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] in chatty else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar

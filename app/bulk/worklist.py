@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ def _read_manifest(path: Path, metadata: dict[str, Any]) -> list[Input]:
                              '{"path": ..., "metadata": {...}, "start": s, "end": s}') from None
         if start is not None and end is not None and not (0 <= start < end):
             raise ValueError(f"{path}:{n}: start {start} must be >= 0 and before end {end}")
-        out.append(Input(str(media if media.is_absolute() else path.parent / media), meta, start, end))
+        out.append(Input(os.path.normpath(media if media.is_absolute() else path.parent / media), meta, start, end))
     return out
 
 

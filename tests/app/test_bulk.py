@@ -208,3 +208,25 @@ def test_a_killed_rank_restarted_ends_with_the_same_shards(library: dict[str, Pa
                     assert r_got[col] == value, col
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     shutil.rmtree(out)
+
+
+def test_a_manifest_gives_metadata_and_time_ranges(library: dict[str, Path], tmp_path: Path) -> None:
+    manifest = tmp_path / "library.jsonl"
+    manifest.write_text(json.dumps({"path": str(library["red"]), "metadata": {"reel": 7}, "start": 3.0, "end": 6.4})
+                        + "\n\n" + json.dumps({"path": os.path.relpath(library["blue"], tmp_path), "metadata": {"reel": 8}}) + "\n")
+    out = tmp_path / "shards"
+    result = vatt("bulk-embed", "--model", library["model"], "--out", out, "--threads", "1", "--no-progress",
+                  "--metadata", '{"set": "bulk"}', manifest)
+    assert result.exit_code == 0, result.output
+    (name, m), = finished_shards(out).items()
+    rows = pq.read_table(out / f"{name}.parquet").to_pylist()
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r)
+    red, blue = by_source[str(library["red"])], by_source[str(library["blue"])]
+    assert [(r["start"], r["end"]) for r in red] == [(3.2, 6.4)]  # the one window starting inside 3.0-6.4
+    assert json.loads(red[0]["metadata"]) == {"set": "bulk", "reel": 7} and red[0]["duration"] == pytest.approx(3.4)
+    assert len(blue) == 2 and json.loads(blue[0]["metadata"]) == {"set": "bulk", "reel": 8}
+    assert red[0]["item_key"] != blue[0]["item_key"] and len(red[0]["item_key"]) == 64
+    whole = [r for rows in _rows(library["shards"]).values() for r in rows[1] if r["source"].endswith("red.mp4")]
+    np.testing.assert_allclose(red[0]["va"], whole[1]["va"], atol=1e-5)  # the same window, the same vector
