@@ -95,6 +95,7 @@ def main() -> None:
     p.add_argument("--base-files", type=int, default=2, help="synthetic clips for the Base preset (slow on CPU)")
     p.add_argument("--base", default="vatt-ms-bbs", help="the Base preset")
     p.add_argument("--procs", default="1,2", help="torchrun process counts")
+    p.add_argument("--import-only", action="store_true", help="only the import benchmark")
     p.add_argument("--segments", type=int, default=100_000, help="segments in the import benchmark")
     p.add_argument("--index-type", default="flat", help="index type of the import benchmark")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "bulk.json"), help="JSON output")
@@ -103,8 +104,8 @@ def main() -> None:
     print(f"{facts['cores']} cores, load {facts['loadavg_start']}", flush=True)
     procs = [int(x) for x in args.procs.split(",")]
     with tempfile.TemporaryDirectory(prefix="vatt-bench-bulk-") as tmp:
-        rows = embed_rows("tiny", args.files, procs, Path(tmp))
-        if args.base_files:
+        rows = [] if args.import_only else embed_rows("tiny", args.files, procs, Path(tmp))
+        if args.base_files and not args.import_only:
             rows += embed_rows(args.base, args.base_files, procs, Path(tmp))
         imp = import_row(args.segments, args.index_type, Path(tmp))
     facts["loadavg_end"] = os.getloadavg()

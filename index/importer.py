@@ -63,7 +63,9 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
                          "import into a catalogue made for this model")
     report = ImportReport()
     for name, manifest in shards.items():
-        items = list(read_items(directory / f"{name}.parquet", spaces))
+        every = list(read_items(directory / f"{name}.parquet", spaces))
+        items = [it for it in every if catalog.get_by_sha256(it.key) is None]  # add_items checks again, inside
+        report.items_present += len(every) - len(items)                         # its transaction
         added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,
                                     "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
                                     "duration": it.duration, "metadata": it.metadata} for it in items),

@@ -163,18 +163,23 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
     cols = {c: table.column(c).to_pylist() for c in ("source", "kind", "duration", "metadata")}
     starts = table.column("start").to_numpy()
     ends = table.column("end").to_numpy()
-    vec_cols = {s: table.column(s) for s in spaces}
+    dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (vectors [rows, d], null mask [rows])
+    for s, d in spaces.items():
+        col = table.column(s).combine_chunks()
+        values = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        dense[s] = (values[col.offset * d:(col.offset + len(col)) * d].reshape(len(col), d),
+                    col.is_null().to_numpy(zero_copy_only=False))
     i = 0
     while i < len(keys):
         j = i
         while j < len(keys) and keys[j] == keys[i]:
             j += 1
         vectors = {}
-        for s, d in spaces.items():
-            part = vec_cols[s].slice(i, j - i).combine_chunks()
-            if part.null_count == 0:
-                vectors[s] = part.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(j - i, d)
-            elif part.null_count != j - i:
+        for s, (x, null) in dense.items():
+            nulls = int(null[i:j].sum())
+            if nulls == 0:
+                vectors[s] = x[i:j]
+            elif nulls != j - i:
                 raise ShardError(f"{path}: item {keys[i]} has a vector in space {s!r} for only some segments")
         yield ShardItem(key=keys[i], source=cols["source"][i], kind=cols["kind"][i], duration=cols["duration"][i],
                         metadata=json.loads(cols["metadata"][i]), starts=starts[i:j].tolist(),
