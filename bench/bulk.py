@@ -73,7 +73,8 @@ def import_row(n_segments: int, index_type: str, tmp: Path) -> dict:
             vecs = {d: rng.standard_normal((per_item, dim)).astype(np.float32) for d, dim in spaces.items()}
             vecs = {d: v / np.linalg.norm(v, axis=1, keepdims=True) for d, v in vecs.items()}
             items.append(ShardItem(key=hashlib.sha256(str(k).encode()).hexdigest(), source=f"/lib/{k}.mp4",
-                                   kind="video", duration=16.0, metadata={"n": k}, starts=[3.2 * i for i in range(per_item)],
+                                   kind="video", duration=16.0, metadata={"n": k},
+                                   starts=[3.2 * i for i in range(per_item)],
                                    ends=[3.2 * (i + 1) for i in range(per_item)], vectors=vecs))
         write_shard(shards, ShardManifest(name=f"gen-{s:08d}", model={"name": "bench", "config_hash": "0" * 64},
                                           spaces=spaces), items)
@@ -113,10 +114,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         base = next(b for b in rows if b["preset"] == r["preset"] and b["procs"] == procs[0])
+        ratio = r["windows_per_s"] / base["windows_per_s"]
         print(f"| {r['preset']} | {r['procs']} | {r['files']} | {r['windows']} | {r['run_s']:.1f} | {r['wall_s']:.1f} "
-              f"| {r['files_per_s']:.2f} | {r['windows_per_s']:.2f} | {r['windows_per_s'] / base['windows_per_s']:.2f} |")
-    print(f"\nimport of {imp['segments']} segments ({imp['items']} items, {imp['shards']} shards, {imp['index_type']}): "
-          f"{imp['import_s']:.1f} s ({imp['segments_per_s']:.0f} segments/s, index build {imp['index_build_s']:.1f} s); "
+              f"| {r['files_per_s']:.2f} | {r['windows_per_s']:.2f} | {ratio:.2f} |")
+    print(f"\nimport of {imp['segments']} segments ({imp['items']} items, {imp['shards']} shards, "
+          f"{imp['index_type']}): {imp['import_s']:.1f} s ({imp['segments_per_s']:.0f} segments/s, "
+          f"index build {imp['index_build_s']:.1f} s); "
           f"again: {imp['reimport_s']:.1f} s, {imp['reimport_added']} added; writing the shards took "
           f"{imp['write_shards_s']:.1f} s")
     print(f"load average start {facts['loadavg_start']}, end {facts['loadavg_end']}")

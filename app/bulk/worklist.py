@@ -39,7 +39,8 @@ class Input:
         """Stable name of this input in manifests and in the plan."""
         if self.start is None and self.end is None:
             return self.path
-        return f"{self.path}#t={self.start if self.start is not None else ''},{self.end if self.end is not None else ''}"
+        lo, hi = ("" if t is None else t for t in (self.start, self.end))
+        return f"{self.path}#t={lo},{hi}"
 
     @property
     def known_duration(self) -> float | None:

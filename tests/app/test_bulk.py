@@ -86,8 +86,8 @@ def _answers(model: Path, data: Path, queries: list[dict]) -> list[list[tuple]]:
             if "item_sha" in q:
                 q["item_id"] = by_sha[q.pop("item_sha")]
             results = client.search(k=10, **q)["results"]
-            out.append([(sha_of[r["item"]["id"]], r["score"], [(m["start"], m["end"], m["score"]) for m in r["moments"]])
-                        for r in results])
+            out.append([(sha_of[r["item"]["id"]], r["score"],
+                         [(m["start"], m["end"], m["score"]) for m in r["moments"]]) for r in results])
     return out
 
 
@@ -105,8 +105,10 @@ def _same_ranking(got: list[tuple], want: list[tuple]) -> None:
 def test_torchrun_shards_imported_answer_like_vatt_ingest(library: dict[str, Path], tmp_path: Path) -> None:
     shards = finished_shards(library["shards"])
     assert len(shards) == 7 and {m.rank for m in shards.values()} == {0, 1}
-    errors = [json.loads(line) for f in library["shards"].glob("errors-rank*.jsonl") for line in f.read_text().splitlines()]
-    assert [e["input"] for e in errors] == [str(library["bad"] / "broken.mp4")] and "cannot decode" in errors[0]["reason"]
+    errors = [json.loads(line) for f in library["shards"].glob("errors-rank*.jsonl")
+              for line in f.read_text().splitlines()]
+    assert [e["input"] for e in errors] == [str(library["bad"] / "broken.mp4")]
+    assert "cannot decode" in errors[0]["reason"]
     summary = json.loads((library["shards"] / "summary.json").read_text())
     assert (summary["files"], summary["errors"], summary["segments"], summary["ranks"]) == (6, 1, 12, 2)
 
@@ -213,7 +215,9 @@ def test_a_killed_rank_restarted_ends_with_the_same_shards(library: dict[str, Pa
 def test_a_manifest_gives_metadata_and_time_ranges(library: dict[str, Path], tmp_path: Path) -> None:
     manifest = tmp_path / "library.jsonl"
     manifest.write_text(json.dumps({"path": str(library["red"]), "metadata": {"reel": 7}, "start": 3.0, "end": 6.4})
-                        + "\n\n" + json.dumps({"path": os.path.relpath(library["blue"], tmp_path), "metadata": {"reel": 8}}) + "\n")
+                        + "\n\n"  # blank lines are allowed; a relative path is relative to the manifest
+                        + json.dumps({"path": os.path.relpath(library["blue"], tmp_path), "metadata": {"reel": 8}})
+                        + "\n")
     out = tmp_path / "shards"
     result = vatt("bulk-embed", "--model", library["model"], "--out", out, "--threads", "1", "--no-progress",
                   "--metadata", '{"set": "bulk"}', manifest)

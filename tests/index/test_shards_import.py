@@ -10,7 +10,8 @@ from index_helpers import SPACES, sha, unit
 
 from index import Catalog, CatalogError
 from index.importer import import_shards
-from index.shards import ShardError, ShardItem, ShardManifest, clear_unfinished, finished_shards, read_items, write_shard
+from index.shards import (ShardError, ShardItem, ShardManifest, clear_unfinished, finished_shards, read_items,
+                          write_shard)
 
 MODEL = {"name": "tiny", "config_hash": "a" * 64}
 
