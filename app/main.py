@@ -23,8 +23,9 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from index import Catalog
+from index import Catalog, CatalogError
 from model import load_pretrained, load_tokenizer
+from model.pretrained import model_identity
 
 from .bodies import add_documented_models
 from .errors import install_error_handlers
@@ -64,6 +65,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     s.tmp_dir.mkdir(parents=True, exist_ok=True)
     heads = model.config.heads
     catalog = Catalog(s.catalog_dir, spaces={"va": heads.d_va, "vt": heads.d_vt})
+    try:  # so `vatt index import` refuses shards of another model
+        catalog.claim_model(model_identity(s.model_dir))
+    except CatalogError as exc:
+        log.warning("%s", exc)
     batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms)
     batcher.stats.observers.append(metrics.observe_batch)
     batcher.start()

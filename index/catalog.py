@@ -250,14 +250,23 @@ class Catalog:
                 self._unindexed.update(added)
             return new_items, new_segments
 
+    def claim_model(self, model: Mapping[str, Any]) -> None:
+        """Record which model's vectors this catalogue holds ({"name", "config_hash"}), or raise
+        CatalogError when it already holds another's (the service calls this on start)."""
+        with self._write_lock:
+            conn = self._writer()
+            with store.transaction(conn):
+                self._claim_model(conn, model)
+
     def _claim_model(self, conn, model: Mapping[str, Any]) -> None:  # noqa: ANN001 - sqlite3.Connection
         held = store.read_meta(conn).get("model")
         if held is None:
             store.set_meta(conn, {"model": {"name": model.get("name"), "config_hash": model["config_hash"]}})
         elif held.get("config_hash") != model["config_hash"]:
-            raise CatalogError(f"these vectors come from model {model.get('name')!r} (config hash "
-                               f"{model['config_hash'][:12]}) but {self.path} holds vectors of {held.get('name')!r} "
-                               f"({str(held.get('config_hash'))[:12]}); import them into another catalogue")
+            raise CatalogError(f"{self.path} holds vectors of model {held.get('name')!r} (config hash "
+                               f"{str(held.get('config_hash'))[:12]}), not of {model.get('name')!r} (config hash "
+                               f"{model['config_hash'][:12]}); two models' vectors cannot be compared: use another "
+                               "catalogue")
 
     def delete_item(self, item_id: str) -> Item:
         """Delete an item with its segments and vectors; returns what was deleted."""

@@ -29,7 +29,8 @@ from .config import VattConfig
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
-__all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "ModelDirectoryError", "FORMAT_VERSION"]
+__all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "model_identity", "ModelDirectoryError",
+           "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,13 @@ def _empty_model(config: VattConfig, doc: dict, path: Path) -> VATT | BackboneCl
                                   f"positive num_classes, got {modality!r} and {num_classes!r}")
     return BackboneClassifier(config, modality, num_classes, weight_init="skip")
 
+
+def model_identity(directory: str | os.PathLike) -> dict[str, str]:
+    """The model's name and a hash of its config and weights: vectors of different models never mix
+    in one catalogue (bulk shards and the service record it; imports compare it)."""
+    config, doc = read_config(directory)
+    blob = json.dumps({"model": doc["model"], "weights_sha256": doc.get("weights_sha256")}, sort_keys=True)
+    return {"name": config.name, "config_hash": hashlib.sha256(blob.encode()).hexdigest()}
 
 def load_pretrained(directory: str | os.PathLike, *,
                     map_location: str | torch.device = "cpu") -> VATT | BackboneClassifier:

@@ -28,7 +28,8 @@ import torch
 import torch.distributed as dist
 
 from index.shards import ShardItem, ShardManifest, clear_unfinished, finished_shards, write_shard
-from model import load_pretrained, load_tokenizer, read_config, sha256_file
+from model import load_pretrained, load_tokenizer, sha256_file
+from model.pretrained import model_identity
 from model.media import MediaError, probe
 
 from ..services.batcher import Batcher
@@ -36,7 +37,7 @@ from ..services.encoder import Encoder, FileEmbedding
 from ..settings import Settings
 from .worklist import Input, ShardPlan, collect, plan_shards
 
-__all__ = ["main", "model_identity", "parse_args", "RankSummary"]
+__all__ = ["main", "parse_args", "RankSummary"]
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not isinstance(args.metadata, dict):
         p.error("--metadata must be a JSON object")
     return args
-
-
-def model_identity(model_dir: Path) -> dict[str, str]:
-    """The model's name and a hash of its config and weights: shards of different models never mix."""
-    config, doc = read_config(model_dir)
-    blob = json.dumps({"model": doc["model"], "weights_sha256": doc.get("weights_sha256")}, sort_keys=True)
-    return {"name": config.name, "config_hash": hashlib.sha256(blob.encode()).hexdigest()}
 
 
 # --- distributed ---------------------------------------------------------------------------------
