@@ -333,6 +333,18 @@ def synth(ctx: typer.Context) -> None:
     _run_training("synthetic", list(ctx.args))
 
 
+@app.command("bulk-embed", context_settings=_PASS_THROUGH)
+@one_line_errors
+def bulk_embed(ctx: typer.Context) -> None:
+    """Embed files, directories and manifests into Parquet shards in this process (arguments go to
+    app.bulk; under torchrun use `python -m app.bulk`); then `vatt index import SHARDS --data DIR`."""
+    from .bulk import main as bulk_main
+
+    code = bulk_main(list(ctx.args) or ["--help"])
+    if code:
+        raise typer.Exit(code)
+
+
 # --- demo ------------------------------------------------------------------------------------------
 # Sized to build in a few minutes on 2 CPU cores; the training flags are training.synthetic.RECIPE.
 # BUNDLED_DEMO_MODEL is what `vatt demo --train --steps 5000` makes from the default corpus (seed 0,
@@ -402,7 +414,7 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    chatty = {"serve", "demo", "train", "eval", "synth"}  # long-running: say what is happening
+    chatty = {"serve", "demo", "train", "eval", "synth", "bulk-embed"}  # long-running: say what is happening
     level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] in chatty else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar

@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from index import Catalog
-from model import load_pretrained, load_tokenizer
+from model.pretrained import model_identity
 
 from .bodies import add_documented_models
 from .deps import ReadAuth
@@ -33,8 +33,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, openai, search
 from .services.admission import Admission
-from .services.batcher import Batcher
-from .services.encoder import Encoder
+from .services.encoder import build_encoder
 from .services.ingest import IngestService
 from .services.paths import ServerPaths
 from .services.query import QueryService
@@ -61,21 +60,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     torch.set_num_threads(s.torch_threads or max(1, os.cpu_count() or 1))
     device = s.torch_device()
     precision = s.inference_precision()
-    model = load_pretrained(s.model_dir, map_location=device, precision="int8" if precision == "int8" else "fp32",
-                            keep_tokens=s.keep_tokens)
-    tokenizer = load_tokenizer(s.model_dir)
+    encoder = build_encoder(s, device=device, max_duration_s=s.max_duration_s)
+    model, batcher = encoder.model, encoder.batcher
     # the catalogue's lock comes first: a second instance must fail here, before it touches anything
     catalog = Catalog(s.catalog_dir, spaces=model.space_dims)
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
     s.tmp_dir.mkdir(parents=True, exist_ok=True)
-    batcher = Batcher(model, max_rows=s.batch_size, wait_ms=s.batch_wait_ms,
-                      autocast=torch.bfloat16 if precision == "bf16" else None)
+    try:  # so `vatt index import` refuses shards of another model
+        catalog.claim_model(model_identity(s.model_dir))
+    except Exception as exc:  # another model's catalogue, or a full/read-only disk: serving reads goes on
+        log.warning("model not recorded in the catalogue: %s", exc)
     batcher.stats.observers.append(metrics.observe_batch)
-    batcher.start()
-    encoder = Encoder(model, tokenizer, batcher, stride_s=s.stride_s, chunk=s.ingest_chunk,
-                      prefetch=s.prefetch_windows, max_duration_s=s.max_duration_s)
     store = MediaStore(s.media_dir, s.thumbs_dir)
     ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
                            retention_s=s.job_retention_s)

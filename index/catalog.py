@@ -76,6 +76,7 @@ class Catalog:
             self.file_notes: dict[str, str] = {}
             self._pending = 0
             self._outgrown: set[str] = set()
+            self._unindexed: set[str] = set()  # spaces add_items(index=False) left behind SQLite
             for space in self.spaces:
                 self._vectors[space], self._saved[space], self.file_notes[space] = open_space(self._state(), space)
             self.jobs = JobStore(self._writer, self._reader, self._write_lock, readonly=readonly)
@@ -215,6 +216,61 @@ class Catalog:
             self._apply(removed, {s: (ids, x) for s, x in vecs.items()})
             return store.get_item(conn, item_id)
 
+    def add_items(self, items: Iterable[Mapping[str, Any]], *, model: Mapping[str, Any] | None = None,
+                  index: bool = True) -> tuple[int, int]:
+        """Add many items (dicts of `add_item`'s keywords) in ONE transaction; returns the new (items, segments).
+
+        For bulk imports: a present sha256 is skipped, never replaced. `model` ({"name", "config_hash"})
+        is recorded by the first import and must match afterwards, since one catalogue can only compare
+        one model's vectors. `index=False` leaves FAISS for a single `rebuild()` at the end; until
+        then the spaces' files are not rewritten, so a crash is caught up from SQLite on reopen."""
+        dims = {s: v.dim for s, v in self._vectors.items()}
+        rows = []
+        for it in items:
+            kind, sha, segs, duration, meta_json = check_item(it["kind"], it["source"], it["sha256"], it["segments"],
+                                                              it.get("duration"), it.get("metadata"))
+            rows.append((kind, it["source"], sha, segs, duration, meta_json, check_vectors(it["vectors"], dims,
+                                                                                          len(segs))))
+        added: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        new_items = new_segments = 0
+        with self._write_lock:
+            conn = self._writer()
+            with store.transaction(conn):
+                if model is not None:
+                    self._claim_model(conn, model)
+                for kind, source, sha, segs, duration, meta_json, vecs in rows:
+                    if store.find_sha256(conn, sha) is not None:
+                        continue
+                    ids = store.insert_item(conn, item_id=uuid.uuid4().hex, kind=kind, source=source, sha256=sha,
+                                            duration=duration, metadata_json=meta_json, segments=segs, vectors=vecs)
+                    new_items, new_segments = new_items + 1, new_segments + len(ids)
+                    for s, x in vecs.items():
+                        added.setdefault(s, []).append((ids, x))
+            if index:
+                self._apply({}, {s: (np.concatenate([i for i, _ in p]), np.concatenate([x for _, x in p]))
+                                 for s, p in added.items()})
+            else:
+                self._unindexed.update(added)
+            return new_items, new_segments
+
+    def claim_model(self, model: Mapping[str, Any]) -> None:
+        """Record which model's vectors this catalogue holds ({"name", "config_hash"}), or raise
+        CatalogError when it already holds another's (the service calls this on start)."""
+        with self._write_lock:
+            conn = self._writer()
+            with store.transaction(conn):
+                self._claim_model(conn, model)
+
+    def _claim_model(self, conn, model: Mapping[str, Any]) -> None:  # noqa: ANN001 - sqlite3.Connection
+        held = store.read_meta(conn).get("model")
+        if held is None:
+            store.set_meta(conn, {"model": {"name": model.get("name"), "config_hash": model["config_hash"]}})
+        elif held.get("config_hash") != model["config_hash"]:
+            raise CatalogError(f"{self.path} holds vectors of model {held.get('name')!r} (config hash "
+                               f"{str(held.get('config_hash'))[:12]}), not of {model.get('name')!r} (config hash "
+                               f"{model['config_hash'][:12]}); two models' vectors cannot be compared: use another "
+                               "catalogue")
+
     def delete_item(self, item_id: str) -> Item:
         """Delete an item with its segments and vectors; returns what was deleted."""
         with self._write_lock:
@@ -278,7 +334,7 @@ class Catalog:
             epochs = self.epochs()
             written = {}
             for space, vi in self._vectors.items():
-                if self._saved[space] != epochs[space]:
+                if self._saved[space] != epochs[space] and space not in self._unindexed:
                     try:
                         with vi.lock.read():
                             vi.save(self.index_path(space), epochs[space])
@@ -309,6 +365,7 @@ class Catalog:
             self.index_type, self.options = index_type, options
             for space in self.spaces:
                 self._saved[space] = -1
+            self._unindexed.clear()
             self.flush()
 
     def _rebuild_space(self, space: str, index_type: str, options: IndexOptions) -> None:

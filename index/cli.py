@@ -121,3 +121,38 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
         s = cat.stats()
     typer.echo(f"rebuilt {path} as {s['index_type']}: " + ", ".join(
         f"{n} {sp['factory']} ({sp['vectors']} vectors)" for n, sp in s["spaces"].items()))
+
+
+@app.command("import")
+def import_cmd(shards: Path = typer.Argument(..., help="directory of shards written by `python -m app.bulk`"),
+               data: Optional[Path] = typer.Option(
+                   None, "--data", help="the service's data directory (the catalogue is DATA/catalog)"),
+               catalog: Optional[Path] = typer.Option(None, "--catalog", help="a catalogue directory instead"),
+               index_type: Optional[str] = typer.Option(
+                   None, "--type", help=f"index type: {' | '.join(INDEX_TYPES)} (default: the catalogue's, "
+                                        "flat for a new one)"),
+               ) -> None:
+    """Load shards: one transaction per shard, each space's index built once at the end."""
+    from .importer import check_shards, import_shards
+    from .shards import ShardError
+
+    if (data is None) == (catalog is None):
+        raise _fail("give --data DIR (the service's data directory) or --catalog DIR", 2)
+    if index_type is not None and index_type not in INDEX_TYPES:
+        raise _fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
+    if not shards.is_dir():
+        raise _fail(f"no shard directory at {shards}", 2)
+    path = catalog if catalog is not None else data / "catalog"
+    try:
+        found, _ = check_shards(shards)
+        exists = (path / DB_NAME).exists()
+        with Catalog(path, spaces=None if exists else next(iter(found.values())).spaces,
+                     index_type=None if exists else index_type) as cat:
+            report = import_shards(cat, shards, index_type=index_type)
+    except (ShardError, CatalogError) as e:
+        raise _fail(str(e), 1) from None
+    typer.echo(f"imported {report.shards} shards into {path}: {report.items_added} new items "
+               f"({report.segments_added} segments), {report.items_present} already present, "
+               f"{report.errors} inputs failed at embedding; {report.seconds:.1f} s "
+               f"(index build {report.index_seconds:.1f} s)")
+

@@ -12,6 +12,7 @@ A `BackboneClassifier` (a converted fine-tuned checkpoint) is saved the same way
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +31,8 @@ from .inference import prepare_for_inference
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
-__all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "ModelDirectoryError", "FORMAT_VERSION"]
+__all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "model_identity", "ModelDirectoryError",
+           "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,14 @@ def _empty_model(config: VattConfig, doc: dict, path: Path) -> VATT | BackboneCl
         raise ModelDirectoryError(f"{path} is damaged: a classifier needs modality in {list(MODALITIES)} and a "
                                   f"positive num_classes, got {modality!r} and {num_classes!r}")
     return BackboneClassifier(config, modality, num_classes, weight_init="skip")
+
+
+def model_identity(directory: str | os.PathLike) -> dict[str, str]:
+    """The model's name and a hash of its config and weights: vectors of different models never mix
+    in one catalogue (bulk shards and the service record it; imports compare it)."""
+    config, doc = read_config(directory)
+    blob = json.dumps({"model": doc["model"], "weights_sha256": doc.get("weights_sha256")}, sort_keys=True)
+    return {"name": config.name, "config_hash": hashlib.sha256(blob.encode()).hexdigest()}
 
 
 def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.device = "cpu",

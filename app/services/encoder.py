@@ -20,13 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model import MODALITY_SPACES, VATT
+from model import MODALITY_SPACES, VATT, load_pretrained, load_tokenizer
 from model.media import EmptyMediaError, MediaInfo, MediaTooLongError, WindowSpec, count_windows, iter_windows, probe
 
 from ..errors import ServiceError
+from ..settings import Settings
 from .batcher import Batcher
 
-__all__ = ["Encoder", "EncodeCancelled", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
+__all__ = ["build_encoder", "Encoder", "EncodeCancelled", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +191,16 @@ class Encoder:
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+def build_encoder(settings: Settings, *, device: str, max_duration_s: float | None) -> Encoder:
+    """Model, tokenizer, batcher and encoder from the service's settings (precision, token budget,
+    batch size, stride, chunk, prefetch): the one recipe the service and bulk embedding share, so
+    a bulk vector is the service's vector. The batcher is started."""
+    precision = settings.inference_precision()
+    model = load_pretrained(settings.model_dir, map_location=device,
+                            precision="int8" if precision == "int8" else "fp32", keep_tokens=settings.keep_tokens)
+    batcher = Batcher(model, max_rows=settings.batch_size, wait_ms=settings.batch_wait_ms,
+                      autocast=torch.bfloat16 if precision == "bf16" else None).start()
+    return Encoder(model, load_tokenizer(settings.model_dir), batcher, stride_s=settings.stride_s,
+                   chunk=settings.ingest_chunk, prefetch=settings.prefetch_windows, max_duration_s=max_duration_s)

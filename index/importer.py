@@ -1,0 +1,101 @@
+"""Load bulk-embedding shards into a catalogue: one transaction per shard, one index build at the end.
+
+Every manifest is read and checked before anything is written, so shards of two models (or of a
+model other than the catalogue's) are refused before the first row lands. Items are keyed by
+their sha256 like uploads, so importing the same shards twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import Catalog
+from .shards import ShardError, ShardManifest, finished_shards, read_items
+
+__all__ = ["ImportReport", "import_shards", "check_shards"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportReport:
+    """What an import did (the CLI prints it)."""
+
+    shards: int = 0
+    items_added: int = 0
+    items_present: int = 0
+    segments_added: int = 0
+    errors: int = 0  # inputs the shards list as failed to embed
+    seconds: float = 0.0
+    index_seconds: float = 0.0
+
+
+def check_shards(directory: Path) -> tuple[dict[str, ShardManifest], dict]:
+    """The finished shards of `directory` and the model they share (ShardError otherwise)."""
+    shards = finished_shards(directory)
+    if not shards:
+        raise ShardError(f"no finished shards in {directory} (a shard is NAME.parquet with its NAME.json)")
+    first = next(iter(shards.values()))
+    for name, m in shards.items():
+        if m.model.get("config_hash") != first.model.get("config_hash") or m.spaces != first.spaces:
+            raise ShardError(f"shard {name} was made by model {m.model.get('name')!r} "
+                             f"({str(m.model.get('config_hash'))[:12]}), shard {first.name} by "
+                             f"{first.model.get('name')!r} ({str(first.model.get('config_hash'))[:12]}); "
+                             "import one model's shards at a time")
+    return shards, first.model
+
+
+def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None = None,
+                  on_shard: Callable[[str, int], None] | None = None) -> ImportReport:
+    """Import every finished shard under `directory`, then build each space's index once
+    (with `index_type`, or the catalogue's own)."""
+    t0 = time.perf_counter()
+    shards, model = check_shards(directory)
+    spaces = next(iter(shards.values())).spaces
+    if spaces != catalog.spaces:
+        raise ShardError(f"the shards hold spaces {spaces}, the catalogue {catalog.path} holds {catalog.spaces}; "
+                         "import into a catalogue made for this model")
+    report = ImportReport()
+    for name, manifest in shards.items():
+        every = list(read_items(directory / f"{name}.parquet", spaces))
+        items = [it for it in every if catalog.get_by_sha256(it.key) is None]  # add_items checks again, inside
+        report.items_present += len(every) - len(items)                         # its transaction
+        added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,
+                                    "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
+                                    "duration": it.duration, "metadata": it.metadata} for it in items),
+                                  model=model, index=False)
+        report.shards += 1
+        report.items_added += added
+        report.items_present += len(items) - added
+        report.segments_added += segments
+        report.errors += sum(1 for i in manifest.inputs if i.get("status") == "error")
+        if on_shard is not None:
+            on_shard(name, added)
+    if report.items_added or (index_type is not None and index_type != catalog.index_type):
+        t1 = time.perf_counter()
+        with _all_cores():
+            catalog.rebuild(index_type=index_type)
+        report.index_seconds = time.perf_counter() - t1
+    report.seconds = time.perf_counter() - t0
+    log.info("imported %d shards from %s: %d new items, %d already present", report.shards, directory,
+             report.items_added, report.items_present)
+    return report
+
+
+@contextmanager
+def _all_cores() -> Iterator[None]:
+    """FAISS builds HNSW with OpenMP threads: every core for the one build, then as before."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

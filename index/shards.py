@@ -1,0 +1,187 @@
+"""Bulk-embedding shards: Parquet files of segments plus a JSON manifest each (no torch here).
+
+A shard is `NAME.parquet` (one row per segment: item key, source, kind, duration, metadata JSON,
+start, end and one float32 list column per space; a space the item lacks is null) and
+`NAME.json` (model name and config hash, spaces and dimensions, and every input the shard
+covers, with its outcome). Both are written to temporary names and renamed, the manifest last:
+a shard is finished exactly when its manifest exists, so a killed writer leaves nothing a
+reader or an importer could mistake for finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import CatalogError
+
+__all__ = ["SHARD_FORMAT", "ShardItem", "ShardManifest", "ShardError", "write_shard", "finished_shards",
+           "read_items", "clear_unfinished"]
+
+log = logging.getLogger(__name__)
+
+SHARD_FORMAT = 1
+_TMP = ".tmp"
+
+
+class ShardError(CatalogError):
+    """A shard directory or file is missing, damaged or made by another model."""
+
+
+@dataclass
+class ShardItem:
+    """One embedded input: an item of the catalogue-to-be with its segments and vectors."""
+
+    key: str  # sha256 hex: of the file, or of the file and its time range (see app.bulk)
+    source: str
+    kind: str
+    duration: float | None
+    metadata: Mapping[str, Any]
+    starts: Sequence[float]
+    ends: Sequence[float]
+    vectors: Mapping[str, np.ndarray]  # space -> float32 [n_segments, dim]
+
+
+@dataclass
+class ShardManifest:
+    """What a shard holds and which model made it; `inputs` lists every input with its outcome."""
+
+    name: str
+    model: dict[str, Any]  # {"name": ..., "config_hash": ...}
+    spaces: dict[str, int]
+    options: dict[str, Any] = field(default_factory=dict)  # window stride etc.: how segments were cut
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # {"input": id, "status": "ok"|"error", ...}
+    rows: int = 0
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": SHARD_FORMAT, "name": self.name, "model": self.model, "spaces": self.spaces,
+                "options": self.options, "inputs": self.inputs, "rows": self.rows, "rank": self.rank}
+
+    @classmethod
+    def read(cls, path: Path) -> ShardManifest:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ShardError(f"cannot read shard manifest {path} ({e})") from None
+        if doc.get("format") != SHARD_FORMAT:
+            raise ShardError(f"{path}: shard format {doc.get('format')!r}; accepted: {SHARD_FORMAT}")
+        return cls(name=doc["name"], model=doc["model"], spaces={k: int(v) for k, v in doc["spaces"].items()},
+                   options=doc.get("options", {}), inputs=doc.get("inputs", []), rows=int(doc.get("rows", 0)),
+                   rank=int(doc.get("rank", 0)))
+
+
+def _schema(spaces: Mapping[str, int]) -> pa.Schema:
+    return pa.schema([("item_key", pa.string()), ("source", pa.string()), ("kind", pa.string()),
+                      ("duration", pa.float64()), ("metadata", pa.string()), ("start", pa.float64()),
+                      ("end", pa.float64()),
+                      *[(s, pa.list_(pa.float32(), d)) for s, d in spaces.items()]])
+
+
+def _table(items: Sequence[ShardItem], spaces: Mapping[str, int]) -> pa.Table:
+    cols: dict[str, list] = {k: [] for k in ("item_key", "source", "kind", "duration", "metadata", "start", "end")}
+    vecs: dict[str, list] = {s: [] for s in spaces}
+    for it in items:
+        n = len(it.starts)
+        meta = json.dumps(dict(it.metadata), sort_keys=True, ensure_ascii=False)
+        for k, v in (("item_key", it.key), ("source", it.source), ("kind", it.kind), ("duration", it.duration),
+                     ("metadata", meta)):
+            cols[k] += [v] * n
+        cols["start"] += [float(s) for s in it.starts]
+        cols["end"] += [float(e) for e in it.ends]
+        for s, d in spaces.items():
+            x = it.vectors.get(s)
+            vecs[s] += [None] * n if x is None else list(np.asarray(x, np.float32).reshape(n, d))
+    schema = _schema(spaces)
+    arrays = [pa.array(cols[f.name], f.type) for f in schema if f.name in cols]
+    for s, d in spaces.items():
+        arrays.append(pa.array(vecs[s], pa.list_(pa.float32(), d)))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _fsync_rename(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+def write_shard(directory: Path, manifest: ShardManifest, items: Sequence[ShardItem]) -> Path:
+    """Write `NAME.parquet` then `NAME.json`, each atomically; returns the Parquet path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    table = _table(items, manifest.spaces)
+    manifest.rows = table.num_rows
+    data, meta = directory / f"{manifest.name}.parquet", directory / f"{manifest.name}.json"
+    tmp = directory / f"{manifest.name}.parquet{_TMP}"
+    pq.write_table(table, tmp, compression="zstd")
+    _fsync_rename(tmp, data)
+    tmp = directory / f"{manifest.name}.json{_TMP}"
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    _fsync_rename(tmp, meta)
+    return data
+
+
+def finished_shards(directory: Path) -> dict[str, ShardManifest]:
+    """name -> manifest of every finished shard (manifest present) in `directory`, sorted by name."""
+    if not directory.is_dir():
+        return {}
+    out = {}
+    for path in sorted(directory.glob("*.json")):
+        if (directory / f"{path.stem}.parquet").is_file():
+            out[path.stem] = ShardManifest.read(path)
+    return out
+
+
+def clear_unfinished(directory: Path, names: Sequence[str]) -> None:
+    """Remove what a killed writer left of these shards (temporaries, a Parquet without manifest)."""
+    for name in names:
+        if (directory / f"{name}.json").exists():
+            continue
+        for leftover in (f"{name}.parquet", f"{name}.parquet{_TMP}", f"{name}.json{_TMP}"):
+            (directory / leftover).unlink(missing_ok=True)
+
+
+def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
+    """The items of one shard's Parquet file, in file order (rows of an item are contiguous)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise ShardError(f"cannot read shard {path} ({e})") from None
+    missing = [c for c in ("item_key", "source", "kind", "duration", "metadata", "start", "end", *spaces)
+               if c not in table.column_names]
+    if missing:
+        raise ShardError(f"{path} lacks columns {missing}; accepted: shards written by app.bulk")
+    keys = table.column("item_key").to_pylist()
+    cols = {c: table.column(c).to_pylist() for c in ("source", "kind", "duration", "metadata")}
+    starts = table.column("start").to_numpy()
+    ends = table.column("end").to_numpy()
+    dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (vectors [rows, d], null mask [rows])
+    for s, d in spaces.items():
+        col = table.column(s).combine_chunks()
+        values = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        dense[s] = (values[col.offset * d:(col.offset + len(col)) * d].reshape(len(col), d),
+                    col.is_null().to_numpy(zero_copy_only=False))
+    i = 0
+    while i < len(keys):
+        j = i
+        while j < len(keys) and keys[j] == keys[i]:
+            j += 1
+        vectors = {}
+        for s, (x, null) in dense.items():
+            nulls = int(null[i:j].sum())
+            if nulls == 0:
+                vectors[s] = x[i:j]
+            elif nulls != j - i:
+                raise ShardError(f"{path}: item {keys[i]} has a vector in space {s!r} for only some segments")
+        yield ShardItem(key=keys[i], source=cols["source"][i], kind=cols["kind"][i], duration=cols["duration"][i],
+                        metadata=json.loads(cols["metadata"][i]), starts=starts[i:j].tolist(),
+                        ends=ends[i:j].tolist(), vectors=vectors)
+        i = j
