@@ -279,6 +279,20 @@ def evaluate(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_PASS_THROUGH)
 @one_line_errors
+def finetune(ctx: typer.Context) -> None:
+    """Fine-tune a pretrained backbone into a classifier (arguments go to training.finetune)."""
+    _run_training("finetune", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
+def probe(ctx: typer.Context) -> None:
+    """Linear evaluation on frozen backbone features (arguments go to training.probe)."""
+    _run_training("probe", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
 def synth(ctx: typer.Context) -> None:
     """Generate the synthetic narrated corpus (arguments go to training.synthetic)."""
     _run_training("synthetic", list(ctx.args))

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model import VATT, l2_normalize, load_pretrained, load_tokenizer
+from model import VATT, BackboneClassifier, l2_normalize, load_pretrained, load_tokenizer, read_config
 from model.media import WindowSpec, probe, read_window
 from training.captions import nearest_captions
 from training.data import ManifestItem, read_manifest
@@ -233,15 +233,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16, help="items per encoder batch")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--label", default=None, help="classifier: the manifest label it predicts (default: its own)")
+    p.add_argument("--classes", default=None, help="classifier: class names, one a line (default: from the directory)")
+    p.add_argument("--clips", type=int, default=4, help="classifier: temporal windows per item (official: 4)")
+    p.add_argument("--crops", type=int, default=3, help="classifier: spatial crops per window (official: 3)")
     args = p.parse_args(argv)
-    if args.windows < 1 or args.batch_size < 1:
-        raise ValueError("--windows and --batch-size must be at least 1")
+    if args.windows < 1 or args.batch_size < 1 or args.clips < 1 or args.crops < 1:
+        raise ValueError("--windows, --batch-size, --clips and --crops must be at least 1")
     model = load_pretrained(args.model, map_location=args.device)
+    if isinstance(model, BackboneClassifier):
+        return _main_classifier(model, args)
     tokenizer = load_tokenizer(args.model)
     prompts = json.loads(Path(args.prompts).read_text(encoding="utf-8")) if args.prompts else load_prompts(args.manifest)
     probe_items = read_manifest(args.probe_manifest)[: args.probe_items] if args.probe_manifest else None
     metrics = evaluate_model(model, tokenizer, read_manifest(args.manifest), probe_items=probe_items, prompts=prompts,
                              windows=args.windows, batch_size=args.batch_size, device=args.device)
+    print(format_table(metrics))
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
+def _main_classifier(model: BackboneClassifier, args: argparse.Namespace) -> int:
+    """``vatt eval`` on a classifier directory: the official multi-view test (training.classify)."""
+    from training.classify import class_names, evaluate_classifier
+    from training.labels import LabelSet
+
+    meta = read_config(args.model)[1].get("metadata", {})
+    name = args.label or meta.get("label")
+    if not name:
+        raise ValueError("pass --label NAME: the classifier directory does not say which label it predicts")
+    classes = class_names(args.model, args.classes, model.num_classes)
+    labels = LabelSet(name, tuple(classes), bool(meta.get("multi_label", model.modality == "audio")))
+    metrics = evaluate_classifier(model, read_manifest(args.manifest), labels, clips=args.clips, crops=args.crops,
+                                  batch_size=args.batch_size, device=args.device)
     print(format_table(metrics))
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
