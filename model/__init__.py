@@ -17,6 +17,7 @@ from .media import (
     probe,
     read_window,
 )
+from .pooling import item_vectors, whole_item_vector
 from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained, sha256_file
 from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
@@ -33,6 +34,8 @@ __all__ = [
     "InputConfig",
     "PRESETS",
     "l2_normalize",
+    "item_vectors",
+    "whole_item_vector",
     "save_pretrained",
     "sha256_file",
     "load_pretrained",

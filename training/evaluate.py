@@ -1,7 +1,8 @@
 """Evaluation of a VATT model on a manifest: zero-shot retrieval, zero-shot classification, linear probe.
 
 * **Embeddings per item** (spec §6.1): ``windows`` evenly spaced windows, centre-cropped; the
-  encoder outputs are averaged over windows and L2-normalised. The text query of an item is its
+  item vector is ``model.item_vectors`` (normalised mean of unit window vectors), the same
+  whole-item vector the service searches. The text query of an item is its
   caption nearest the item's middle.
 * **text→video retrieval** in the vt space: R@1/5/10 and median rank of the true item among all
   items; **video↔audio retrieval** in the va space over items with audio. Chance R@k = k/N.
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model import VATT, BackboneClassifier, l2_normalize, load_pretrained, load_tokenizer, read_config
+from model import VATT, BackboneClassifier, item_vectors, l2_normalize, load_pretrained, load_tokenizer, read_config
 from model.media import WindowSpec, probe, read_window
 from training.captions import nearest_captions
 from training.data import ManifestItem, read_manifest
@@ -76,12 +77,16 @@ def embed_items(model: VATT, tokenizer: Any, items: Sequence[ManifestItem], *, w
             videos, audios, owners, captions = [], [], [], []
             for n, item in enumerate(chunk):
                 duration = item.duration if item.duration is not None else probe(item.path).duration
-                for start in _starts(duration, spec.duration, windows):
-                    w = read_window(item.path, min(start, max(0.0, duration - 1e-3)), spec)
+                lo, duration = item.segment(duration)  # windows stay inside the item's segment
+                for start in _starts(duration - lo, spec.duration, windows):
+                    w = read_window(item.path, min(lo + start, max(0.0, duration - 1e-3)), spec)
                     videos.append(w.video_tensor())
                     audios.append(None if w.audio is None else w.audio_tensor()[: spec.num_samples])
                     owners.append(n)
-                middle = duration / 2
+                if item.captions:  # retrieval datasets give the segment's query (YouCook2, MSR-VTT)
+                    captions.append(item.captions[0])
+                    continue
+                middle = (lo + duration) / 2
                 texts, mask = nearest_captions(item.cues or (), middle - spec.duration / 2, middle + spec.duration / 2, 1)
                 captions.append(texts[0] if mask[0] else "")
             owner = torch.tensor(owners, device=device)
@@ -91,15 +96,17 @@ def embed_items(model: VATT, tokenizer: Any, items: Sequence[ManifestItem], *, w
                 return torch.zeros(len(chunk), x.shape[1], device=device).index_add_(0, owner, x.float()) / counts
 
             v = model.encode_video(torch.stack(videos).to(device))
-            out["va"].append(l2_normalize(per_item(v["va"])))
-            out["vt"].append(l2_normalize(per_item(v["vt"])))
+            out["va"].append(item_vectors(v["va"], owner, len(chunk)))  # the service's whole-item vector
+            out["vt"].append(item_vectors(v["vt"], owner, len(chunk)))
             out["pooled"].append(per_item(v["pooled"]))
             has_audio = torch.tensor([a is not None for a in audios], device=device)
             wave = torch.stack([F.pad(a, (0, spec.num_samples - a.shape[0])) if a is not None else torch.zeros(spec.num_samples)
                                 for a in audios]).to(device)
             a_va = model.encode_audio(wave)["va"] * has_audio[:, None]
             item_has_audio = torch.zeros(len(chunk), dtype=torch.bool, device=device).index_fill_(0, owner[has_audio], True)
-            out["audio"].append(l2_normalize(per_item(a_va)) * item_has_audio[:, None])
+            a_owner = owner[has_audio]
+            a_vec = item_vectors(a_va[has_audio], a_owner, len(chunk)) if has_audio.any() else torch.zeros(len(chunk), a_va.shape[1])
+            out["audio"].append(a_vec * item_has_audio[:, None])
             out["has_audio"].append(item_has_audio)
             has_text = torch.tensor([bool(c) for c in captions], device=device)
             t = model.encode_text(tokenizer.encode(captions).to(device))["vt"]
