@@ -293,6 +293,13 @@ def probe(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_PASS_THROUGH)
 @one_line_errors
+def datasets(ctx: typer.Context) -> None:
+    """Official dataset annotations -> manifests (arguments go to training.datasets: prepare NAME ...)."""
+    _run_training("datasets", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
 def synth(ctx: typer.Context) -> None:
     """Generate the synthetic narrated corpus (arguments go to training.synthetic)."""
     _run_training("synthetic", list(ctx.args))

@@ -8,4 +8,4 @@ the package stays cheap.
 
 from __future__ import annotations
 
-__all__ = ["captions", "errors", "checkpoint", "classify", "config", "data", "finetune", "labels", "probe", "views", "distributed", "evaluate", "losses", "params", "pretrain", "schedule", "synthetic"]
+__all__ = ["captions", "errors", "checkpoint", "classify", "config", "data", "datasets", "finetune", "labels", "probe", "views", "distributed", "evaluate", "losses", "params", "pretrain", "schedule", "synthetic"]
