@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from model.media import TIME_EPS, Window, WindowSpec, probe, read_window
+from training.colour import adjust_hue
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
 
@@ -157,7 +158,8 @@ class Augment:
     brightness: float | None = 32 / 255  # additive, in [0, 1] pixel units
     saturation: float | None = 0.4  # factor in [1 - s, 1 + s]
     contrast: float | None = 0.4
-    hue: float | None = 0.2  # fraction of a full turn; YIQ rotation (cheap approximation of HSV)
+    hue: float | None = 0.2  # fraction of a full turn, shifted in HSV (tf.image.adjust_hue)
+    jitter_prob: float = 0.8  # colour jitter is applied to this fraction of clips (official: 0.8)
     audio_noise: float | None = 0.01  # Gaussian std = audio_noise * max|x|
     grayscale: float | None = None  # probability of a grey clip (luma); not in the paper's recipe
 
@@ -241,8 +243,8 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
 def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> torch.Tensor:
     """Brightness, saturation, contrast, hue on ``x`` [3, T, H, W] in [0, 1]; clipped to [0, 1].
 
-    Fixed order (DMVR's default colour augmentation order). Hue rotates the chroma plane in YIQ
-    space by ``2π·δ``, δ ~ U(−hue, hue): the usual cheap stand-in for an HSV hue shift.
+    Fixed order (DMVR's default colour augmentation order). Hue is shifted by δ ~ U(−hue, hue)
+    turns in HSV, as ``tf.image.adjust_hue`` does in the official pipeline.
     """
     if aug.brightness:
         x = x + rng.uniform(-aug.brightness, aug.brightness)
@@ -253,10 +255,7 @@ def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> to
         mean = x.mean(dim=(2, 3), keepdim=True)  # per frame and channel, as tf.image.adjust_contrast
         x = mean + (x - mean) * rng.uniform(1 - aug.contrast, 1 + aug.contrast)
     if aug.hue:
-        angle = 2 * math.pi * rng.uniform(-aug.hue, aug.hue)
-        c, s = math.cos(angle), math.sin(angle)
-        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-        x = torch.einsum("ij,jthw->ithw", torch.linalg.inv(_YIQ) @ rot @ _YIQ, x)
+        x = adjust_hue(x, rng.uniform(-aug.hue, aug.hue))
     return x.clamp(0.0, 1.0)
 
 
@@ -272,7 +271,7 @@ def augment_video(video: torch.Tensor, rng: np.random.Generator, aug: Augment, s
     video = F.interpolate(video, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     if aug.flip and rng.uniform() < 0.5:
         video = video.flip(-1)
-    if aug.brightness or aug.saturation or aug.contrast or aug.hue:
+    if (aug.brightness or aug.saturation or aug.contrast or aug.hue) and rng.uniform() < aug.jitter_prob:
         video = colour_jitter((video + 1) / 2, rng, aug) * 2 - 1
     if aug.grayscale and rng.uniform() < aug.grayscale:
         video = _luma(video).expand(3, -1, -1, -1)

@@ -152,3 +152,21 @@ def test_readers_cut_windows_inside_start_end(tmp_path: Path) -> None:
         assert 60 <= first_frame(labelled[0][0]) <= 68
     views = item_views(items[0], "video", inp, clips=2, crops=1)
     assert [first_frame(v) for v in views] == [60, 68]
+
+
+def test_hue_shift_is_done_in_hsv() -> None:
+    import colorsys
+
+    import torch
+
+    from training.colour import adjust_hue, hsv_to_rgb, rgb_to_hsv
+
+    rgb = torch.rand(3, 50, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(hsv_to_rgb(rgb_to_hsv(rgb)), rgb, atol=1e-5)
+    shifted = adjust_hue(rgb, 0.3)
+    for n in range(50):
+        h, s, v = colorsys.rgb_to_hsv(*rgb[:, n].tolist())
+        want = colorsys.hsv_to_rgb((h + 0.3) % 1.0, s, v)
+        assert np.allclose(shifted[:, n].numpy(), want, atol=1e-5)
+    grey = torch.full((3, 4), 0.5)
+    assert torch.allclose(adjust_hue(grey, 0.4), grey)  # no chroma, nothing to rotate
