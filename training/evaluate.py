@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-manifest", default=None, help="linear-probe training items (no probe without it)")
     p.add_argument("--probe-items", type=int, default=256, help="at most this many probe training items")
     p.add_argument("--prompts", default=None, help="JSON {attribute: {value: [prompts]}} (default: prompts.json beside the manifest)")
-    p.add_argument("--windows", type=int, default=2, help="windows averaged per item")
+    p.add_argument("--windows", type=int, default=None,
+                   help="windows averaged per item (default: 4, the paper's retrieval protocol, when items carry captions; else 2)")
     p.add_argument("--batch-size", type=int, default=16, help="items per encoder batch")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=4, help="classifier: temporal windows per item (official: 4)")
     p.add_argument("--crops", type=int, default=3, help="classifier: spatial crops per window (official: 3)")
     args = p.parse_args(argv)
-    if args.windows < 1 or args.batch_size < 1 or args.clips < 1 or args.crops < 1:
+    if (args.windows is not None and args.windows < 1) or args.batch_size < 1 or args.clips < 1 or args.crops < 1:
         raise ValueError("--windows, --batch-size, --clips and --crops must be at least 1")
     model = load_pretrained(args.model, map_location=args.device)
     if isinstance(model, BackboneClassifier):
@@ -253,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_tokenizer(args.model)
     prompts = json.loads(Path(args.prompts).read_text(encoding="utf-8")) if args.prompts else load_prompts(args.manifest)
     probe_items = read_manifest(args.probe_manifest)[: args.probe_items] if args.probe_manifest else None
-    metrics = evaluate_model(model, tokenizer, read_manifest(args.manifest), probe_items=probe_items, prompts=prompts,
-                             windows=args.windows, batch_size=args.batch_size, device=args.device)
+    items = read_manifest(args.manifest)
+    windows = args.windows or (4 if any(item.captions for item in items) else 2)
+    metrics = evaluate_model(model, tokenizer, items, probe_items=probe_items, prompts=prompts,
+                             windows=windows, batch_size=args.batch_size, device=args.device)
     print(format_table(metrics))
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")

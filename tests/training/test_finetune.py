@@ -83,3 +83,20 @@ def test_probe_runs_every_fold(corpus: Path, tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert set(result["top1"]) == {"1", "2"} and result["n_test"] == {"1": 8, "2": 8}
     assert result["top1_mean"] == pytest.approx(sum(result["top1"].values()) / 2)
+
+
+def test_zero_shot_retrieval_on_a_captioned_segment_manifest(corpus: Path, tmp_path: Path) -> None:
+    """YouCook2/MSR-VTT style: each item a segment with its query caption; text->video R@k and median rank."""
+    rows = []
+    for line in (corpus / "heldout.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        cue = read_manifest(corpus / "heldout.jsonl")[len(rows)].cues[0]
+        rows.append({"path": str(corpus / row["path"]), "start": 0.0, "end": row["duration"], "captions": [cue.text],
+                     "labels": row["labels"]})
+    manifest = tmp_path / "ret.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--model", str(DEMO), "--manifest", str(manifest), "--output", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["t2v_n"] == 6 and {"t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr"} <= set(m)
+    assert 1 <= m["t2v_medr"] <= 6 and m["t2v_r10"] == 1.0  # 6 items: every true match is within the top 10
