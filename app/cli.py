@@ -93,6 +93,8 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    classifier: Annotated[Optional[Path], typer.Option("--classifier", envvar="VATT_CLASSIFIER_DIR",
+                                                       help="fine-tuned classifier directory: POST /classify adds its scores")] = None,
 ) -> None:
     """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
     import uvicorn
@@ -104,7 +106,7 @@ def serve(
 
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
     load_tokenizer(model)
-    settings = Settings(model_dir=model, data_dir=data)
+    settings = Settings(model_dir=model, data_dir=data, classifier_dir=classifier)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
 

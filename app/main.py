@@ -32,6 +32,7 @@ from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, search
 from .services.batcher import Batcher
 from .services.encoder import Encoder
+from .services.supervised import SupervisedClassifier
 from .services.ingest import IngestService
 from .services.query import QueryService
 from .services.storage import MediaStore
@@ -75,6 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
+    app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
     log.info("serving model %s (%s) on %s with %d items from %s", model.config.name, s.model_dir, device,
              catalog.count(), s.data_dir)

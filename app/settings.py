@@ -22,6 +22,7 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(description="model directory written by save_pretrained (config, weights, tokenizer)")
     data_dir: Path = Field(description="where the catalogue, uploaded media and thumbnails live")
+    classifier_dir: Path | None = Field(None, description="fine-tuned classifier directory: POST /classify adds its scores")
     api_key: SecretStr | None = Field(None, description="when set, writes need the header X-API-Key with this value")
     max_upload_bytes: int = Field(512 * 2**20, gt=0, description="largest accepted upload (413 above)")
     max_json_bytes: int = Field(2**20, gt=0, description="largest accepted JSON request body (413 above)")
