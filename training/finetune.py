@@ -100,6 +100,7 @@ def finetune(model: BackboneClassifier, data: LabelledClips, labels: LabelSet, *
              mixup: float = 0.0, dropout: float = 0.5, clip_grad: float = 0.75, workers: int = 0, seed: int = 0,
              log_every: int = 50, device: str = "cpu") -> list[dict[str, float]]:
     """Train ``model`` in place for ``steps`` SGD steps; returns the logged rows."""
+    torch.manual_seed(seed)  # dropout and mixup draws: the same run gives the same classifier
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)

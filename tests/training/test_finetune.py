@@ -1,8 +1,8 @@
 """Fine-tuning, classifier evaluation and the linear probe, end to end on the synthetic corpus.
 
 The backbone starts from the bundled demo model (a tiny VATT pretrained on this corpus' recipe);
-held-out clips are colour x shape pairs never seen in training, so the motion classes must be
-recognised from what moves, not memorised.
+held-out clips are colour x shape pairs never seen in training, so the colour classes must be
+recognised across shapes they were never seen with.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ DEMO = Path(__file__).resolve().parents[2] / "app" / "demo_model"
 
 @pytest.fixture(scope="module")
 def classifier(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ft") / "motion"
-    assert finetune.main(["--model", str(DEMO), "--modality", "video", "--label", "motion",
+    out = tmp_path_factory.mktemp("ft") / "colour"
+    assert finetune.main(["--model", str(DEMO), "--modality", "video", "--label", "colour",
                           "--train-manifest", str(corpus / "train.jsonl"), "--eval-manifest", str(corpus / "heldout.jsonl"),
                           "--output-dir", str(out), "--steps", "24", "--batch-size", "8", "--warmup-steps", "3", "--lr", "0.05",
                           "--workers", "0", "--no-augment", "--eval-clips", "2", "--eval-crops", "3", "--log-every", "8"]) == 0
@@ -36,12 +36,12 @@ def test_finetune_writes_a_classifier_that_beats_chance(classifier: Path) -> Non
     assert isinstance(model, BackboneClassifier) and model.modality == "video"
     doc = json.loads((classifier / "config.json").read_text())
     meta = doc["metadata"]
-    assert meta["label"] == "motion" and meta["classes"] == sorted(meta["classes"]) and len(meta["classes"]) == model.num_classes
+    assert meta["label"] == "colour" and meta["classes"] == sorted(meta["classes"]) and len(meta["classes"]) == model.num_classes
     assert meta["finetune"]["lr"] == 0.05 and meta["finetune"]["label_smoothing"] == 0.1  # flag over recipe; recipe default kept
     assert doc["model"]["drop_token_rate"] == 0.0
     ev = meta["eval"]
-    assert ev["n"] == 6 and ev["views"] == 6
-    assert ev["top1"] >= 0.5 > 3 * ev["top1_chance"] - 0.01, ev  # 6 motion classes: chance 1/6
+    assert ev["n"] + ev["skipped"] == 6 and ev["n"] >= 4 and ev["views"] == 6  # a held-out colour unseen in training is skipped
+    assert ev["top1"] >= ev["top1_chance"] + 0.5, ev  # chance: 1 / the colours seen in training
 
 
 def test_vatt_eval_on_a_classifier_is_the_multi_view_mean(classifier: Path, corpus: Path, tmp_path: Path) -> None:
@@ -49,8 +49,9 @@ def test_vatt_eval_on_a_classifier_is_the_multi_view_mean(classifier: Path, corp
     assert evaluate.main(["--model", str(classifier), "--manifest", str(corpus / "heldout.jsonl"), "--clips", "2", "--crops", "3",
                           "--output", str(out)]) == 0
     metrics = json.loads(out.read_text())
-    assert {"top1", "top5", "n"} <= set(metrics) and metrics["n"] == 6
-    assert metrics["top1"] == json.loads((classifier / "config.json").read_text())["metadata"]["eval"]["top1"]
+    saved = json.loads((classifier / "config.json").read_text())["metadata"]["eval"]
+    assert {"top1", "top5", "n"} <= set(metrics) and metrics["n"] == saved["n"]
+    assert metrics["top1"] == saved["top1"]
     model = load_pretrained(classifier)
     items = read_manifest(corpus / "heldout.jsonl")
     one_view = predict_logits(model, items, clips=1, crops=1)
