@@ -41,7 +41,7 @@ def test_finetune_writes_a_classifier_that_beats_chance(classifier: Path) -> Non
     assert doc["model"]["drop_token_rate"] == 0.0
     ev = meta["eval"]
     assert ev["n"] + ev["skipped"] == 6 and ev["n"] >= 4 and ev["views"] == 6  # a held-out colour unseen in training is skipped
-    assert ev["top1"] >= ev["top1_chance"] + 0.5, ev  # chance: 1 / the colours seen in training
+    assert ev["top1"] >= 3 * ev["top1_chance"] - 1e-6, ev  # chance: 1 / the colours seen in training
 
 
 def test_vatt_eval_on_a_classifier_is_the_multi_view_mean(classifier: Path, corpus: Path, tmp_path: Path) -> None:
