@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = LabelSet.from_items(args.label, train_items, multi_label=args.multi_label)
     train_items = labels.labelled(train_items)
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("image_size", args.image_size)) if v is not None}
+    torch.manual_seed(args.seed)  # the classifier's initial weights: the same flags give the same classifier
     model = build_classifier(load_pretrained(args.model), args.modality, len(labels.classes), overrides)
     augment = Augment(crop_area=None, flip=False, brightness=None, saturation=None, contrast=None, hue=None) if args.no_augment else Augment()
     data = LabelledClips(train_items, labels.targets(train_items), args.modality, model.config.input, augment=augment, seed=args.seed)
