@@ -98,6 +98,8 @@ def serve(
                                                      help="auto, fp32, int8 (CPU) or bf16 (CUDA)")] = None,
     keep_tokens: Annotated[Optional[float], typer.Option(envvar="VATT_KEEP_TOKENS", min=0.01, max=1.0,
                                                          help="fraction of video/audio tokens kept (0-1]")] = None,
+    classifier: Annotated[Optional[Path], typer.Option("--classifier", envvar="VATT_CLASSIFIER_DIR",
+                                                       help="fine-tuned classifier directory: POST /classify adds its scores")] = None,
 ) -> None:
     """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
     import uvicorn
@@ -110,7 +112,7 @@ def serve(
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
     load_tokenizer(model)
     given = {k: v for k, v in (("precision", precision), ("keep_tokens", keep_tokens)) if v is not None}
-    settings = Settings(model_dir=model, data_dir=data, **given)
+    settings = Settings(model_dir=model, data_dir=data, classifier_dir=classifier, **given)
     settings.inference_precision()  # int8 on CUDA or bf16 on a CPU: one line here, not a failed lifespan
     from .preflight import check_data_dir
 
@@ -324,6 +326,27 @@ def train(ctx: typer.Context) -> None:
 def evaluate(ctx: typer.Context) -> None:
     """Evaluate a model directory (arguments go to training.evaluate)."""
     _run_training("evaluate", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
+def finetune(ctx: typer.Context) -> None:
+    """Fine-tune a pretrained backbone into a classifier (arguments go to training.finetune)."""
+    _run_training("finetune", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
+def probe(ctx: typer.Context) -> None:
+    """Linear evaluation on frozen backbone features (arguments go to training.probe)."""
+    _run_training("probe", list(ctx.args))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+@one_line_errors
+def datasets(ctx: typer.Context) -> None:
+    """Official dataset annotations -> manifests (arguments go to training.datasets: prepare NAME ...)."""
+    _run_training("datasets", list(ctx.args))
 
 
 @app.command(context_settings=_PASS_THROUGH)

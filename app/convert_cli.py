@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from model.convert import ConversionError, convert_to_directory
+from model.convert import ConversionError, convert_to_directory, parse_d_kv
 from model.pretrained import read_config
 
 __all__ = ["app", "convert_command", "EXIT_CONVERSION_ERROR"]
@@ -28,14 +28,16 @@ def convert_command(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
     vocab: Annotated[Optional[Path], typer.Option("--vocab", help="Official vocabulary (howto100m_en.txt from "
                                                   "misc_data.tgz); needed for text features.")] = None,
-    d_kv: Annotated[int, typer.Option("--d-kv", min=1, help="Per-head attention width; not stored in checkpoints. "
-                                      "Official models: 64.")] = 64,
+    d_kv: Annotated[str, typer.Option("--d-kv", help="Per-head attention width; not stored in checkpoints. "
+                                      "Official models: 64. One value, or one per modality: video=12,audio=20 "
+                                      "(MA: universal=N; text needs none).")] = "64",
     name: Annotated[Optional[str], typer.Option("--name", help="Model name; default from the checkpoint's "
                                                 "directory (tx_fac_mbs -> vatt-ms-mbs).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model directory at --out.")] = False,
 ) -> None:
     """Convert an official VATT checkpoint (pretraining or fine-tuned) into a model directory."""
     try:
+        d_kv = parse_d_kv(d_kv)
         path = convert_to_directory(checkpoint, out, vocab=vocab, d_kv=d_kv, name=name, overwrite=overwrite)
     except ConversionError as exc:
         message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -34,6 +34,7 @@ from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, openai, search
 from .services.admission import Admission
 from .services.encoder import build_encoder
+from .services.supervised import SupervisedClassifier
 from .services.ingest import IngestService
 from .services.paths import ServerPaths
 from .services.query import QueryService
@@ -87,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.admission = Admission(s.max_concurrent_encodes)
     app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
+    app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
     log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s", model.config.name,
              s.model_dir, device, precision, s.keep_tokens, catalog.count(), s.data_dir)

@@ -276,6 +276,15 @@ class SegmentProbabilities(BaseModel):
     probabilities: list[float]
 
 
+class SupervisedScores(BaseModel):
+    """The served fine-tuned classifier's scores for the whole file (`vatt serve --classifier`)."""
+
+    label: str
+    classes: list[str]
+    probabilities: list[float] = Field(description="softmax (video) or sigmoid (audio, multi-label) per class")
+    best: str
+
+
 class ClassifyResponse(BaseModel):
     labels: list[str]
     prompts: list[str]
@@ -283,6 +292,7 @@ class ClassifyResponse(BaseModel):
     best: str
     segments: list[SegmentProbabilities]
     temperature: float
+    supervised: SupervisedScores | None = Field(None, description="with --classifier, for file queries")
 
 
 # --- health ------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(description="model directory written by save_pretrained (config, weights, tokenizer)")
     data_dir: Path = Field(description="where the catalogue, uploaded media and thumbnails live")
+    classifier_dir: Path | None = Field(None, description="fine-tuned classifier directory: POST /classify adds its scores")
     api_key: SecretStr | None = Field(None, description="when set, writes need the header X-API-Key with this value")
     read_api_key: SecretStr | None = Field(None, description="when set, reads (search by text, listing, media) "
                                                               "need X-API-Key with this value or the write key")

@@ -22,6 +22,7 @@ from .media import (
     read_window,
 )
 from .hashing import sha256_file
+from .pooling import item_vectors, whole_item_vector
 from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained
 from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, has_tokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
@@ -45,6 +46,8 @@ __all__ = [
     "quantize_int8",
     "set_token_budget",
     "prepare_for_inference",
+    "item_vectors",
+    "whole_item_vector",
     "save_pretrained",
     "sha256_file",
     "load_pretrained",

@@ -6,7 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RESUMABLE_CHANGES", "TrainConfig"]
+__all__ = ["PAPER_RECIPE", "RESUMABLE_CHANGES", "TrainConfig"]
+
+# The official pretraining schedule (spec §5): global batch 2048 (split over the processes), 500k
+# steps, 5k warm-up to 1e-4 then a cosine to 5e-5, a checkpoint every 10k steps.
+PAPER_RECIPE: dict[str, Any] = dict(global_batch=2048, steps=500_000, warmup_steps=5000, lr=1e-4, final_lr=5e-5,
+                                    checkpoint_every=10_000)
 
 
 @dataclass
@@ -59,6 +64,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     log_every: int = 10
     checkpoint_every: int = 500
+    recipe: str | None = None  # "paper": the defaults of PAPER_RECIPE (flags given explicitly still win)
+    word_embeddings: str | None = None  # frozen word table: a converted official model directory or a word2vec file
     keep_checkpoints: int = 2
     eval_every: int = 0  # 0: evaluate only at the end
     eval_windows: int = 2  # windows averaged per item for evaluation

@@ -7,7 +7,12 @@
     {"path": "audioset/c.mp4"}                  # no speech: text_mask = 0
 
 ``path`` and a transcript path are relative to the manifest's folder unless absolute. Optional
-``duration`` (seconds) saves a probe; optional ``id`` defaults to the path.
+``duration`` (seconds) saves a probe; optional ``id`` defaults to the path. Optional ``start`` and
+``end`` (seconds) make the item that segment of the file (every reader cuts its windows inside
+it); ``captions`` are retrieval queries for the segment; ``split`` is a name ("train", "test") or
+an object of split number -> name (UCF101/HMDB51 splits 1-3); ``fold`` is ESC-50's fold. A
+``labels`` value may be a list (multi-label sets such as AudioSet); it is kept joined by
+``LABEL_SEP``.
 
 **Randomness.** Every random choice for item ``i`` in epoch ``e`` (window start, crop, flip,
 jitter, noise) comes from a generator seeded by ``(seed, e, i)``, so a sample is the same
@@ -35,14 +40,17 @@ from torch.utils.data import Dataset, Sampler
 
 from model.config import InputConfig
 from model.media import Window, WindowSpec, cut_window, probe, read_window
+from training.colour import adjust_hue
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
 
-__all__ = ["Augment", "ClipDataset", "DecodedClip", "GlobalBatchSampler", "ManifestError", "ManifestItem", "colour_jitter",
+__all__ = ["LABEL_SEP", "Augment", "ClipDataset", "augment_video", "DecodedClip", "GlobalBatchSampler", "ManifestError",
+           "ManifestItem", "colour_jitter",
            "decode_clip", "random_resized_crop", "read_manifest", "seed_worker", "transcript_texts"]
 
 log = logging.getLogger(__name__)
-_KEYS = {"path", "transcript", "labels", "duration", "id"}
+_KEYS = {"path", "transcript", "labels", "duration", "id", "start", "end", "captions", "split", "fold"}
+LABEL_SEP = "|"  # multi-label values are kept as one string joined by this
 
 
 class ManifestError(TrainingError, ValueError):
@@ -58,6 +66,22 @@ class ManifestItem:
     labels: dict[str, str] = field(default_factory=dict)
     duration: float | None = None
     id: str = ""
+    start: float | None = None  # segment of the file, seconds
+    end: float | None = None
+    captions: tuple[str, ...] = ()
+    split: str | dict[str, str] | None = None
+    fold: int | None = None
+
+    def segment(self, duration: float) -> tuple[float, float]:
+        """``(start, end)`` of the item inside a file of ``duration`` seconds."""
+        lo = 0.0 if self.start is None else max(0.0, min(self.start, duration))
+        hi = duration if self.end is None else max(lo, min(self.end, duration))
+        return lo, hi
+
+    def label_values(self, name: str) -> list[str]:
+        """The values of label ``name`` (several for a multi-label item; none if absent)."""
+        value = self.labels.get(name)
+        return [] if not value else value.split(LABEL_SEP)
 
 
 def read_manifest(path: str | Path) -> list[ManifestItem]:
@@ -93,8 +117,27 @@ def read_manifest(path: str | Path) -> list[ManifestItem]:
         if not isinstance(labels, dict):
             raise ManifestError(f"{where}: 'labels' must be an object of attribute -> value")
         duration = row.get("duration")
-        items.append(ManifestItem(media, cues, {str(k): str(v) for k, v in labels.items()},
-                                  None if duration is None else float(duration), str(row.get("id", row["path"]))))
+        start, end = row.get("start"), row.get("end")
+        if start is not None and end is not None and not float(end) > float(start):
+            raise ManifestError(f"{where}: 'end' ({end}) must be after 'start' ({start})")
+        captions = row.get("captions", [])
+        if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
+            raise ManifestError(f"{where}: 'captions' must be a list of strings")
+        split = row.get("split")
+        if split is not None and not isinstance(split, (str, dict)):
+            raise ManifestError(f"{where}: 'split' must be a string or an object of split -> name")
+        items.append(ManifestItem(
+            media,
+            cues,
+            {str(k): LABEL_SEP.join(map(str, v)) if isinstance(v, list) else str(v) for k, v in labels.items()},
+            None if duration is None else float(duration),
+            str(row.get("id", row["path"])),
+            start=None if start is None else float(start),
+            end=None if end is None else float(end),
+            captions=tuple(captions),
+            split={str(k): str(v) for k, v in split.items()} if isinstance(split, dict) else split,
+            fold=None if row.get("fold") is None else int(row["fold"]),
+        ))
     if not items:
         raise ManifestError(f"{path}: no items")
     return items
@@ -117,7 +160,8 @@ class Augment:
     brightness: float | None = 32 / 255  # additive, in [0, 1] pixel units
     saturation: float | None = 0.4  # factor in [1 - s, 1 + s]
     contrast: float | None = 0.4
-    hue: float | None = 0.2  # fraction of a full turn; YIQ rotation (cheap approximation of HSV)
+    hue: float | None = 0.2  # fraction of a full turn, shifted in HSV (tf.image.adjust_hue)
+    jitter_prob: float = 0.8  # colour jitter is applied to this fraction of clips (official: 0.8)
     audio_noise: float | None = 0.01  # Gaussian std = audio_noise * max|x|
     grayscale: float | None = None  # probability of a grey clip (luma); not in the paper's recipe
 
@@ -189,8 +233,8 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
 def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> torch.Tensor:
     """Brightness, saturation, contrast, hue on ``x`` [3, T, H, W] in [0, 1]; clipped to [0, 1].
 
-    Fixed order (DMVR's default colour augmentation order). Hue rotates the chroma plane in YIQ
-    space by ``2π·δ``, δ ~ U(−hue, hue): the usual cheap stand-in for an HSV hue shift.
+    Fixed order (DMVR's default colour augmentation order). Hue is shifted by δ ~ U(−hue, hue)
+    turns in HSV, as ``tf.image.adjust_hue`` does in the official pipeline.
     """
     if aug.brightness:
         x = x + rng.uniform(-aug.brightness, aug.brightness)
@@ -201,11 +245,27 @@ def colour_jitter(x: torch.Tensor, rng: np.random.Generator, aug: Augment) -> to
         mean = x.mean(dim=(2, 3), keepdim=True)  # per frame and channel, as tf.image.adjust_contrast
         x = mean + (x - mean) * rng.uniform(1 - aug.contrast, 1 + aug.contrast)
     if aug.hue:
-        angle = 2 * math.pi * rng.uniform(-aug.hue, aug.hue)
-        c, s = math.cos(angle), math.sin(angle)
-        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-        x = torch.einsum("ij,jthw->ithw", torch.linalg.inv(_YIQ) @ rot @ _YIQ, x)
+        x = adjust_hue(x, rng.uniform(-aug.hue, aug.hue))
     return x.clamp(0.0, 1.0)
+
+
+def augment_video(video: torch.Tensor, rng: np.random.Generator, aug: Augment, size: int) -> torch.Tensor:
+    """Random resized crop to ``size``², flip, colour jitter, grey on ``video`` [3, T, H, W] in [-1, 1]."""
+    _, _, h, w = video.shape
+    if aug.crop_area is not None:
+        top, left, ch, cw = random_resized_crop(h, w, rng, aug.crop_area, aug.crop_ratio)
+    else:
+        side = min(h, w)
+        top, left, ch, cw = (h - side) // 2, (w - side) // 2, side, side
+    video = video[:, :, top : top + ch, left : left + cw]
+    video = F.interpolate(video, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if aug.flip and rng.uniform() < 0.5:
+        video = video.flip(-1)
+    if (aug.brightness or aug.saturation or aug.contrast or aug.hue) and rng.uniform() < aug.jitter_prob:
+        video = colour_jitter((video + 1) / 2, rng, aug) * 2 - 1
+    if aug.grayscale and rng.uniform() < aug.grayscale:
+        video = _luma(video).expand(3, -1, -1, -1)
+    return video.clamp(-1.0, 1.0)
 
 
 class ClipDataset(Dataset):
@@ -279,9 +339,10 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = self.items[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        duration = self._duration(index)
-        slack = max(0.0, duration - self.spec.duration)
-        start = rng.uniform(0.0, slack) if self.train else slack / 2
+        lo, hi = item.segment(self._duration(index))
+        duration = hi  # windows stay inside the item's segment
+        slack = max(0.0, hi - lo - self.spec.duration)
+        start = lo + (rng.uniform(0.0, slack) if self.train else slack / 2)
         at = min(start, max(0.0, duration - 1e-3))
         if self._decoded is not None:
             window = self._decoded[index].window(at, self.spec)
@@ -312,22 +373,7 @@ class ClipDataset(Dataset):
         }
 
     def _augment_video(self, video: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        aug, size = self.augment, self.image_size
-        _, _, h, w = video.shape
-        if aug.crop_area is not None:
-            top, left, ch, cw = random_resized_crop(h, w, rng, aug.crop_area, aug.crop_ratio)
-        else:
-            side = min(h, w)
-            top, left, ch, cw = (h - side) // 2, (w - side) // 2, side, side
-        video = video[:, :, top : top + ch, left : left + cw]
-        video = F.interpolate(video, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        if aug.flip and rng.uniform() < 0.5:
-            video = video.flip(-1)
-        if aug.brightness or aug.saturation or aug.contrast or aug.hue:
-            video = colour_jitter((video + 1) / 2, rng, aug) * 2 - 1
-        if aug.grayscale and rng.uniform() < aug.grayscale:
-            video = _luma(video).expand(3, -1, -1, -1)
-        return video.clamp(-1.0, 1.0)
+        return augment_video(video, rng, self.augment, self.image_size)
 
 
 class GlobalBatchSampler(Sampler[list[int]]):

@@ -1,7 +1,8 @@
 """Evaluation of a VATT model on a manifest: zero-shot retrieval, zero-shot classification, linear probe.
 
 * **Embeddings per item** (spec §6.1): ``windows`` evenly spaced windows, centre-cropped; the
-  encoder outputs are averaged over windows and L2-normalised. The text query of an item is its
+  item vector is ``model.item_vectors`` (normalised mean of unit window vectors), the same
+  whole-item vector the service searches. The text query of an item is its
   caption nearest the item's middle.
 * **text→video retrieval** in the vt space: R@1/5/10 and median rank of the true item among all
   items; **video↔audio retrieval** in the va space over items with audio. Chance R@k = k/N.
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model import VATT, l2_normalize, load_pretrained, load_tokenizer
+from model import VATT, BackboneClassifier, item_vectors, l2_normalize, load_pretrained, load_tokenizer, read_config
 from model.media import WindowSpec, probe, read_window
 from training.captions import nearest_captions
 from training.data import ManifestItem, read_manifest
@@ -75,12 +76,16 @@ def embed_items(model: VATT, tokenizer: Any, items: Sequence[ManifestItem], *, w
             videos, audios, owners, captions = [], [], [], []
             for n, item in enumerate(chunk):
                 duration = item.duration if item.duration is not None else probe(item.path).duration
-                for start in _starts(duration, spec.duration, windows):
-                    w = read_window(item.path, min(start, max(0.0, duration - 1e-3)), spec)
+                lo, duration = item.segment(duration)  # windows stay inside the item's segment
+                for start in _starts(duration - lo, spec.duration, windows):
+                    w = read_window(item.path, min(lo + start, max(0.0, duration - 1e-3)), spec)
                     videos.append(w.video_tensor())
                     audios.append(None if w.audio is None else w.audio_tensor()[: spec.num_samples])
                     owners.append(n)
-                middle = duration / 2
+                if item.captions:  # retrieval datasets give the segment's query (YouCook2, MSR-VTT)
+                    captions.append(item.captions[0])
+                    continue
+                middle = (lo + duration) / 2
                 texts, mask = nearest_captions(item.cues or (), middle - spec.duration / 2, middle + spec.duration / 2, 1)
                 captions.append(texts[0] if mask[0] else "")
             owner = torch.tensor(owners, device=device)
@@ -90,15 +95,17 @@ def embed_items(model: VATT, tokenizer: Any, items: Sequence[ManifestItem], *, w
                 return torch.zeros(len(chunk), x.shape[1], device=device).index_add_(0, owner, x.float()) / counts  # noqa: B023 - called in this iteration
 
             v = model.encode_video(torch.stack(videos).to(device))
-            out["va"].append(l2_normalize(per_item(v["va"])))
-            out["vt"].append(l2_normalize(per_item(v["vt"])))
+            out["va"].append(item_vectors(v["va"], owner, len(chunk)))  # the service's whole-item vector
+            out["vt"].append(item_vectors(v["vt"], owner, len(chunk)))
             out["pooled"].append(per_item(v["pooled"]))
             has_audio = torch.tensor([a is not None for a in audios], device=device)
             wave = torch.stack([F.pad(a, (0, spec.num_samples - a.shape[0])) if a is not None else torch.zeros(spec.num_samples)
                                 for a in audios]).to(device)
             a_va = model.encode_audio(wave)["va"] * has_audio[:, None]
             item_has_audio = torch.zeros(len(chunk), dtype=torch.bool, device=device).index_fill_(0, owner[has_audio], True)
-            out["audio"].append(l2_normalize(per_item(a_va)) * item_has_audio[:, None])
+            a_owner = owner[has_audio]
+            a_vec = item_vectors(a_va[has_audio], a_owner, len(chunk)) if has_audio.any() else torch.zeros(len(chunk), a_va.shape[1])
+            out["audio"].append(a_vec * item_has_audio[:, None])
             out["has_audio"].append(item_has_audio)
             has_text = torch.tensor([bool(c) for c in captions], device=device)
             t = model.encode_text(tokenizer.encode(captions).to(device))["vt"]
@@ -228,19 +235,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-manifest", default=None, help="linear-probe training items (no probe without it)")
     p.add_argument("--probe-items", type=int, default=256, help="at most this many probe training items")
     p.add_argument("--prompts", default=None, help="JSON {attribute: {value: [prompts]}} (default: prompts.json beside the manifest)")
-    p.add_argument("--windows", type=int, default=2, help="windows averaged per item")
+    p.add_argument("--windows", type=int, default=None,
+                   help="windows averaged per item (default: 4, the paper's retrieval protocol, when items carry captions; else 2)")
     p.add_argument("--batch-size", type=int, default=16, help="items per encoder batch")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--label", default=None, help="classifier: the manifest label it predicts (default: its own)")
+    p.add_argument("--classes", default=None, help="classifier: class names, one a line (default: from the directory)")
+    p.add_argument("--clips", type=int, default=4, help="classifier: temporal windows per item (official: 4)")
+    p.add_argument("--crops", type=int, default=3, help="classifier: spatial crops per window (official: 3)")
     args = p.parse_args(argv)
-    if args.windows < 1 or args.batch_size < 1:
-        raise ValueError("--windows and --batch-size must be at least 1")
+    if (args.windows is not None and args.windows < 1) or args.batch_size < 1 or args.clips < 1 or args.crops < 1:
+        raise ValueError("--windows, --batch-size, --clips and --crops must be at least 1")
     model = load_pretrained(args.model, map_location=args.device)
+    if isinstance(model, BackboneClassifier):
+        return _main_classifier(model, args)
     tokenizer = load_tokenizer(args.model)
     prompts = json.loads(Path(args.prompts).read_text(encoding="utf-8")) if args.prompts else load_prompts(args.manifest)
     probe_items = read_manifest(args.probe_manifest)[: args.probe_items] if args.probe_manifest else None
-    metrics = evaluate_model(model, tokenizer, read_manifest(args.manifest), probe_items=probe_items, prompts=prompts,
-                             windows=args.windows, batch_size=args.batch_size, device=args.device)
+    items = read_manifest(args.manifest)
+    windows = args.windows or (4 if any(item.captions for item in items) else 2)
+    metrics = evaluate_model(model, tokenizer, items, probe_items=probe_items, prompts=prompts,
+                             windows=windows, batch_size=args.batch_size, device=args.device)
+    print(format_table(metrics))
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
+def _main_classifier(model: BackboneClassifier, args: argparse.Namespace) -> int:
+    """``vatt eval`` on a classifier directory: the official multi-view test (training.classify)."""
+    from training.classify import class_names, evaluate_classifier
+    from training.labels import LabelSet
+
+    meta = read_config(args.model)[1].get("metadata", {})
+    name = args.label or meta.get("label")
+    if not name:
+        raise ValueError("pass --label NAME: the classifier directory does not say which label it predicts")
+    classes = class_names(args.model, args.classes, model.num_classes)
+    labels = LabelSet(name, tuple(classes), bool(meta.get("multi_label", model.modality == "audio")))
+    metrics = evaluate_classifier(model, read_manifest(args.manifest), labels, clips=args.clips, crops=args.crops,
+                                  batch_size=args.batch_size, device=args.device)
     print(format_table(metrics))
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")

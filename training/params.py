@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="compute device")
     g.add_argument("--log-every", type=int, default=d.log_every, help="steps between logged training metrics")
     g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
+    g.add_argument("--recipe", choices=["paper"], default=None,
+                   help="paper: global batch 2048 split over the processes (WORLD_SIZE), 500k steps, 5k warm-up, LR 1e-4 -> 5e-5, "
+                        "a checkpoint every 10k steps; flags given explicitly override it")
+    g.add_argument("--word-embeddings", default=None,
+                   help="frozen word-embedding table (and its vocabulary) for paper presets: a converted official model "
+                        "directory or a word2vec-format file (text or binary)")
     g.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="newest checkpoints kept on disk")
     g.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations (0: only at the end)")
     g.add_argument("--eval-windows", type=int, default=d.eval_windows, help="windows averaged per item when evaluating")
@@ -106,7 +112,19 @@ def parse_model_overrides(items: list[str]) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Parse flags into a validated :class:`TrainConfig`."""
-    ns = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    pre, _ = parser.parse_known_args(argv)
+    if pre.recipe == "paper":
+        from training.config import PAPER_RECIPE
+        from training.distributed import world_info_from_env
+
+        world = world_info_from_env()[2]
+        recipe = dict(PAPER_RECIPE)
+        global_batch = recipe.pop("global_batch")
+        if global_batch % world:
+            raise ValueError(f"--recipe paper: global batch {global_batch} does not split over {world} processes")
+        parser.set_defaults(batch_size=global_batch // world, **recipe)
+    ns = vars(parser.parse_args(argv))
     ns["model_overrides"] = parse_model_overrides(ns.pop("model_set"))
     cfg = TrainConfig(**ns)
     for flag, value in (("--steps", cfg.steps), ("--batch-size", cfg.batch_size), ("--accum-steps", cfg.accum_steps),

@@ -37,6 +37,7 @@ from training.checkpoint import capture_rng_state, checkpoint_path, load_checkpo
 from training.config import TrainConfig
 from training.data import Augment, ClipDataset, GlobalBatchSampler, read_manifest, seed_worker
 from training.distributed import DistEnv, all_gather_object, all_reduce_mean, barrier, cleanup, init_distributed
+from training.errors import TrainingError
 from training.evaluate import evaluate_model, load_prompts
 from training.losses import mil_nce_loss, nce_loss, total_loss
 from training.params import parse_args
@@ -97,7 +98,17 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     dtype = torch.float64 if cfg.precision == "fp64" else torch.float32
-    vatt = VATT(model_cfg).to(env.device, dtype)
+    vatt = VATT(model_cfg)
+    frozen = vatt.frozen_parameter_names()
+    if cfg.word_embeddings:
+        from training.word_embeddings import install_word_table, load_word_embeddings
+
+        install_word_table(vatt, load_word_embeddings(cfg.word_embeddings)[1])
+    elif frozen and resume_from is None:
+        raise TrainingError(f"preset {cfg.model!r} freezes its word-embedding table ({frozen[0]}) and it would stay random: "
+                            "pass --word-embeddings (converted official model or word2vec file) or "
+                            "--model-set text.freeze_embeddings=false")
+    vatt = vatt.to(env.device, dtype)
     net = PretrainModel(vatt)
     if env.distributed:
         convert_sync_batchnorm(net, env.device)  # heads' BN over the global batch, as the official SyncBN

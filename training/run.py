@@ -118,7 +118,11 @@ def prepare_tokenizer(cfg: TrainConfig, run_dir: Path, items: list[ManifestItem]
     """The run's tokenizer, kept in ``run_dir/tokenizer``: given, trained (rank 0) or reloaded on resume."""
     tok_dir = run_dir / "tokenizer"
     if env.is_main and not has_tokenizer(tok_dir):
-        if cfg.tokenizer:
+        if cfg.word_embeddings:  # the table's own vocabulary (official text pipeline)
+            from training.word_embeddings import load_word_embeddings
+
+            tok = load_word_embeddings(cfg.word_embeddings)[0]
+        elif cfg.tokenizer:
             tok = load_tokenizer(cfg.tokenizer)
         else:
             tok = train_tokenizer(transcript_texts(items), tok_dir, vocab_size=cfg.vocab_size, kind=cfg.tokenizer_kind)

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..bodies import form_model, json_model, named_upload, request_body
 from ..deps import EncodeFileOrJson, QueryDep, SettingsDep
 from ..errors import ServiceError
-from ..schemas import ClassifyForm, ClassifyRequest, ClassifyResponse, ErrorBody, SegmentProbabilities
+from ..schemas import ClassifyForm, ClassifyRequest, ClassifyResponse, ErrorBody, SegmentProbabilities, SupervisedScores
 
 router = APIRouter(tags=["classify"])
 
@@ -37,18 +37,30 @@ async def classify(request: Request, query: QueryDep, settings: SettingsDep,
         _check_labels(req, settings.max_labels)
         q = await run_in_threadpool(query.from_item, req.item_id)
         opts: ClassifyForm = req
+        supervised = None
     else:
         opts = form_model(ClassifyForm, form, keep_commas=("labels",))
         _check_labels(opts, settings.max_labels)
         with named_upload(form.file):
             q = await run_in_threadpool(lambda: query.from_file(form.file.path, cancel=upload.cancelled))
+            supervised = await _supervised(request, form.file.path)
     prompts, text_vt = await query.prompts_vectors(opts.labels, opts.template)
     item, per_segment = query.classify(q, text_vt)
     return ClassifyResponse(
         labels=opts.labels, prompts=prompts, probabilities=item.tolist(), best=opts.labels[int(item.argmax())],
         segments=[SegmentProbabilities(start=s, end=e, probabilities=p.tolist())
                   for s, e, p in zip(q.starts, q.ends, per_segment)],
-        temperature=query.temperature)
+        temperature=query.temperature, supervised=supervised)
+
+
+async def _supervised(request: Request, path) -> SupervisedScores | None:
+    """The served classifier's scores for an uploaded file (None without `--classifier`)."""
+    clf = getattr(request.app.state, "supervised", None)
+    if clf is None:
+        return None
+    probs = await run_in_threadpool(clf.scores, path)
+    return SupervisedScores(label=clf.label, classes=clf.classes, probabilities=probs,
+                            best=clf.classes[max(range(len(probs)), key=probs.__getitem__)])
 
 
 def _check_labels(opts: ClassifyForm, limit: int) -> None:

@@ -6,10 +6,11 @@ config and converts with full accounting; `directory` writes the model directory
 """
 
 from .directory import convert_to_directory
-from .official import Conversion, ConversionError, convert, convert_checkpoint, infer_config
+from .official import Conversion, ConversionError, convert, convert_checkpoint, infer_config, parse_d_kv
 from .tf_checkpoint import CheckpointError, TFCheckpoint
 
 __all__ = [
+    "parse_d_kv",
     "TFCheckpoint",
     "CheckpointError",
     "ConversionError",

@@ -166,7 +166,7 @@ def _tokenizer(vocab: str | os.PathLike | None, config: VattConfig, kind: str) -
 
 
 def convert_to_directory(prefix: str | os.PathLike, out_dir: str | os.PathLike, *, vocab: str | os.PathLike | None = None,
-                         d_kv: int = 64, name: str | None = None, overwrite: bool = False) -> Path:
+                         d_kv: int | dict[str, int] = 64, name: str | None = None, overwrite: bool = False) -> Path:
     """Convert an official checkpoint into a model directory at `out_dir`; returns its path.
 
     Every failure is a `ConversionError` (checkpoint read errors, refusals, a vocabulary that does not

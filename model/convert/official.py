@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -24,7 +25,7 @@ from . import names
 from .names import HEAD_RULES, IGNORED, MA_RULES, MS_RULES, PRETRAIN_PREFIX, SUFFIX, Rule
 from .tf_checkpoint import TFCheckpoint
 
-__all__ = ["ConversionError", "Conversion", "convert", "convert_checkpoint", "infer_config", "detect_kind", "KINDS"]
+__all__ = ["ConversionError", "Conversion", "convert", "convert_checkpoint", "infer_config", "detect_kind", "KINDS", "parse_d_kv"]
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,35 @@ def _input(num_frames: int, image_size: int, num_samples: int) -> InputConfig:
                        sample_rate=round(num_samples / seconds))
 
 
-def infer_config(ckpt: TFCheckpoint, *, d_kv: int = 64, name: str = "converted") -> VattConfig:
+def parse_d_kv(text: str) -> int | dict[str, int]:
+    """``--d-kv``: one width (``64``) or one per modality (``video=12,audio=20``; MA: ``universal=...``)."""
+    try:
+        if "=" not in text:
+            return int(text)
+        out = {}
+        for part in text.split(","):
+            key, value = part.split("=")
+            out[key.strip()] = int(value)
+    except ValueError:
+        raise ConversionError(f"--d-kv must be an integer or modality=integer pairs such as video=12,audio=20; got {text!r}") from None
+    unknown = set(out) - {"video", "audio", "universal"}
+    if unknown:
+        raise ConversionError(f"--d-kv: unknown modality {sorted(unknown)}; accepted: video, audio, universal (text needs none)")
+    return out
+
+
+def _dkv(d_kv: int | Mapping[str, int], part: str) -> int:
+    """The per-head width of ``part``; a per-modality map must name every part the checkpoint has."""
+    if isinstance(d_kv, int):
+        return d_kv
+    if part not in d_kv:
+        raise ConversionError(f"--d-kv gives no width for {part}; pass {part}=N (given: {dict(d_kv)})")
+    if d_kv[part] < 1:
+        raise ConversionError(f"--d-kv {part} must be positive, got {d_kv[part]}")
+    return d_kv[part]
+
+
+def infer_config(ckpt: TFCheckpoint, *, d_kv: int | Mapping[str, int] = 64, name: str = "converted") -> VattConfig:
     """Build the VattConfig the checkpoint's shapes describe (d_kv is not stored; official = 64).
 
     For a fine-tuned classifier only the `video` (or `audio`) section describes the checkpoint.
@@ -180,24 +209,24 @@ def infer_config(ckpt: TFCheckpoint, *, d_kv: int = 64, name: str = "converted")
     kind = detect_kind(ckpt)
     s = _Shapes(ckpt)
     if kind == "pretrain-ms":
-        video, audio = _video_config(s, _VID, d_kv), _audio_config(s, _AUD, d_kv)
+        video, audio = _video_config(s, _VID, _dkv(d_kv, "video")), _audio_config(s, _AUD, _dkv(d_kv, "audio"))
         inputs = _input(video.temporal_buckets * video.patch_size[0], video.vertical_buckets * video.patch_size[1],
                         audio.temporal_buckets * audio.patch_size)
         return VattConfig(name=name, arch="ms", video=video, audio=audio, text=_text_config(s), heads=_heads_config(s),
                           input=inputs)
     if kind == "pretrain-ma":
-        uni = _universal_config(s, d_kv)
+        uni = _universal_config(s, _dkv(d_kv, "universal"))
         inputs = _input(uni.video_temporal_buckets * uni.video_patch_size[0],
                         uni.video_spatial_buckets * uni.video_patch_size[1],
                         uni.audio_temporal_buckets * uni.audio_patch_size)
         return VattConfig(name=name, arch="ma", universal=uni, heads=_heads_config(s), input=inputs)
     base = names.FINETUNE_BASE
     if kind == "finetune-video":
-        video = _video_config(s, base, d_kv)
+        video = _video_config(s, base, _dkv(d_kv, "video"))
         inputs = _input(video.temporal_buckets * video.patch_size[0], video.vertical_buckets * video.patch_size[1],
                         InputConfig().num_samples)
         return VattConfig(name=name, arch="ms", video=video, input=inputs)
-    audio = _audio_config(s, base, d_kv)
+    audio = _audio_config(s, base, _dkv(d_kv, "audio"))
     inputs = _input(REF_FRAMES, InputConfig().image_size, audio.temporal_buckets * audio.patch_size)
     return VattConfig(name=name, arch="ms", audio=audio, input=inputs)
 
@@ -221,7 +250,7 @@ class Conversion:
     kind: str  # a KINDS key
     config: VattConfig
     state: dict[str, torch.Tensor]
-    d_kv: int
+    d_kv: int | dict[str, int]
     modality: str | None = None  # fine-tuned only
     num_classes: int | None = None  # fine-tuned only
     ignored: dict[str, int] = field(default_factory=dict)
@@ -240,7 +269,7 @@ class Conversion:
         return model.eval()
 
 
-def convert(prefix: str, *, d_kv: int = 64, name: str = "converted") -> Conversion:
+def convert(prefix: str, *, d_kv: int | Mapping[str, int] = 64, name: str = "converted") -> Conversion:
     """Read an official checkpoint, check every key and shape, and return the converted tensors."""
     with TFCheckpoint(prefix) as ckpt:
         config = infer_config(ckpt, d_kv=d_kv, name=name)
@@ -285,11 +314,12 @@ def convert(prefix: str, *, d_kv: int = 64, name: str = "converted") -> Conversi
             problems.append(f"{label} ({len(items)}): " + "; ".join(items[:8]) + (" ..." if len(items) > 8 else ""))
     if problems:
         raise ConversionError(f"cannot convert {prefix} ({KINDS[kind]}):\n  " + "\n  ".join(problems))
-    log.info("converted %d tensors from %s (%s, d_kv=%d)", len(conv.state), prefix, kind, d_kv)
+    log.info("converted %d tensors from %s (%s, d_kv=%s)", len(conv.state), prefix, kind, d_kv)
     return conv
 
 
-def convert_checkpoint(prefix: str, *, d_kv: int = 64, name: str = "converted") -> tuple[VattConfig, dict[str, torch.Tensor]]:
+def convert_checkpoint(prefix: str, *, d_kv: int | Mapping[str, int] = 64,
+                       name: str = "converted") -> tuple[VattConfig, dict[str, torch.Tensor]]:
     """Read an official checkpoint and return our config and a complete state dict.
 
     For fine-tuned checkpoints the state dict is a `BackboneClassifier`'s; use `convert` to get the

@@ -208,3 +208,20 @@ def test_classifier_directory_round_trip_and_refusals(tmp_path: Path) -> None:
             load_pretrained(out)
     with pytest.raises(ValueError, match="modality must be one of"):
         BackboneClassifier(config, "text", 5)  # type: ignore[arg-type]
+
+
+def test_d_kv_per_modality(tmp_path: Path) -> None:
+    from model.convert import parse_d_kv
+
+    assert parse_d_kv("64") == 64 and parse_d_kv("video=16, audio=16") == {"video": 16, "audio": 16}
+    with pytest.raises(ConversionError, match="unknown modality"):
+        parse_d_kv("text=8")
+    with pytest.raises(ConversionError, match="integer"):
+        parse_d_kv("video=x")
+    prefix = FIXTURES / "tx_fac_tiny" / "ckpt-1"
+    conv = convert(prefix, d_kv={"video": 16, "audio": 16})
+    assert (conv.config.video.d_kv, conv.config.audio.d_kv, conv.config.video.num_heads) == (16, 16, 4)
+    # audio is 48 -> 32 wide: with d_kv 8 it has 4 heads (the fixture's 2 x 16 is what reproduces it; the shapes fit both)
+    assert convert(prefix, d_kv={"video": 16, "audio": 8}).config.audio.num_heads == 4
+    with pytest.raises(ConversionError, match="no width for audio"):
+        convert(prefix, d_kv={"video": 16})
