@@ -30,8 +30,7 @@ app.command("convert", help="Convert an official VATT TF checkpoint into a model
 log = logging.getLogger(__name__)
 TRAIN_EXTRA_HINT = "pip install 'vatt[train]' (or, in a checkout, pip install -e '.[train]')"
 
-MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wav", ".mp3", ".flac", ".ogg", ".opus",
-                  ".m4a", ".aac"}
+from model.media import MEDIA_SUFFIXES  # noqa: E402 - one list of media endings
 
 # --- shared options ----------------------------------------------------------------------------------
 Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a running server, e.g. http://127.0.0.1:8000")]

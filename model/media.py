@@ -37,6 +37,9 @@ from model._media_decode import MAX_BAD_PACKETS, TIME_EPS, Engine, RawWindow, Ti
 logger = logging.getLogger(__name__)
 
 ACCEPTED = "mp4, mov, mkv, webm, avi, wav, mp3, flac, ogg, opus, m4a"
+# File endings searched for media (directories given to `vatt ingest`, bulk embedding, dataset preparation).
+MEDIA_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wav", ".mp3", ".flac", ".ogg", ".opus",
+                            ".m4a", ".aac"})
 _NOT_MEDIA_FORMATS = {"tty"}  # FFmpeg's ANSI-art "video" demuxer claims any .txt file
 _TRUNCATION_SLACK = 1.0  # s (or 5 %): a stream ending this much early means truncated
 

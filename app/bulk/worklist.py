@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cli import MEDIA_SUFFIXES
+from model.media import MEDIA_SUFFIXES
 
 __all__ = ["Input", "ShardPlan", "collect", "plan_shards"]
 

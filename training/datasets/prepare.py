@@ -20,7 +20,7 @@ from .formats import PARSERS
 __all__ = ["MEDIA_SUFFIXES", "index_media", "main", "prepare"]
 
 log = logging.getLogger(__name__)
-MEDIA_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a"})
+from model.media import MEDIA_SUFFIXES  # noqa: E402 - one list of media endings
 
 
 def index_media(root: str | Path) -> dict[str, Path]:
