@@ -30,9 +30,7 @@ class Preprocess:
     @classmethod
     def for_config(cls, config: VattConfig, *, stride: float | None = None) -> Preprocess:
         """`stride`: seconds between window starts of a file (default: back to back)."""
-        inp = config.input
-        return cls(WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=inp.image_size,
-                              sample_rate=inp.sample_rate, stride=stride))
+        return cls(WindowSpec.from_input(config.input, stride=stride))
 
     def __call__(self, source: str | os.PathLike, *, video: bool = True, audio: bool = True) -> dict[str, torch.Tensor]:
         """A media file -> {"video": [n, 3, T, H, W], "audio": [n, L], "start": [n], "end": [n]}, one row

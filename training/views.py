@@ -49,7 +49,7 @@ def spatial_crops(video: torch.Tensor, size: int, crops: int) -> list[torch.Tens
 
 
 def _spec(inp: InputConfig) -> WindowSpec:
-    return WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=None, sample_rate=inp.sample_rate)
+    return WindowSpec.from_input(inp, native=True)
 
 
 def _window(item: ManifestItem, start: float, duration: float, spec: WindowSpec, modality: str) -> torch.Tensor:

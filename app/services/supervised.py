@@ -49,7 +49,7 @@ class SupervisedClassifier:
     def scores(self, path: str | Path) -> list[float]:
         """Class probabilities of the whole file (blocking: call from a worker thread)."""
         inp = self.model.config.input
-        spec = WindowSpec(num_frames=inp.num_frames, fps=inp.fps, size=inp.image_size, sample_rate=inp.sample_rate)
+        spec = WindowSpec.from_input(inp)
         video = self.model.modality == "video"
         total, count, batch = None, 0, []
 
