@@ -37,7 +37,7 @@ def test_include_vectors_gives_segments_and_the_item_vector(server: LiveServer, 
     assert {k: v for k, v in body.items() if k != "vectors"} == {k: v for k, v in plain.items() if k != "vectors"}
     assert sorted(body["vectors"]) == ["va", "vt"]
     with open(server.corpus["red"], "rb") as fh:  # the same file embedded afresh
-        fresh = client.post("/embed", files={"file": ("red.mp4", fh)}).json()
+        fresh = client.post("/embed", headers=server.headers(), files={"file": ("red.mp4", fh)}).json()
     for space, got in body["vectors"].items():
         segs = np.array([s["vector"] for s in got["segments"]], np.float32)
         assert segs.shape[0] == body["n_segments"] == len(fresh["segments"])
@@ -76,7 +76,7 @@ def test_vector_search_refuses_wrong_dimension_and_non_finite_values(server: Liv
     for bad in ("NaN", "Infinity", "-Infinity"):  # Python's json reads these tokens; they must not reach FAISS
         raw = '{"space": "vt", "vector": [' + ", ".join(["0.5"] * (dims["vt"] - 1) + [bad]) + "]}"
         r = client.post("/search", content=raw, headers={"content-type": "application/json"})
-        assert_error(r, 422, "validation_error", "finite")
+        assert_error(r, 400, "invalid_json", "finite")  # refused while parsing, before any model sees it
     huge = [0.5] * (dims["vt"] - 1) + [1e39]  # finite in JSON, infinite as float32
     assert_error(client.post("/search", json={"vector": huge, "space": "vt"}), 422, "unprocessable", "finite")
     assert_error(client.post("/search", json={"vector": [0.0] * dims["vt"], "space": "vt"}), 422, "unprocessable",
