@@ -69,7 +69,8 @@ def test_jobs_list_page_and_cancel_rolls_back(strict_server: ServerProcess, tone
 
 def test_busy_encoder_answers_429_with_retry_after(strict_server: ServerProcess, tmp_path: Path) -> None:
     s = strict_server
-    long = make_audio(tmp_path / "long.wav", duration=240.0, sample_rate=8000, channels=1)
+    long = make_audio(tmp_path / "long.wav", duration=480.0, sample_rate=8000, channels=1)  # 7.7 MB, under LIMIT
+    short = make_audio(tmp_path / "short.wav", duration=4.0, sample_rate=8000, channels=1)  # quick while no hog
     first: list[int] = []
 
     def hog() -> None:
@@ -83,7 +84,7 @@ def test_busy_encoder_answers_429_with_retry_after(strict_server: ServerProcess,
         r = None
         with s.client() as c:
             while time.monotonic() < deadline and t.is_alive():
-                with open(long, "rb") as fh:
+                with open(short, "rb") as fh:
                     r = c.post("/embed", headers=s.headers(), files={"file": ("second.wav", fh)})
                 if r.status_code == 429:
                     break
