@@ -73,9 +73,11 @@ def test_busy_encoder_answers_429_with_retry_after(strict_server: ServerProcess,
     short = make_audio(tmp_path / "short.wav", duration=4.0, sample_rate=8000, channels=1)  # quick while no hog
     first: list[int] = []
 
-    def hog() -> None:
-        with s.client() as c, open(long, "rb") as fh:
-            first.append(c.post("/embed", headers=s.headers(), files={"file": (long.name, fh)}).status_code)
+    def hog() -> None:  # retries while a probe holds the only slot, as a polite client would
+        with s.client() as c:
+            while not first or first[-1] == 429:
+                with open(long, "rb") as fh:
+                    first.append(c.post("/embed", headers=s.headers(), files={"file": (long.name, fh)}).status_code)
 
     t = threading.Thread(target=hog)
     t.start()
@@ -95,7 +97,7 @@ def test_busy_encoder_answers_429_with_retry_after(strict_server: ServerProcess,
             assert c.post("/search", json={"text": "a tone"}, headers=s.headers()).status_code == 200
     finally:
         t.join(timeout=300)
-    assert first == [200]
+    assert first[-1] == 200 and set(first) <= {200, 429}
 
 
 def test_413_quotes_the_configured_limit(strict_server: ServerProcess) -> None:
