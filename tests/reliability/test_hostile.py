@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,20 @@ def test_media_rechecks_server_path_roots_on_every_read(hostile_server: ServerPr
         r = client.get(f"/media/{item}")
         assert r.status_code == 404 and b"secret" not in r.content, r.text
         assert "allowed root" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "-1", "1e9", "12, 12"])
+def test_absurd_content_length_is_a_4xx_on_a_raw_socket(hostile_server: ServerProcess, length: str) -> None:
+    """httpx will not send these headers, so the request is written by hand: a 4xx, and the server still serves."""
+    head = (f"POST /items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {length}\r\nConnection: close\r\n")
+    head += "".join(f"{k}: {v}\r\n" for k, v in hostile_server.headers().items())
+    with socket.create_connection(("127.0.0.1", hostile_server.port), timeout=30) as sock:
+        sock.sendall((head + "\r\n").encode() + b"x" * 16)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    assert 400 <= status < 500, reply[:300]
+    with hostile_server.client() as client:
+        assert client.get("/healthz").status_code == 200
