@@ -112,3 +112,34 @@ def test_cli_client_honours_retry_after() -> None:
     assert retry_wait(httpx.Response(429, headers={"Retry-After": "3"}), 0) == 3.0
     assert retry_wait(httpx.Response(503), 2) == 2.0  # no header: 0.5 * 2**attempt
     assert retry_wait(httpx.Response(429, headers={"Retry-After": "9999"}), 0) == 30.0  # capped
+
+
+def _embed_statuses(c: httpx.Client) -> dict[str, float]:
+    """POST /embed answers by status, from /metrics (a cancelled encode is recorded as 499)."""
+    out = {}
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith("vatt_http_requests_total{") and 'route="/embed"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            out[status] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_an_encode_stops_when_its_client_goes_away(strict_server: ServerProcess, tmp_path: Path) -> None:
+    """A client that uploads a long file and hangs up does not keep the only encode slot: its encode is
+    cancelled between windows (499 in the metrics), and the next client is served."""
+    s = strict_server
+    long = make_audio(tmp_path / "long.wav", duration=480.0, sample_rate=8000, channels=1)
+    short = make_audio(tmp_path / "short.wav", duration=4.0, sample_rate=8000, channels=1)
+    with s.client() as c:
+        before = _embed_statuses(c).get("499", 0.0)
+    with httpx.Client(base_url=s.url, timeout=httpx.Timeout(60, read=1.0)) as impatient, open(long, "rb") as fh:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+            impatient.post("/embed", headers=s.headers(), files={"file": (long.name, fh)})
+    with s.client() as c:
+        deadline = time.monotonic() + 120
+        while _embed_statuses(c).get("499", 0.0) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _embed_statuses(c).get("499", 0.0) == before + 1, _embed_statuses(c)
+        with open(short, "rb") as fh:  # the slot is free again
+            r = c.post("/embed", headers=s.headers(), files={"file": (short.name, fh)})
+        assert r.status_code == 200, r.text
