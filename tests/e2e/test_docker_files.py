@@ -8,6 +8,7 @@ run for real by tests/docker.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -54,6 +55,48 @@ def test_compose_stack_resolves() -> None:
     assert [(p["host_ip"], p["published"], p["target"]) for p in api["ports"]] == [("127.0.0.1", "8000", 8000)]
     assert api["healthcheck"]["interval"] == "5s" and api["healthcheck"]["start_interval"] == "1s"
     assert "vatt-data" in config["volumes"]
+
+
+def _compose_scale_config() -> dict:
+    binary = Path(sys.executable).parent / "docker-compose"
+    out = subprocess.run([str(binary), "-f", str(DOCKER / "compose.yaml"), "--profile", "scale", "config"],
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(REPO)},
+                         cwd=REPO)
+    assert out.returncode == 0, f"docker-compose --profile scale config failed:\n{out.stderr}"
+    return yaml.safe_load(out.stdout)
+
+
+def test_compose_scale_profile_resolves() -> None:
+    """`--profile scale`: PostgreSQL and Milvus from their official images, two replicas on one catalogue."""
+    services = _compose_scale_config()["services"]
+    assert set(services) == {"init", "api", "postgres", "etcd", "minio", "milvus", "scale-init", "api-1", "api-2"}
+    assert services["postgres"]["image"] == "postgres:15"
+    milvus = services["milvus"]
+    assert milvus["image"] == f"milvusdb/milvus:v{importlib.metadata.version('milvus')}", \
+        "the compose server is the version the tests run (the `milvus` wheel in the dev extra)"
+    assert milvus["command"] == ["milvus", "run", "standalone"]
+    assert {k: milvus["depends_on"][k]["condition"] for k in ("etcd", "minio")} == {"etcd": "service_healthy",
+                                                                                    "minio": "service_healthy"}
+    replicas = [services[n] for n in ("scale-init", "api-1", "api-2")]
+    envs = [r["environment"] for r in replicas]
+    assert envs[0] == envs[1] == envs[2], "every replica must see the same store, vector engine and media"
+    env = envs[0]
+    assert env["VATT_STORE"] == "postgresql://vatt:vatt@postgres:5432/vatt"
+    assert env["VATT_VECTORS"] == "milvus://milvus:19530"
+    assert env["VATT_MEDIA_DIR"].startswith("/data/") and "VATT_API_KEY" in env
+    for r in replicas:
+        assert r["image"] == services["init"]["image"] and "build" not in r
+        assert [v["source"] + ":" + v["target"] for v in r["volumes"]] == ["vatt-data:/data"]
+    data_dirs = [r["command"][r["command"].index("--data") + 1] for r in replicas[1:]]
+    assert len(set(data_dirs)) == 2, f"replicas need their own data directory (uploads in flight): {data_dirs}"
+    assert [r["command"][r["command"].index("--model") + 1] for r in replicas[1:]] == ["/data/scale/model"] * 2
+    ports = [(p["host_ip"], p["published"]) for r in replicas[1:] for p in r["ports"]]
+    assert ports == [("127.0.0.1", "8001"), ("127.0.0.1", "8002")]
+    for r in replicas[1:]:
+        assert r["depends_on"]["scale-init"]["condition"] == "service_completed_successfully"
+    init_deps = services["scale-init"]["depends_on"]
+    assert {k: v["condition"] for k, v in init_deps.items()} == {
+        "init": "service_completed_successfully", "postgres": "service_healthy", "milvus": "service_healthy"}
 
 
 def test_compose_variables_override_the_build_from_the_shell() -> None:
