@@ -23,13 +23,14 @@ target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp31
 extra=()
 if [ -n "${TORCH_INDEX_URL:-}" ]; then extra+=(--extra-index-url "$TORCH_INDEX_URL"); fi
 mkdir -p "$dest"
-# The project's runtime dependencies, read from pyproject.toml (the one list), and the build
-# backend that `pip install .` needs.
+# The project's runtime dependencies and the extras the image installs (postgres, milvus), read
+# from pyproject.toml (the one list), and the build backend that `pip install .` needs.
 mapfile -t deps < <(python3 - <<'PY'
 import tomllib
 with open("pyproject.toml", "rb") as f:
     project = tomllib.load(f)
-for req in project["project"]["dependencies"] + project["build-system"]["requires"]:
+extras = project["project"]["optional-dependencies"]
+for req in project["project"]["dependencies"] + extras["postgres"] + extras["milvus"] + project["build-system"]["requires"]:
     if not req.replace(" ", "").startswith("torch"):
         print(req)
 PY

@@ -147,7 +147,10 @@ def test_dockerfile_properties() -> None:
     assert args["TORCH_VERSION"] == "2.13.0"
     runs = [v for k, v in rows if k == "RUN"]
     torch_at = next(i for i, r in enumerate(runs) if '--index-url "${TORCH_INDEX_URL}"' in r and "torch==" in r)
-    project_at = next(i for i, r in enumerate(runs) if re.search(r"pip[- ]install (--no-cache-dir )?\.(\s|$)", r))
+    project = re.compile(r"pip[- ]install (--no-cache-dir )?\"?\.(\[(?P<extras>[a-z,]+)\])?\"?(\s|$)")
+    project_at = next(i for i, r in enumerate(runs) if project.search(r))
+    extras = set((project.search(runs[project_at])["extras"] or "").split(","))
+    assert {"postgres", "milvus"} <= extras, "the scale profile's replicas run this image: it needs both clients"
     assert torch_at < project_at, "torch must come from the PyTorch index before the project pulls it from PyPI"
     users = [v for k, v in rows if k == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), f"the image must run as a numeric non-root user: {users}"
