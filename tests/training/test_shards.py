@@ -6,6 +6,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,44 @@ def test_ranks_and_workers_read_disjoint_shards(shards: Path) -> None:
     assert sorted(rows) == list(range(16))  # one epoch over both ranks: every row once
     with pytest.raises(ValueError, match="cannot feed 5 processes"):
         ShardStream(urls, lambda item, n, e: n, world_size=5)
+
+
+def _pretrain(source: list[str], out: Path, name: str) -> list[dict]:
+    from training.pretrain import main
+
+    assert main([*source, "--output-dir", str(out), "--name", name, "--steps", "3", "--batch-size", "4", "--warmup-steps", "1",
+                 "--workers", "2", "--log-every", "1", "--vocab-size", "300", "--checkpoint-every", "3"]) == 0
+    return [json.loads(line) for line in (out / name / "results.jsonl").read_text().splitlines()]
+
+
+def test_pretraining_from_shards_sees_as_many_samples_as_from_the_manifest(shards: Path, corpus: Path, tmp_path: Path) -> None:
+    from model import load_pretrained
+
+    rows = {"manifest": _pretrain(["--train-manifest", str(corpus / "train.jsonl")], tmp_path, "manifest"),
+            "shards": _pretrain(["--train-shards", f"{shards}/shard-{{000000..000003}}.tar"], tmp_path, "shards")}
+    for name, got in rows.items():
+        assert [r["train/samples"] for r in got] == [4, 8, 12], name  # 3 steps x batch 4, counted as they arrive
+        assert all(np.isfinite(r["train/loss"]) for r in got), name
+        model = load_pretrained(tmp_path / name / "model")
+        assert model.config.name == "tiny"
+    # the tokenizer trained from the shards' transcripts is the one trained from the manifest's
+    toks = [load_tokenizer(tmp_path / name / "tokenizer") for name in rows]
+    assert toks[0].vocab_size == toks[1].vocab_size and torch.equal(*(t.encode(["a red circle moves up"]) for t in toks))
+    assert "training shards:" in (tmp_path / "shards/model/README.md").read_text()
+
+
+def test_finetune_from_shards(shards: Path, corpus: Path, tmp_path: Path) -> None:
+    from model import BackboneClassifier, load_pretrained
+    from training import finetune
+
+    demo = Path(__file__).resolve().parents[2] / "app" / "demo_model"
+    out = tmp_path / "cls"
+    assert finetune.main(["--model", str(demo), "--modality", "video", "--label", "colour", "--train-shards", str(shards),
+                          "--eval-manifest", str(corpus / "heldout.jsonl"), "--output-dir", str(out), "--steps", "4", "--batch-size", "4",
+                          "--warmup-steps", "1", "--lr", "0.05", "--workers", "2", "--eval-clips", "1", "--eval-crops", "1",
+                          "--log-every", "2"]) == 0
+    model = load_pretrained(out)
+    assert isinstance(model, BackboneClassifier) and model.num_classes == 5
+    meta = json.loads((out / "config.json").read_text())["metadata"]
+    assert meta["classes"] == ["blue", "green", "purple", "red", "yellow"] and meta["finetune"]["train_items"] == 16
+    assert np.isfinite(meta["finetune"]["final_loss"]) and 0 <= meta["eval"]["top1"] <= 1
