@@ -23,9 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import webdataset as wds
-from braceexpand import braceexpand
-
 from model.media import MEDIA_SUFFIXES, MediaBytes, MediaError, probe
 from training.captions import parse_transcript
 from training.data import LABEL_SEP, ManifestError, ManifestItem, make_item, manifest_rows
@@ -38,6 +35,15 @@ _NAME = "shard-{:06d}.tar"
 _CUES = "json-cues"  # an inline transcript's member suffix (``json`` is the sample's metadata)
 _TRANSCRIPTS = {"vtt": ".vtt", "srt": ".srt", _CUES: ".json"}  # member suffix -> parse_transcript kind
 _META_KEYS = ("id", "labels", "captions", "start", "end", "split", "fold", "duration")
+
+
+def _wds() -> Any:
+    """The ``webdataset`` module, imported on first use: manifests (and the service) never need it."""
+    try:
+        import webdataset
+    except ImportError:
+        raise ManifestError("WebDataset shards need the webdataset package: pip install 'vatt[train]'") from None
+    return webdataset
 
 
 def write_shards(manifest: str | Path, out: str | Path, *, shard_size: int = 1000, max_bytes: int = 1 << 30) -> dict[str, Any]:
@@ -100,7 +106,7 @@ def write_shards(manifest: str | Path, out: str | Path, *, shard_size: int = 100
                 writer.close()
             current = {"name": _NAME.format(len(shards)), "samples": 0, "bytes": 0}
             shards.append(current)
-            writer = wds.TarWriter(str(out / current["name"]), mtime=0, encoder=False)
+            writer = _wds().TarWriter(str(out / current["name"]), mtime=0, encoder=False)
         writer.write(sample)
         current["samples"] += 1
         current["bytes"] += size
@@ -134,6 +140,9 @@ def shard_urls(spec: str | Path) -> list[str]:
         else:
             urls = sorted(str(p) for p in path.glob("shard-*.tar"))
     else:
+        _wds()  # says how to install it; braceexpand comes with it
+        from braceexpand import braceexpand
+
         urls = list(braceexpand(str(spec)))
     if not urls:
         raise ManifestError(f"no shards found at {spec} (accepted: a directory of shard-*.tar, a brace pattern, a .tar)")
@@ -157,7 +166,7 @@ def read_index(urls: list[str]) -> dict[str, Any] | None:
 
 def read_samples(urls: list[str]) -> Iterator[dict[str, Any]]:
     """The raw samples of ``urls`` in order (member suffix -> bytes); nothing is parsed yet."""
-    yield from wds.tarfile_samples(iter([{"url": u} for u in urls]))
+    yield from _wds().tarfile_samples(iter([{"url": u} for u in urls]))
 
 
 def sample_item(sample: dict[str, Any]) -> tuple[int, ManifestItem]:
