@@ -344,7 +344,8 @@ def probe(ctx: typer.Context) -> None:
 @app.command(context_settings=_PASS_THROUGH)
 @one_line_errors
 def datasets(ctx: typer.Context) -> None:
-    """Official dataset annotations -> manifests (arguments go to training.datasets: prepare NAME ...)."""
+    """Official dataset annotations -> manifests, manifests -> WebDataset shards (arguments go to training.datasets:
+    prepare NAME ... | shard MANIFEST --out DIR)."""
     _run_training("datasets", list(ctx.args))
 
 

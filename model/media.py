@@ -20,6 +20,7 @@ before the cut may already have been yielded).
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -42,6 +43,25 @@ MEDIA_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".w
                             ".m4a", ".aac"})
 _NOT_MEDIA_FORMATS = {"tty"}  # FFmpeg's ANSI-art "video" demuxer claims any .txt file
 _TRUNCATION_SLACK = 1.0  # s (or 5 %): a stream ending this much early means truncated
+
+
+@dataclass(frozen=True)
+class MediaBytes:
+    """A media file held in memory (a WebDataset shard member), decoded without touching disk.
+
+    ``name`` stands in for the file name in messages and gives the suffix; every reader here
+    takes it where it takes a path.
+    """
+
+    data: bytes
+    name: str = "<bytes>"
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+
+Source = str | os.PathLike | MediaBytes  # what every reader below accepts
 
 
 class MediaError(Exception):
@@ -165,7 +185,7 @@ def count_windows(duration: float, spec: WindowSpec = WindowSpec()) -> int:
     return full + int(tail > eps and tail >= spec.min_tail * length - eps)
 
 
-def probe(source: str | os.PathLike) -> MediaInfo:
+def probe(source: Source) -> MediaInfo:
     """Read the header: duration, streams, codecs. Raises the MediaError family."""
     path = _check_path(source)
     with _open(path) as container:
@@ -173,7 +193,7 @@ def probe(source: str | os.PathLike) -> MediaInfo:
     return info
 
 
-def iter_windows(source: str | os.PathLike, spec: WindowSpec = WindowSpec(), *, video: bool = True,
+def iter_windows(source: Source, spec: WindowSpec = WindowSpec(), *, video: bool = True,
                  audio: bool = True, max_duration: float | None = None) -> Iterator[Window]:
     """Every window of ``source`` in order, decoded in one streaming pass.
 
@@ -193,7 +213,7 @@ def iter_windows(source: str | os.PathLike, spec: WindowSpec = WindowSpec(), *, 
     return _generate(path, timeline, spec, video, audio, seek=None)
 
 
-def read_window(source: str | os.PathLike, start: float, spec: WindowSpec = WindowSpec(), *,
+def read_window(source: Source, start: float, spec: WindowSpec = WindowSpec(), *,
                 video: bool = True, audio: bool = True) -> Window:
     """The one window starting at ``start`` seconds (seeks; for training's random windows).
 
@@ -235,7 +255,7 @@ def cut_window(frames: np.ndarray | None, frame_fps: float, audio: np.ndarray | 
     return Window(0, start, end, video, wave, padded=start + spec.duration > duration + 1e-6)
 
 
-def frame_at(source: str | os.PathLike, at: float) -> np.ndarray | None:
+def frame_at(source: Source, at: float) -> np.ndarray | None:
     """uint8 [H, W, 3] RGB of the first frame at or after ``at`` seconds (else the last one), at
     native size; None for audio-only media. For thumbnails; raises the MediaError family."""
     path = _check_path(source)
@@ -264,7 +284,11 @@ def frame_at(source: str | os.PathLike, at: float) -> np.ndarray | None:
 # -- internals ---------------------------------------------------------------------------
 
 
-def _check_path(source: str | os.PathLike) -> Path:
+def _check_path(source: Source) -> Path | MediaBytes:
+    if isinstance(source, MediaBytes):
+        if not source.data:
+            raise EmptyMediaError(f"{source.name!r} is empty (0 bytes)")
+        return source
     path = Path(source)
     if not path.exists():
         raise UnreadableMediaError(f"cannot open {str(path)!r}: no such file")
@@ -280,8 +304,10 @@ def _not_media(path: Path, why: str) -> UnreadableMediaError:
                                 f"({why}) (accepted: {ACCEPTED} …)")
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path | MediaBytes) -> av.container.InputContainer:
     try:
+        if isinstance(path, MediaBytes):
+            return av.open(io.BytesIO(path.data), metadata_errors="ignore")
         return av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as err:
         raise _not_media(path, err.strerror or type(err).__name__) from err
@@ -358,7 +384,7 @@ def _duration(container: av.container.InputContainer, path: Path, streams: list)
         return max(ends)
     end = 0.0
     try:  # a separate handle, so the caller's container is not consumed
-        with av.open(str(path), metadata_errors="ignore") as scan:
+        with _open(path) as scan:
             origin = _origin(scan)
             for packet in scan.demux(*[scan.streams[s.index] for s in streams]):
                 if packet.pts is not None and packet.time_base is not None:

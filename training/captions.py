@@ -9,13 +9,15 @@ rule below is ours and documented). Transcripts come from a manifest, inline as
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from training.errors import TrainingError
 
-__all__ = ["CaptionError", "Cue", "cues_from_json", "nearest_captions", "parse_srt", "parse_timestamp", "parse_vtt", "read_captions"]
+__all__ = ["CaptionError", "Cue", "cues_from_json", "nearest_captions", "parse_srt", "parse_timestamp", "parse_transcript", "parse_vtt",
+           "read_captions"]
 
 
 class CaptionError(TrainingError, ValueError):
@@ -121,13 +123,23 @@ def read_captions(path: str | Path) -> list[Cue]:
     path = Path(path)
     if not path.is_file():
         raise CaptionError(f"transcript file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    suffix = path.suffix.lower()
-    if suffix == ".vtt":
-        return parse_vtt(text, str(path))
-    if suffix == ".srt":
-        return parse_srt(text, str(path))
-    raise CaptionError(f"{path}: unknown transcript format {suffix!r}; accepted: .vtt, .srt")
+    return parse_transcript(path.read_bytes(), path.suffix, str(path))
+
+
+def parse_transcript(data: bytes, kind: str, source: str) -> list[Cue]:
+    """Cues from a transcript's bytes: ``kind`` is ``.vtt``, ``.srt`` or ``.json`` (the inline form).
+
+    Shard readers call this per sample, so a transcript is parsed only when its clip is read.
+    """
+    kind = kind.lower()
+    if kind == ".json":
+        return cues_from_json(json.loads(data.decode("utf-8")), source)
+    text = data.decode("utf-8-sig", errors="replace")
+    if kind == ".vtt":
+        return parse_vtt(text, source)
+    if kind == ".srt":
+        return parse_srt(text, source)
+    raise CaptionError(f"{source}: unknown transcript format {kind!r}; accepted: .vtt, .srt")
 
 
 def nearest_captions(cues: Sequence[Cue], start: float, end: float, k: int = 5) -> tuple[list[str], list[bool]]:

@@ -19,7 +19,9 @@ class TrainConfig:
     """A pretraining run. Defaults are the paper's recipe where it fits a small run (spec §5)."""
 
     # --- data ---
-    train_manifest: str = ""  # JSON Lines manifest of training clips
+    train_manifest: str = ""  # JSON Lines manifest of training clips (or train_shards)
+    train_shards: str | None = None  # WebDataset shards instead: a directory, a brace pattern or a .tar
+    shuffle_buffer: int = 256  # samples a shard stream shuffles among (per loader worker)
     eval_manifest: str | None = None  # held-out manifest evaluated every eval_every steps and at the end
     probe_manifest: str | None = None  # linear-probe training items (default: train_manifest)
     probe_items: int = 256  # at most this many probe training items

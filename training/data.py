@@ -39,14 +39,14 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from model.config import InputConfig
-from model.media import Window, WindowSpec, cut_window, probe, read_window
+from model.media import MediaBytes, Window, WindowSpec, cut_window, probe, read_window
 from training.colour import adjust_hue
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
 
 __all__ = ["LABEL_SEP", "Augment", "ClipDataset", "augment_video", "DecodedClip", "GlobalBatchSampler", "ManifestError",
            "ManifestItem", "colour_jitter",
-           "decode_clip", "random_resized_crop", "read_manifest", "seed_worker", "transcript_texts"]
+           "decode_clip", "make_item", "manifest_rows", "random_resized_crop", "read_manifest", "seed_worker", "transcript_texts"]
 
 log = logging.getLogger(__name__)
 _KEYS = {"path", "transcript", "labels", "duration", "id", "start", "end", "captions", "split", "fold"}
@@ -59,9 +59,9 @@ class ManifestError(TrainingError, ValueError):
 
 @dataclass(frozen=True)
 class ManifestItem:
-    """One clip source: media file, parsed transcript (None = no speech), labels."""
+    """One clip source: media file (or its bytes, from a shard), parsed transcript (None = no speech), labels."""
 
-    path: Path
+    path: Path | MediaBytes
     cues: tuple[Cue, ...] | None
     labels: dict[str, str] = field(default_factory=dict)
     duration: float | None = None
@@ -84,25 +84,64 @@ class ManifestItem:
         return [] if not value else value.split(LABEL_SEP)
 
 
-def read_manifest(path: str | Path) -> list[ManifestItem]:
-    """Parse a JSON Lines manifest; errors name the file, the line and what is accepted."""
+def manifest_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for each line of a manifest: JSON objects with a string ``path`` and known keys.
+
+    Transcripts are not read here; ``read_manifest`` parses them, ``vatt datasets shard`` copies them.
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
-    root, items = path.parent, []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("path"), str):
-            raise ManifestError(f"{where}: each line must be an object with a string 'path'")
-        unknown = set(row) - _KEYS
-        if unknown:
-            raise ManifestError(f"{where}: unknown keys {sorted(unknown)}; accepted: {sorted(_KEYS)}")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            where = f"{path}:{n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{where}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+                raise ManifestError(f"{where}: each line must be an object with a string 'path'")
+            unknown = set(row) - _KEYS
+            if unknown:
+                raise ManifestError(f"{where}: unknown keys {sorted(unknown)}; accepted: {sorted(_KEYS)}")
+            yield where, row
+
+
+def make_item(row: dict[str, Any], media: Path | MediaBytes, cues: tuple[Cue, ...] | None, where: str) -> ManifestItem:
+    """A ``ManifestItem`` from a manifest row (or a shard sample's json), its media and parsed transcript."""
+    labels = row.get("labels", {})
+    if not isinstance(labels, dict):
+        raise ManifestError(f"{where}: 'labels' must be an object of attribute -> value")
+    duration = row.get("duration")
+    start, end = row.get("start"), row.get("end")
+    if start is not None and end is not None and not float(end) > float(start):
+        raise ManifestError(f"{where}: 'end' ({end}) must be after 'start' ({start})")
+    captions = row.get("captions", [])
+    if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
+        raise ManifestError(f"{where}: 'captions' must be a list of strings")
+    split = row.get("split")
+    if split is not None and not isinstance(split, (str, dict)):
+        raise ManifestError(f"{where}: 'split' must be a string or an object of split -> name")
+    return ManifestItem(
+        media,
+        cues,
+        {str(k): LABEL_SEP.join(map(str, v)) if isinstance(v, list) else str(v) for k, v in labels.items()},
+        None if duration is None else float(duration),
+        str(row.get("id", row["path"])),
+        start=None if start is None else float(start),
+        end=None if end is None else float(end),
+        captions=tuple(captions),
+        split={str(k): str(v) for k, v in split.items()} if isinstance(split, dict) else split,
+        fold=None if row.get("fold") is None else int(row["fold"]),
+    )
+
+
+def read_manifest(path: str | Path) -> list[ManifestItem]:
+    """Parse a JSON Lines manifest; errors name the file, the line and what is accepted."""
+    root, items = Path(path).parent, []
+    for where, row in manifest_rows(path):
         media = Path(row["path"]) if Path(row["path"]).is_absolute() else root / row["path"]
         transcript = row.get("transcript")
         if transcript is None:
@@ -113,31 +152,7 @@ def read_manifest(path: str | Path) -> list[ManifestItem]:
             cues = tuple(cues_from_json(transcript, where))
         else:
             raise ManifestError(f"{where}: 'transcript' must be a .vtt/.srt path or a list of {{start, end, text}}")
-        labels = row.get("labels", {})
-        if not isinstance(labels, dict):
-            raise ManifestError(f"{where}: 'labels' must be an object of attribute -> value")
-        duration = row.get("duration")
-        start, end = row.get("start"), row.get("end")
-        if start is not None and end is not None and not float(end) > float(start):
-            raise ManifestError(f"{where}: 'end' ({end}) must be after 'start' ({start})")
-        captions = row.get("captions", [])
-        if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
-            raise ManifestError(f"{where}: 'captions' must be a list of strings")
-        split = row.get("split")
-        if split is not None and not isinstance(split, (str, dict)):
-            raise ManifestError(f"{where}: 'split' must be a string or an object of split -> name")
-        items.append(ManifestItem(
-            media,
-            cues,
-            {str(k): LABEL_SEP.join(map(str, v)) if isinstance(v, list) else str(v) for k, v in labels.items()},
-            None if duration is None else float(duration),
-            str(row.get("id", row["path"])),
-            start=None if start is None else float(start),
-            end=None if end is None else float(end),
-            captions=tuple(captions),
-            split={str(k): str(v) for k, v in split.items()} if isinstance(split, dict) else split,
-            fold=None if row.get("fold") is None else int(row["fold"]),
-        ))
+        items.append(make_item(row, media, cues, where))
     if not items:
         raise ManifestError(f"{path}: no items")
     return items
@@ -337,9 +352,14 @@ class ClipDataset(Dataset):
         return self._durations[index]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        item = self.items[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        lo, hi = item.segment(self._duration(index))
+        return self.sample(self.items[index], index, self.epoch)
+
+    def sample(self, item: ManifestItem, index: int, epoch: int) -> dict[str, torch.Tensor]:
+        """The training sample of ``item`` (``index`` in its corpus) in ``epoch``; shard streams call this too."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        in_list = index < len(self.items) and item is self.items[index]
+        duration = self._duration(index) if in_list else item.duration if item.duration is not None else probe(item.path).duration
+        lo, hi = item.segment(duration)
         duration = hi  # windows stay inside the item's segment
         slack = max(0.0, hi - lo - self.spec.duration)
         start = lo + (rng.uniform(0.0, slack) if self.train else slack / 2)

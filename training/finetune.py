@@ -14,6 +14,7 @@ CLI: ``vatt finetune --model DIR --modality video --label action --train-manifes
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import time
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
 
 from model import VATT, BackboneClassifier, VattConfig, load_pretrained, save_pretrained
 from model.layers import interpolate_table
@@ -31,6 +32,8 @@ from training.data import Augment, read_manifest
 from training.errors import TrainingError
 from training.labels import LabelSet
 from training.schedule import lr_at
+from training.shards import read_index, shard_urls
+from training.stream import ShardStream
 from training.views import LabelledClips
 
 __all__ = ["RECIPES", "build_classifier", "finetune", "main", "resample_positions"]
@@ -94,11 +97,14 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, multi_label: bool, smoothi
     return F.cross_entropy(logits, target, label_smoothing=smoothing)
 
 
-def finetune(model: BackboneClassifier, data: LabelledClips, labels: LabelSet, *, steps: int, batch_size: int, lr: float,
+def finetune(model: BackboneClassifier, data: Dataset, labels: LabelSet, *, steps: int, batch_size: int, lr: float,
              warmup_steps: int, momentum: float = 0.9, weight_decay: float = 0.0, label_smoothing: float = 0.1,
              mixup: float = 0.0, dropout: float = 0.5, clip_grad: float = 0.75, workers: int = 0, seed: int = 0,
              log_every: int = 50, device: str = "cpu") -> list[dict[str, float]]:
-    """Train ``model`` in place for ``steps`` SGD steps; returns the logged rows."""
+    """Train ``model`` in place for ``steps`` SGD steps; returns the logged rows.
+
+    ``data`` is ``LabelledClips`` (a manifest) or a ``ShardStream`` of their samples (shards).
+    """
     torch.manual_seed(seed)  # dropout and mixup draws: the same run gives the same classifier
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -108,8 +114,12 @@ def finetune(model: BackboneClassifier, data: LabelledClips, labels: LabelSet, *
     rows, step, epoch, t0 = [], 0, 0, time.perf_counter()
     while step < steps:
         data.set_epoch(epoch)
-        loader = DataLoader(data, batch_size=batch_size, sampler=RandomSampler(data, generator=gen), drop_last=len(data) >= batch_size,
-                            num_workers=workers, persistent_workers=False)
+        if isinstance(data, IterableDataset):  # a shard stream shuffles itself; each worker reads its own shards
+            loader = DataLoader(data, batch_size=batch_size, drop_last=True, num_workers=workers)
+        else:
+            loader = DataLoader(data, batch_size=batch_size, sampler=RandomSampler(data, generator=gen),
+                                drop_last=len(data) >= batch_size, num_workers=workers, persistent_workers=False)
+        before = step
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             if not labels.multi_label and (mixup or 0) > 0:
@@ -135,6 +145,8 @@ def finetune(model: BackboneClassifier, data: LabelledClips, labels: LabelSet, *
                 log.info("step %d loss %.4f lr %.3g", step, row["loss"], row["lr"])
             if step >= steps:
                 break
+        if step == before:
+            raise TrainingError(f"an epoch gave no batch of {batch_size}: lower --batch-size (or --workers: shards split among them)")
         epoch += 1
     return rows
 
@@ -144,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="pretrained model directory (VATT, or a classifier to continue)")
     p.add_argument("--modality", choices=("video", "audio"), required=True)
     p.add_argument("--label", required=True, help="label attribute of the manifests to learn (e.g. action)")
-    p.add_argument("--train-manifest", required=True, help="JSON Lines manifest of training items")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--train-manifest", help="JSON Lines manifest of training items")
+    src.add_argument("--train-shards", help="WebDataset shards of `vatt datasets shard` instead (a directory, a brace pattern, a .tar)")
+    p.add_argument("--shuffle-buffer", type=int, default=64, help="with --train-shards: samples shuffled among, per worker")
     p.add_argument("--eval-manifest", default=None, help="held-out items, scored with the multi-view test after training")
     p.add_argument("--output-dir", required=True, help="where the classifier model directory is written")
     p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None,
@@ -174,16 +189,30 @@ def main(argv: list[str] | None = None) -> int:
     recipe = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in RECIPES[args.modality].items()}
     if recipe["steps"] < 1 or recipe["batch_size"] < 1:
         raise TrainingError("--steps and --batch-size must be at least 1")
-    train_items = read_manifest(args.train_manifest)
-    labels = LabelSet.from_items(args.label, train_items, multi_label=args.multi_label)
-    train_items = labels.labelled(train_items)
+    if args.train_shards:
+        urls = shard_urls(args.train_shards)
+        index = read_index(urls)
+        if index is None or args.label not in index["labels"]:
+            raise TrainingError(f"{args.train_shards}: no shards.json naming the classes of label {args.label!r} "
+                                "(write the shards with `vatt datasets shard`)")
+        known = index["labels"][args.label]
+        labels = LabelSet(args.label, tuple(known["classes"]), known["multi_label"] if args.multi_label is None else args.multi_label)
+        train_items, n_train = [], index["samples"]
+    else:
+        train_items = read_manifest(args.train_manifest)
+        labels = LabelSet.from_items(args.label, train_items, multi_label=args.multi_label)
+        train_items = labels.labelled(train_items)
+        n_train = len(train_items)
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("image_size", args.image_size)) if v is not None}
     torch.manual_seed(args.seed)  # the classifier's initial weights: the same flags give the same classifier
     model = build_classifier(load_pretrained(args.model), args.modality, len(labels.classes), overrides)
     plain = Augment(crop_area=None, flip=False, brightness=None, saturation=None, contrast=None, hue=None)
     augment = plain if args.no_augment else Augment()
-    data = LabelledClips(train_items, labels.targets(train_items), args.modality, model.config.input, augment=augment, seed=args.seed)
-    log.info("fine-tuning %s on %d items, %d classes (%s)", args.modality, len(data), len(labels.classes),
+    clips = LabelledClips(train_items, labels.targets(train_items) if train_items else torch.empty(0), args.modality,
+                          model.config.input, augment=augment, seed=args.seed)
+    data = clips if not args.train_shards else ShardStream(urls, functools.partial(clips.labelled_sample, labels), seed=args.seed,
+                                                              shuffle_buffer=args.shuffle_buffer)
+    log.info("fine-tuning %s on %d items, %d classes (%s)", args.modality, n_train, len(labels.classes),
              "multi-label" if labels.multi_label else "single-label")
     rows = finetune(model, data, labels, steps=int(recipe["steps"]), batch_size=int(recipe["batch_size"]), lr=recipe["lr"],
                     warmup_steps=int(recipe["warmup_steps"]), momentum=args.momentum, weight_decay=args.weight_decay,
@@ -195,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                                       device=args.device)
         print(json.dumps(metrics, sort_keys=True))
     meta = {"label": labels.name, "classes": list(labels.classes), "multi_label": labels.multi_label,
-            "finetune": {**recipe, "train_items": len(data), "final_loss": rows[-1]["loss"] if rows else None}, "eval": metrics}
+            "finetune": {**recipe, "train_items": n_train, "final_loss": rows[-1]["loss"] if rows else None}, "eval": metrics}
     save_pretrained(model.cpu(), args.output_dir, metadata=meta)
     print(f"wrote {args.output_dir}")
     return 0

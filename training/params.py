@@ -22,7 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Pretrain VATT contrastively (NCE + MIL-NCE) on a manifest of videos; "
                                             "run under torchrun for several processes or machines.")
     g = p.add_argument_group("data")
-    g.add_argument("--train-manifest", required=True, help="JSON Lines manifest of training clips")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--train-manifest", default="", help="JSON Lines manifest of training clips")
+    src.add_argument("--train-shards", default=None,
+                     help="WebDataset shards of `vatt datasets shard` instead: a directory, 'DIR/shard-{000000..000003}.tar' or a .tar; "
+                          "each process (and loader worker) reads its own shards")
+    g.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, help="with --train-shards: samples shuffled among, per worker")
     g.add_argument("--eval-manifest", default=None, help="held-out manifest, evaluated every --eval-every steps and at the end")
     g.add_argument("--probe-manifest", default=None, help="linear-probe training items (default: the training manifest)")
     g.add_argument("--probe-items", type=int, default=d.probe_items, help="at most this many linear-probe training items")

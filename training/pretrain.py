@@ -35,7 +35,7 @@ from tqdm import tqdm
 from model import VATT, save_pretrained
 from training.checkpoint import capture_rng_state, checkpoint_path, load_checkpoint, prune_checkpoints, restore_rng_state, save_checkpoint
 from training.config import TrainConfig
-from training.data import Augment, ClipDataset, GlobalBatchSampler, read_manifest, seed_worker
+from training.data import Augment, ClipDataset, GlobalBatchSampler, read_manifest, seed_worker, transcript_texts
 from training.distributed import DistEnv, all_gather_object, all_reduce_mean, barrier, cleanup, init_distributed
 from training.errors import TrainingError
 from training.evaluate import evaluate_model, load_prompts
@@ -43,9 +43,12 @@ from training.losses import mil_nce_loss, nce_loss, total_loss
 from training.params import parse_args
 from training.run import append_result, build_model_config, model_card, prepare_tokenizer, resolve_run
 from training.schedule import pretrain_lr_at
+from training.shards import read_index, shard_urls
+from training.shards import transcript_texts as shard_texts
+from training.stream import ShardStream
 from training.sync_bn import convert_sync_batchnorm
 
-__all__ = ["PretrainModel", "main", "train"]
+__all__ = ["PretrainModel", "batches", "main", "shard_batches", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,18 @@ def batches(dataset: ClipDataset, sampler: GlobalBatchSampler, cfg: TrainConfig,
         epoch, offset = epoch + 1, 0
 
 
+def shard_batches(stream: ShardStream, cfg: TrainConfig, env: DistEnv, micro: int) -> Iterator[dict]:
+    """Endless per-rank micro-batches of this rank's shards, ``cfg.workers`` loader workers each on its own.
+
+    A resumed run cannot find its place inside a tar stream cheaply; it starts a new pass over the
+    shards, seeded by the micro-batch it resumes at (not the samples an uninterrupted run would see).
+    """
+    stream.set_epoch(micro)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * env.rank + 1_000_003 * micro)
+    yield from DataLoader(stream, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.workers, worker_init_fn=seed_worker,
+                          generator=gen, pin_memory=env.device.type == "cuda")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) pretraining; returns the run directory."""
     env = init_distributed(cfg.device)
@@ -92,8 +107,15 @@ def train(cfg: TrainConfig) -> Path:
 
 def _train(cfg: TrainConfig, env: DistEnv) -> Path:
     run_dir, resume_from = resolve_run(cfg, env)
-    items = read_manifest(cfg.train_manifest)
-    tokenizer = prepare_tokenizer(cfg, run_dir, items, env)
+    if cfg.train_shards:
+        urls = shard_urls(cfg.train_shards)
+        index = read_index(urls)
+        items, num_items = [], (index["samples"] if index else None)
+        tokenizer = prepare_tokenizer(cfg, run_dir, lambda: shard_texts(urls), env)
+    else:
+        items = read_manifest(cfg.train_manifest)
+        num_items = len(items)
+        tokenizer = prepare_tokenizer(cfg, run_dir, lambda: transcript_texts(items), env)
     model_cfg = build_model_config(cfg, tokenizer.vocab_size)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -138,10 +160,17 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
                       audio_noise=cfg.audio_noise or None, grayscale=cfg.grayscale or None)
     dataset = ClipDataset(items, num_frames=inp.num_frames, fps=inp.fps, image_size=inp.image_size, sample_rate=inp.sample_rate,
                           tokenizer=tokenizer, augment=augment, seed=cfg.seed)
-    if cfg.preload:
-        dataset.preload(workers=min(4, os.cpu_count() or 1))
-    sampler = GlobalBatchSampler(len(items), cfg.batch_size, world_size=env.world_size, rank=env.rank, seed=cfg.seed)
-    stream = batches(dataset, sampler, cfg, env, step * cfg.accum_steps)
+    if cfg.train_shards:
+        if cfg.preload:
+            raise TrainingError("--preload decodes a manifest's files into RAM; shards are streamed: drop --preload")
+        shards = ShardStream(urls, dataset.sample, seed=cfg.seed, rank=env.rank, world_size=env.world_size, repeat=True,
+                             shuffle_buffer=cfg.shuffle_buffer)
+        stream = shard_batches(shards, cfg, env, step * cfg.accum_steps)
+    else:
+        if cfg.preload:
+            dataset.preload(workers=min(4, os.cpu_count() or 1))
+        sampler = GlobalBatchSampler(len(items), cfg.batch_size, world_size=env.world_size, rank=env.rank, seed=cfg.seed)
+        stream = batches(dataset, sampler, cfg, env, step * cfg.accum_steps)
     eval_items = read_manifest(cfg.eval_manifest) if cfg.eval_manifest else None
 
     writer = None
@@ -153,8 +182,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
 
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step if step else None)
         n_params = sum(p.numel() for p in params)
-        log.info("run %s: %s (%.2fM trainable parameters), %d items, %d process(es), global batch %d, steps %d -> %d",
-                 run_dir, model_cfg.name, n_params / 1e6, len(items), env.world_size, cfg.global_batch(env.world_size), step, cfg.steps)
+        log.info("run %s: %s (%.2fM trainable parameters), %s items, %d process(es), global batch %d, steps %d -> %d",
+                 run_dir, model_cfg.name, n_params / 1e6, num_items, env.world_size, cfg.global_batch(env.world_size), step, cfg.steps)
     autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     if cfg.precision == "bf16" and env.device.type == "cpu":
         log.warning("bf16 autocast on CPU is slow; it is meant for GPUs")
@@ -162,6 +191,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
     net.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not env.is_main, desc="train", dynamic_ncols=True)
     window_start, data_time, last_loss = time.perf_counter(), 0.0, None
+    seen = step * cfg.accum_steps * cfg.batch_size  # this rank's samples so far (a resumed run counts the ones before)
     while step < cfg.steps:
         lr = pretrain_lr_at(step, lr=cfg.lr, final_lr=cfg.final_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
                             warmup_lr=cfg.warmup_lr)
@@ -172,6 +202,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
             t0 = time.perf_counter()
             batch = {k: v.to(env.device, dtype if v.is_floating_point() else None, non_blocking=True) for k, v in next(stream).items()}
             data_time += time.perf_counter() - t0
+            seen += batch["video"].shape[0]
             last = micro == cfg.accum_steps - 1
             with (ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()), autocast:
                 v_va, v_vt, a_va, t_vt = forward(batch["video"], batch["audio"], batch["text"])
@@ -187,11 +218,14 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
 
         if step % cfg.log_every == 0 or step == cfg.steps:
             loss_all, vt_all, va_all = all_reduce_mean(sums, env).tolist()  # the global-batch losses
+            counted = torch.tensor([float(seen)], dtype=torch.float64, device=env.device)
+            samples = round(all_reduce_mean(counted, env).item() * env.world_size)  # samples read by all ranks so far
             last_loss = loss_all
             elapsed = time.perf_counter() - window_start
             done = ((step - 1) % cfg.log_every + 1) * cfg.global_batch(env.world_size)
             record = {"kind": "train", "step": step, "train/loss": loss_all, "train/loss_vt": vt_all, "train/loss_va": va_all,
-                      "train/lr": lr, "train/clips_per_s": done / elapsed, "train/clips_per_s_per_worker": done / elapsed / env.world_size,
+                      "train/samples": samples, "train/lr": lr, "train/clips_per_s": done / elapsed,
+                      "train/clips_per_s_per_worker": done / elapsed / env.world_size,
                       "train/data_s": data_time, "train/batch_s": elapsed}
             if env.is_main:
                 append_result(run_dir, record)
@@ -217,7 +251,8 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
         final = step == cfg.steps
         if eval_items and (final or (cfg.eval_every and step % cfg.eval_every == 0)):
             if env.is_main:
-                probe = read_manifest(cfg.probe_manifest or cfg.train_manifest)[: cfg.probe_items] if final else None
+                probe_from = cfg.probe_manifest or cfg.train_manifest  # none for shards unless --probe-manifest
+                probe = read_manifest(probe_from)[: cfg.probe_items] if final and probe_from else None
                 metrics = evaluate_model(vatt, tokenizer, eval_items, probe_items=probe, prompts=load_prompts(cfg.eval_manifest),
                                          windows=cfg.eval_windows, device=env.device)
                 append_result(run_dir, {"kind": "final" if final else "val", "step": step, **{f"val/{k}": v for k, v in metrics.items()}})
@@ -233,7 +268,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
     if env.is_main:
         eval_path = run_dir / "eval.json"
         metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
-        card = model_card(cfg, model_cfg, steps=step, world_size=env.world_size, num_items=len(items), final_loss=last_loss,
+        card = model_card(cfg, model_cfg, steps=step, world_size=env.world_size, num_items=num_items, final_loss=last_loss,
                           metrics=metrics)
         save_pretrained(vatt, run_dir / "model", tokenizer=tokenizer, card=card,
                         metadata={"steps": step, "train": cfg.to_dict(), "eval": metrics})

@@ -12,6 +12,7 @@ import json
 import logging
 import platform
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ import torch
 from model import VattConfig, has_tokenizer, load_tokenizer
 from training.checkpoint import CheckpointError, find_latest
 from training.config import RESUMABLE_CHANGES, TrainConfig
-from training.data import ManifestItem, transcript_texts
 from training.distributed import DistEnv, barrier, broadcast_object
 from training.errors import TrainingError
 from training.tokenizer import train_tokenizer
@@ -114,8 +114,8 @@ def resolve_run(cfg: TrainConfig, env: DistEnv) -> tuple[Path, Path | None]:
     return Path(decision[1]), (Path(decision[2]) if decision[2] else None)
 
 
-def prepare_tokenizer(cfg: TrainConfig, run_dir: Path, items: list[ManifestItem], env: DistEnv) -> Any:
-    """The run's tokenizer, kept in ``run_dir/tokenizer``: given, trained (rank 0) or reloaded on resume."""
+def prepare_tokenizer(cfg: TrainConfig, run_dir: Path, texts: Callable[[], Iterable[str]], env: DistEnv) -> Any:
+    """The run's tokenizer, kept in ``run_dir/tokenizer``: given, trained (rank 0) on ``texts()`` or reloaded on resume."""
     tok_dir = run_dir / "tokenizer"
     if env.is_main and not has_tokenizer(tok_dir):
         if cfg.word_embeddings:  # the table's own vocabulary (official text pipeline)
@@ -125,7 +125,7 @@ def prepare_tokenizer(cfg: TrainConfig, run_dir: Path, items: list[ManifestItem]
         elif cfg.tokenizer:
             tok = load_tokenizer(cfg.tokenizer)
         else:
-            tok = train_tokenizer(transcript_texts(items), tok_dir, vocab_size=cfg.vocab_size, kind=cfg.tokenizer_kind)
+            tok = train_tokenizer(texts(), tok_dir, vocab_size=cfg.vocab_size, kind=cfg.tokenizer_kind)
         tok_dir.mkdir(parents=True, exist_ok=True)
         tok.save(tok_dir)
     barrier(env)
@@ -152,7 +152,7 @@ def append_result(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def model_card(cfg: TrainConfig, model_cfg: VattConfig, *, steps: int, world_size: int, num_items: int, final_loss: float | None,
+def model_card(cfg: TrainConfig, model_cfg: VattConfig, *, steps: int, world_size: int, num_items: int | None, final_loss: float | None,
                metrics: dict[str, float]) -> str:
     """README.md of the final model directory: how it was made and how it scores."""
     lines = [
@@ -163,7 +163,8 @@ def model_card(cfg: TrainConfig, model_cfg: VattConfig, *, steps: int, world_siz
         f"({cfg.batch_size} per process x {cfg.accum_steps} accumulation step(s)).",
         "",
         "## Data",
-        f"- training manifest: `{cfg.train_manifest}` ({num_items} items)",
+        f"- training {'shards' if cfg.train_shards else 'manifest'}: `{cfg.train_shards or cfg.train_manifest}` "
+        f"({'?' if num_items is None else num_items} items)",
         f"- evaluation manifest: `{cfg.eval_manifest}`" if cfg.eval_manifest else "- evaluation manifest: none",
         f"- input: {model_cfg.input.num_frames} frames at {model_cfg.input.fps} fps, {model_cfg.input.image_size} px, "
         f"audio {model_cfg.input.sample_rate} Hz, {model_cfg.input.text_len} text tokens",

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from model.config import InputConfig
 from model.media import WindowSpec, probe, read_window
 from training.data import Augment, ManifestError, ManifestItem, augment_video
+from training.labels import LabelSet
 
 __all__ = ["LabelledClips", "item_views", "spatial_crops", "view_starts"]
 
@@ -96,12 +97,27 @@ class LabelledClips(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.items[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         if item.duration is None and index not in self._durations:
             self._durations[index] = probe(item.path).duration
-        lo, hi = item.segment(item.duration if item.duration is not None else self._durations[index])
+        return self.sample(item, index, self.epoch, self.targets[index], self._durations.get(index))
+
+    def labelled_sample(self, labels: LabelSet, item: ManifestItem, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A shard stream's transform: the sample of ``item`` with its target, or None if it lacks a known class."""
+        if not labels.labelled([item]):
+            return None
+        return self.sample(item, index, epoch, labels.targets([item])[0])
+
+    def sample(self, item: ManifestItem, index: int, epoch: int, target: torch.Tensor,
+               duration: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One random window of ``item`` (row ``index`` of its corpus) in ``epoch``, augmented, and ``target``."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        if item.duration is not None:
+            duration = item.duration
+        elif duration is None:
+            duration = probe(item.path).duration
+        lo, hi = item.segment(duration)
         start = lo + rng.uniform(0.0, max(0.0, hi - lo - self.spec.duration))
         x = _window(item, start, hi, self.spec, self.modality)
         if self.modality == "video":
             x = augment_video(x, rng, self.augment, self.inp.image_size)
-        return x.contiguous(), self.targets[index]
+        return x.contiguous(), target

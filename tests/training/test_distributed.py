@@ -84,3 +84,17 @@ def test_killed_run_resumes_exactly(corpus: Path, tokenizer_dir: Path, tmp_path:
         assert resumed[step] == pytest.approx(straight[step], abs=1e-6), f"step {step}"
     w1, w2 = load_file(tmp_path / "straight" / "model" / "model.safetensors"), load_file(run / "model" / "model.safetensors")
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_two_processes_each_stream_their_own_shards(corpus: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
+    from training.shards import write_shards
+
+    write_shards(corpus / "train.jsonl", tmp_path / "shards", shard_size=4)  # 4 shards: 2 per rank, 1 per loader worker
+    args = _common(corpus, tokenizer_dir, tmp_path)
+    args[args.index("--train-manifest") : args.index("--train-manifest") + 2] = ["--train-shards", str(tmp_path / "shards")]
+    args[args.index("--workers") + 1] = "2"
+    _check(_launch(2, args + ["--name", "run", "--batch-size", "2", "--steps", "3"]))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert [r["train/samples"] for r in rows if r["kind"] == "train"] == [4, 8, 12]  # 2 ranks x batch 2 per step
+    assert all(r["train/loss"] == r["train/loss"] for r in rows)  # finite, not NaN
+    assert (tmp_path / "run" / "model" / "config.json").is_file()

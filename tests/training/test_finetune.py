@@ -3,11 +3,19 @@
 The backbone starts from the bundled demo model (a tiny VATT pretrained on this corpus' recipe);
 held-out clips are colour x shape pairs never seen in training, so the colour classes must be
 recognised across shapes they were never seen with.
+
+Fine-tuning has its own corpus (24 training + 24 held-out clips): on the shared 16 + 6 one, 24
+steps scored 5 held-out clips, so accuracy moved in steps of 0.2 and seeds 0/1/2 gave 0.6/0.2/0.4
+against a threshold of 0.6. Here 40 steps at lr 0.1 give 0.79-0.96 over seeds 0-2 (chance 1/6;
+the test asks for 3x chance, 0.5), and the same run at lr 0 scores 0.125, so the assertion is on
+the fine-tuning itself (colour is separable enough that a random backbone learns it too: the
+pretrained-vs-random comparison is bench/downstream.sh's). ``VATT_FT_SEED=N`` reruns it with another seed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -22,12 +30,23 @@ DEMO = Path(__file__).resolve().parents[2] / "app" / "demo_model"
 
 
 @pytest.fixture(scope="module")
-def classifier(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ft_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 training + 24 held-out clips: enough held-out clips that one clip is not the margin (about 3 s to make)."""
+    from training.synthetic import generate
+
+    out = tmp_path_factory.mktemp("ft_corpus")
+    generate(out, n=24, n_heldout=24, seed=11, max_seconds=4.8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def classifier(ft_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ft") / "colour"
     assert finetune.main(["--model", str(DEMO), "--modality", "video", "--label", "colour",
-                          "--train-manifest", str(corpus / "train.jsonl"), "--eval-manifest", str(corpus / "heldout.jsonl"),
-                          "--output-dir", str(out), "--steps", "24", "--batch-size", "8", "--warmup-steps", "3", "--lr", "0.05",
-                          "--workers", "0", "--no-augment", "--eval-clips", "2", "--eval-crops", "3", "--log-every", "8"]) == 0
+                          "--train-manifest", str(ft_corpus / "train.jsonl"), "--eval-manifest", str(ft_corpus / "heldout.jsonl"),
+                          "--output-dir", str(out), "--steps", "40", "--batch-size", "8", "--warmup-steps", "3", "--lr", "0.1",
+                          "--workers", "0", "--no-augment", "--eval-clips", "2", "--eval-crops", "3", "--log-every", "8",
+                          "--seed", os.environ.get("VATT_FT_SEED", "0")]) == 0
     return out
 
 
@@ -37,16 +56,16 @@ def test_finetune_writes_a_classifier_that_beats_chance(classifier: Path) -> Non
     doc = json.loads((classifier / "config.json").read_text())
     meta = doc["metadata"]
     assert meta["label"] == "colour" and meta["classes"] == sorted(meta["classes"]) and len(meta["classes"]) == model.num_classes
-    assert meta["finetune"]["lr"] == 0.05 and meta["finetune"]["label_smoothing"] == 0.1  # flag over recipe; recipe default kept
+    assert meta["finetune"]["lr"] == 0.1 and meta["finetune"]["label_smoothing"] == 0.1  # flag over recipe; recipe default kept
     assert doc["model"]["drop_token_rate"] == 0.0
     ev = meta["eval"]
-    assert ev["n"] + ev["skipped"] == 6 and ev["n"] >= 4 and ev["views"] == 6  # a held-out colour unseen in training is skipped
-    assert ev["top1"] >= 3 * ev["top1_chance"] - 1e-6, ev  # chance: 1 / the colours seen in training
+    assert ev["n"] == 24 and ev["skipped"] == 0 and ev["views"] == 6 and ev["top1_chance"] == pytest.approx(1 / 6)
+    assert ev["top1"] >= 3 * ev["top1_chance"], ev  # 12 of 24 held-out clips; seeds 0-2 score 19-23
 
 
-def test_vatt_eval_on_a_classifier_is_the_multi_view_mean(classifier: Path, corpus: Path, tmp_path: Path) -> None:
+def test_vatt_eval_on_a_classifier_is_the_multi_view_mean(classifier: Path, ft_corpus: Path, corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.json"
-    assert evaluate.main(["--model", str(classifier), "--manifest", str(corpus / "heldout.jsonl"), "--clips", "2", "--crops", "3",
+    assert evaluate.main(["--model", str(classifier), "--manifest", str(ft_corpus / "heldout.jsonl"), "--clips", "2", "--crops", "3",
                           "--output", str(out)]) == 0
     metrics = json.loads(out.read_text())
     saved = json.loads((classifier / "config.json").read_text())["metadata"]["eval"]

@@ -72,15 +72,30 @@ def prepare(name: str, annotations: list[str | Path], media: str | Path, out: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``vatt datasets prepare ...`` (and ``vatt datasets shard ...`` when available)."""
-    p = argparse.ArgumentParser(prog="vatt datasets", allow_abbrev=False, description="Official dataset annotations -> manifests.")
+    """``vatt datasets prepare NAME ...`` and ``vatt datasets shard MANIFEST --out DIR``."""
+    p = argparse.ArgumentParser(prog="vatt datasets", allow_abbrev=False,
+                                description="Official dataset annotations -> manifests; manifests -> WebDataset shards.")
     sub = p.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("prepare", help="write a manifest from official annotation files")
     pp.add_argument("name", choices=sorted(PARSERS))
     pp.add_argument("--annotations", nargs="+", required=True, help="the dataset's official annotation files")
     pp.add_argument("--media", required=True, help="folder holding the media, named by the dataset's ids")
     pp.add_argument("--out", required=True, help="manifest to write (JSON Lines)")
+    ps = sub.add_parser("shard", help="pack a manifest into WebDataset tar shards (streamed by vatt train / finetune)")
+    ps.add_argument("manifest", help="JSON Lines manifest to pack")
+    ps.add_argument("--out", required=True, help="folder for shard-000000.tar ... and shards.json")
+    ps.add_argument("--shard-size", type=int, default=1000, help="samples per shard at most")
+    ps.add_argument("--max-bytes", type=int, default=1 << 30, help="bytes per shard at most (a larger single sample gets its own)")
     args = p.parse_args(argv)
+    if args.command == "shard":
+        from training.shards import write_shards
+
+        index = write_shards(args.manifest, args.out, shard_size=args.shard_size, max_bytes=args.max_bytes)
+        skipped = index["skipped"]
+        print(f"{index['samples']} samples in {len(index['shards'])} shards ({Path(args.out) / index['pattern']}, "
+              f"{sum(s['bytes'] for s in index['shards']) / 2**20:.1f} MiB); skipped {skipped['missing']} (media missing) "
+              f"and {skipped['unreadable']} (unreadable); index: {Path(args.out) / 'shards.json'}")
+        return 0
     counts = prepare(args.name, args.annotations, args.media, args.out)
     print(f"{args.name}: {counts['written']} items written to {args.out}; {counts['missing']} skipped (media missing)")
     return 0
