@@ -69,7 +69,9 @@ def test_jobs_list_page_and_cancel_rolls_back(strict_server: ServerProcess, tone
 
 def test_busy_encoder_answers_429_with_retry_after(strict_server: ServerProcess, tmp_path: Path) -> None:
     s = strict_server
-    long = make_audio(tmp_path / "long.wav", duration=480.0, sample_rate=8000, channels=1)  # 7.7 MB, under LIMIT
+    # 40 minutes of MP3 (2.3 MB, under the upload limit): seconds of encoding even on an idle machine, so the
+    # client's 1 s read timeout always lands mid-encode
+    long = make_audio(tmp_path / "long.mp3", duration=2400.0, sample_rate=8000, channels=1)  # 7.7 MB, under LIMIT
     short = make_audio(tmp_path / "short.wav", duration=4.0, sample_rate=8000, channels=1)  # quick while no hog
     first: list[int] = []
 
@@ -128,7 +130,9 @@ def test_an_encode_stops_when_its_client_goes_away(strict_server: ServerProcess,
     """A client that uploads a long file and hangs up does not keep the only encode slot: its encode is
     cancelled between windows (499 in the metrics), and the next client is served."""
     s = strict_server
-    long = make_audio(tmp_path / "long.wav", duration=480.0, sample_rate=8000, channels=1)
+    # 40 minutes of MP3 (2.3 MB, under the upload limit): seconds of encoding even on an idle machine, so the
+    # client's 1 s read timeout always lands mid-encode
+    long = make_audio(tmp_path / "long.mp3", duration=2400.0, sample_rate=8000, channels=1)
     short = make_audio(tmp_path / "short.wav", duration=4.0, sample_rate=8000, channels=1)
     with s.client() as c:
         before = _embed_statuses(c).get("499", 0.0)
