@@ -55,9 +55,11 @@ class PostgresServer:
             if self.as_root:
                 shutil.chown(self.root, "postgres", "postgres")
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        # fsync=off: commits still reach the OS before they return, so a killed server (stop -m immediate)
+        # loses nothing; only a machine crash could, which a throwaway test cluster does not care about
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+                  "-c max_connections=200", "start")
         return self
 
     def stop(self) -> None:
