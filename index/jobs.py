@@ -149,27 +149,26 @@ class JobStore:
                            "lease_until = NULL WHERE status = 'running' AND owner = ?", (owner,))
 
     # --- transitions --------------------------------------------------------------------------
-    def start(self, job_id: str, owner: str = "") -> bool:
-        """queued -> running for `owner`; False when the job is no longer queued (cancelled or claimed)."""
-        now = time.time()
-        return self._write("UPDATE jobs SET status = 'running', started = ?, owner = ?, lease_until = ? "
-                           "WHERE id = ? AND status = 'queued'", (now, owner, now + self.lease_s, job_id)) == 1
-
     def progress(self, job_id: str, done: int, total: int, owner: str | None = None) -> bool:
         """Record progress and renew the lease; False when the job is no longer this owner's."""
         return self._write("UPDATE jobs SET done = ?, total = ?, lease_until = ? WHERE id = ? AND status = 'running' "
                            "AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
                            (done, total, time.time() + self.lease_s, job_id, owner, owner)) == 1
 
-    def finish(self, job_id: str, *, item_id: str, total: int, note: str | None = None) -> bool:
-        """running -> done with its item; False when it was cancelled meanwhile."""
+    def finish(self, job_id: str, *, item_id: str, total: int, note: str | None = None,
+               owner: str | None = None) -> bool:
+        """running -> done with its item; False when it was cancelled meanwhile or (given `owner`) is no longer
+        this owner's (its lease ran out and another worker claimed it)."""
         return self._write("UPDATE jobs SET status = 'done', item_id = ?, done = ?, total = ?, finished = ?, "
-                           "note = COALESCE(?, note), lease_until = NULL WHERE id = ? AND status IN ('queued', 'running')",
-                           (item_id, total, total, time.time(), note, job_id)) == 1
+                           "note = COALESCE(?, note), lease_until = NULL WHERE id = ? AND status IN ('queued', 'running') "
+                           "AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
+                           (item_id, total, total, time.time(), note, job_id, owner, owner)) == 1
 
-    def fail(self, job_id: str, error: str) -> bool:
+    def fail(self, job_id: str, error: str, *, owner: str | None = None) -> bool:
+        """queued/running -> failed; False when it had ended or (given `owner`) is no longer this owner's."""
         return self._write("UPDATE jobs SET status = 'failed', error = ?, finished = ?, lease_until = NULL WHERE id = ? "
-                           "AND status IN ('queued', 'running')", (error, time.time(), job_id)) == 1
+                           "AND status IN ('queued', 'running') AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
+                           (error, time.time(), job_id, owner, owner)) == 1
 
     def cancel(self, job_id: str) -> bool:
         """queued/running -> cancelled; False when it had already ended."""
