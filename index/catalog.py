@@ -233,10 +233,6 @@ class Catalog:
         """Current write epoch per space (as committed in the store)."""
         return self._reader().epochs(self.spaces)
 
-    def index_path(self, space: str) -> Path:
-        """Where a space's FAISS file lives (with the FAISS backend)."""
-        return self.path / f"{space}.faiss"
-
     # --- writes -------------------------------------------------------------------------------
     def add_item(self, *, kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                  vectors: Mapping[str, Any], duration: float | None = None,
@@ -250,30 +246,33 @@ class Catalog:
         check_item_id(item_id)
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
-        store = self._store()
         for attempt in range(3):  # another process may commit the same content between our read and insert
             try:
-                with self._write_lock:
-                    with store.transaction() as tx:
-                        existing = tx.find_sha256(sha)
-                        if existing is not None and not replace:
-                            log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
-                            return existing
-                        removed = tx.delete_item(existing.id) if existing is not None else {}
-                        if existing is None and item_id is not None and tx.get_item(item_id) is not None:
-                            raise InvalidArgumentError(f"item_id {item_id!r} is already used by another item")
-                        new_id = existing.id if existing is not None else item_id or uuid.uuid4().hex
-                        ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha,
-                                             duration=duration, metadata_json=meta_json, segments=segs, vectors=vecs)
-                        item = tx.get_item(new_id)
-                        after = self._after(tx)
-                    self._apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids))
-                                          for s, x in vecs.items()}, after)
-                return item
-            except store.dialect.conflict:
+                return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id)
+            except self._store().dialect.conflict:
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _add_item(self, kind: str, source: str, sha: str, segs: np.ndarray, duration: float | None, meta_json: str,
+                  vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None) -> Item:
+        with self._write_lock:
+            with self._store().transaction() as tx:
+                existing = tx.find_sha256(sha)
+                if existing is not None and not replace:
+                    log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
+                    return existing
+                removed = tx.delete_item(existing.id) if existing is not None else {}
+                if existing is None and item_id is not None and tx.get_item(item_id) is not None:
+                    raise InvalidArgumentError(f"item_id {item_id!r} is already used by another item")
+                new_id = existing.id if existing is not None else item_id or uuid.uuid4().hex
+                ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha, duration=duration,
+                                     metadata_json=meta_json, segments=segs, vectors=vecs)
+                item = tx.get_item(new_id)
+                after = self._after(tx)
+            self._apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids)) for s, x in vecs.items()},
+                        after)
+        return item
 
     def _after(self, tx: Session) -> dict[str, tuple[int, int]] | None:
         """With a shared store: (epoch after, bumps of this transaction) per space written, read inside the

@@ -118,8 +118,6 @@ class SqliteStore(Store):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self._guard is None:
-                raise CatalogError(f"catalogue {self.location} is closed")
             conn = connect(self.db, readonly=True)
             self._local.conn = conn
             with self._guard:

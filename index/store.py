@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -92,7 +93,7 @@ class Session:
             rows = self.execute("SELECT key, value FROM meta").fetchall()
         except StoreUnavailableError:
             raise
-        except Exception as e:  # noqa: BLE001 - any driver's "no such table / not a database"
+        except Exception as e:  # any driver's "no such table" or "not a database"
             raise CatalogCorruptError(f"cannot read the catalogue's meta table ({e}); "
                                       "accepted: a catalogue created by index.Catalog") from e
         return {k: json.loads(v) for k, v in rows}
@@ -178,7 +179,7 @@ class Session:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             for row in self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id IN ({','.join('?' * len(chunk))})",
-                                    chunk).fetchall():
+                                    chunk):
                 out[row[0]] = self._item(row)
         return out
 
@@ -223,7 +224,7 @@ class Session:
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
             for r in self.execute(f"SELECT id, item_id, start_s, end_s FROM segments WHERE id IN "
-                                  f"({','.join('?' * len(chunk))})", chunk).fetchall():
+                                  f"({','.join('?' * len(chunk))})", chunk):
                 out[r[0]] = (r[1], r[2], r[3])
         return out
 
@@ -266,7 +267,7 @@ class Session:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             rows = self.execute(f"SELECT i.id FROM items i WHERE i.id IN ({','.join('?' * len(chunk))}) AND {cond}",
-                                [*chunk, *params]).fetchall()
+                                [*chunk, *params])
             out.update(r[0] for r in rows)
         return out
 
@@ -275,7 +276,7 @@ class Session:
         """Stream (ids [m], vectors [m, dim]) for a space, optionally only for the given ids."""
         def pack(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
             sids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            x = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+            x = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
             return sids, x.astype(np.float32, copy=False)
 
         if ids is None:
@@ -302,7 +303,7 @@ class Session:
                             "ON v.segment_id = s.id AND v.space = ? WHERE s.item_id = ? ORDER BY s.id",
                             (space, item_id)).fetchall()
         segs = [Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]) for r in rows]
-        x = np.frombuffer(b"".join(bytes(r[4]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        x = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").reshape(len(rows), dim)
         return segs, x.astype(np.float32)
 
     def sample_vectors(self, space: str, dim: int, m: int) -> np.ndarray:
@@ -310,7 +311,7 @@ class Session:
         rows = self.execute("SELECT vec FROM vectors WHERE space = ? AND segment_id IN "
                             "(SELECT segment_id FROM vectors WHERE space = ? ORDER BY random() LIMIT ?)",
                             (space, space, m)).fetchall()
-        x = np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        x = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), dim)
         return x.astype(np.float32)
 
     def kind_counts(self) -> dict[str, int]:
@@ -320,7 +321,7 @@ class Session:
         return int(self.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
 
 
-class Store:
+class Store(ABC):
     """The truth behind a catalogue. Subclasses open connections; the queries live in `Session`."""
 
     dialect: Dialect
@@ -328,27 +329,33 @@ class Store:
     readonly: bool = False
     location: str = ""  # for messages: a directory or a DSN without its password
 
+    @abstractmethod
     def reader(self) -> Session:
         """This thread's session outside any transaction (sees the last committed state)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[Session]:
         """A write transaction, committed on exit and rolled back on any exception."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def snapshot(self) -> AbstractContextManager[Session]:
         """A read-only transaction whose queries all see one committed state."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def has_table(self, name: str) -> bool:
-        raise NotImplementedError
+        ...
 
     def integrity_problems(self) -> list[str]:
         """The engine's own consistency checks (SQLite: quick_check and foreign keys)."""
         return []
 
+    @abstractmethod
     def size_bytes(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        ...
