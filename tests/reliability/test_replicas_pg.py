@@ -75,3 +75,31 @@ def test_two_replicas_share_a_postgresql_store_and_survive_it_going_away(tmp_pat
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_job_whose_replica_dies_is_finished_by_another(tmp_path: Path, pg: PostgresServer) -> None:
+    env = {"VATT_STORE": pg.create_database(), "VATT_MEDIA_DIR": str(tmp_path / "media"), "VATT_JOB_POLL_S": "0.2",
+           "VATT_JOB_LEASE_S": "2", "VATT_BATCH_SIZE": "1", "VATT_INGEST_CHUNK": "1"}  # slow enough to be caught
+    a = ServerProcess(tmp_path / "a", env=env)
+    b = ServerProcess(tmp_path / "b", env=env)
+    tone = make_audio(tmp_path / "long.wav", duration=240.0, sample_rate=16000, tone_hz=440.0, channels=1)
+    try:
+        a.start()  # alone: its worker claims the job
+        with a.client() as ca, open(tone, "rb") as fh:
+            job_id = ca.post("/items", headers=a.headers(), files={"file": (tone.name, fh)}).json()["job_id"]
+            deadline = time.monotonic() + 60
+            while (job := ca.get(f"/jobs/{job_id}").json())["progress"]["done"] == 0:
+                assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+                time.sleep(0.05)
+        a.kill()  # mid-job: its lease stops being renewed
+        assert job["status"] == "running", job
+        b.start()
+        with b.client() as cb:
+            done = _wait_job(cb, job_id, timeout=180)
+            assert done["status"] == "done", done  # re-queued when the lease ran out, run again by b
+            assert cb.get(f"/items/{done['item_id']}").status_code == 200
+            assert cb.get("/items").json()["total"] == 1
+            assert cb.get(f"/media/{done['item_id']}").status_code == 200
+    finally:
+        a.kill()
+        b.stop()
