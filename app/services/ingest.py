@@ -75,6 +75,7 @@ class IngestService:
         self._cancelled: set[str] = set()
         self._guard = threading.Lock()
         self._last_reclaim = 0.0
+        self._down = False  # the store was unreachable at the last poll
 
     # --- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -217,8 +218,12 @@ class IngestService:
         while not self._stop.is_set():
             try:
                 job = self._next()
-            except CatalogError as exc:  # the store is down: wait, it may come back
-                log.warning("ingest worker cannot read the job queue: %s", exc)
+                self._down = False
+            except CatalogError as exc:  # the store is down: wait, it may come back (said once, not per poll)
+                if not self._down:
+                    log.warning("ingest workers cannot read the job queue (retrying every %.1f s): %s", self.poll_s,
+                                exc)
+                self._down = True
                 job = None
             if job is None:
                 self._wake.wait(self.poll_s)
