@@ -59,20 +59,28 @@ class Dialect:
 
 
 class Session:
-    """One connection: every query of the catalogue and the job table, in the engine's dialect."""
+    """Every query of the catalogue and the job table, in the engine's dialect, over one connection (`conn`:
+    a transaction's, or SQLite's per-thread reader) or over one borrowed per statement (`borrow`: a pool's)."""
 
-    def __init__(self, conn: Any, dialect: Dialect, *, on_broken: Callable[[], None] = lambda: None) -> None:
-        self.conn, self.dialect, self._on_broken = conn, dialect, on_broken
+    def __init__(self, conn: Any, dialect: Dialect, *,
+                 borrow: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+        self.conn, self.dialect, self._borrow = conn, dialect, borrow
         self.bumps: dict[str, int] = {}  # epochs advanced by this transaction, per space
 
+    def _unavailable(self, e: BaseException) -> StoreUnavailableError:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first}); "
+                                     "retry when it is back")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; the cursor holds its rows (drivers fetch them client-side)."""
         try:
-            return self.conn.execute(self.dialect.sql(sql), params)
+            if self._borrow is None:
+                return self.conn.execute(self.dialect.sql(sql), params)
+            with self._borrow() as conn:
+                return conn.execute(self.dialect.sql(sql), params)
         except self.dialect.unavailable as e:
-            self._on_broken()
-            raise StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable "
-                                        f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
-                                        "retry when it is back") from e
+            raise self._unavailable(e) from e
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
@@ -82,9 +90,7 @@ class Session:
                 with self.conn.cursor() as cur:
                     cur.executemany(self.dialect.sql(sql), rows)
         except self.dialect.unavailable as e:
-            self._on_broken()
-            raise StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({e}); "
-                                        "retry when it is back") from e
+            raise self._unavailable(e) from e
 
     # --- schema and meta -------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:

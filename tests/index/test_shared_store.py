@@ -128,3 +128,32 @@ def test_a_store_that_goes_away_gives_unavailable_and_recovers(tmp_path: Path, c
             assert cat.check().ok
     finally:
         server.remove()
+
+
+def test_a_process_opens_at_most_its_pool_of_connections(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
+    store = PostgresStore(dsn, connections=3)
+    try:
+        with Catalog(tmp_path / "c", spaces=SPACES, store=store) as cat:
+            items = [add_video(cat, i, 2, clusters) for i in range(4)]
+            seen: list[int] = []
+            errors: list[BaseException] = []
+
+            def read() -> None:
+                try:
+                    for it in items * 5:
+                        assert cat.search("va", cat.item_vectors(it.id, "va")[1][0], k=1)[0].item.id == it.id
+                        seen.append(cat.store.reader().execute(
+                            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND backend_type = 'client backend'").fetchone()[0])
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=read) for _ in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert errors == [] and len(seen) == 12 * 20
+            assert max(seen) <= 3  # twelve threads, three connections
+    finally:
+        store.close()
