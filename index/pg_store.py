@@ -67,12 +67,20 @@ DDL = [
 ]
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
+def _down(e: BaseException) -> bool:
+    """A lost or refused connection (no SQLSTATE, class 08, or a server shutting down), not a failed statement
+    (a deadlock, a full disk: those keep their own error)."""
+    state = getattr(e, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
 POSTGRES = Dialect(name="postgresql", ddl=";\n".join(DDL), placeholder="%s", json_param="CAST(? AS jsonb)",
                    cross_join="JOIN",
                    has_space="strpos(',' || i.spaces || ',', ',' || CAST(? AS text) || ',') > 0",
                    byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",
-                   unavailable=(psycopg.OperationalError, psycopg.InterfaceError),
-                   conflict=(psycopg.errors.UniqueViolation,))
+                   unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
+                   # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
+                   conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback))
 
 
 def redact(dsn: str) -> str:
@@ -178,6 +186,8 @@ class PostgresStore(Store):
                         conn.execute(first)
                     yield Session(conn, POSTGRES)
             except POSTGRES.unavailable as e:
+                if not _down(e):
+                    raise
                 raise self._unavailable(e) from e
 
     @contextmanager

@@ -41,7 +41,8 @@ class Dialect:
     has_space: str  # condition: item i lists the space bound as the parameter
     byte_length: str  # length of a BLOB/BYTEA in bytes
     skip_locked: str  # suffix of a row-claiming SELECT ("" where the writer is already alone)
-    unavailable: tuple[type[BaseException], ...] = ()  # driver errors meaning "the engine is unreachable"
+    unavailable: tuple[type[BaseException], ...] = ()  # driver errors that may mean "the engine is unreachable"
+    down: Callable[[BaseException], bool] = lambda e: True  # … and which of them do
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -80,6 +81,8 @@ class Session:
             with self._borrow() as conn:
                 return conn.execute(self.dialect.sql(sql), params)
         except self.dialect.unavailable as e:
+            if not self.dialect.down(e):
+                raise
             raise self._unavailable(e) from e
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -90,6 +93,8 @@ class Session:
                 with self.conn.cursor() as cur:
                     cur.executemany(self.dialect.sql(sql), rows)
         except self.dialect.unavailable as e:
+            if not self.dialect.down(e):
+                raise
             raise self._unavailable(e) from e
 
     # --- schema and meta -------------------------------------------------------------------------
