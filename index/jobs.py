@@ -133,6 +133,9 @@ class JobStore:
     # --- claiming and leases --------------------------------------------------------------------
     def claim(self, owner: str) -> JobRecord | None:
         """Take the oldest queued job for `owner` (queued -> running with a lease); None when none is queued."""
+        db = self._read()
+        if db is None or db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
+            return None  # idle polls stay reads: no write transaction unless there is work
         now = time.time()
         with self.store.transaction() as tx:
             row = tx.execute(f"UPDATE jobs SET status = 'running', started = ?, owner = ?, lease_until = ? "

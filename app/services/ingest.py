@@ -114,7 +114,12 @@ class IngestService:
         ids = {j.item_id for j in self.jobs.active()}
         if self.shared:
             young = time.time() - _ORPHAN_MIN_AGE_S
-            ids.update(p.name.split(".", 1)[0] for p in self.store.media_dir.iterdir() if p.stat().st_mtime > young)
+            for p in self.store.media_dir.iterdir():
+                try:
+                    if p.stat().st_mtime > young:
+                        ids.add(p.name.split(".", 1)[0])
+                except FileNotFoundError:  # removed by another replica meanwhile
+                    pass
         offset = 0
         while True:
             page = self.catalog.list_items(limit=1000, offset=offset)
