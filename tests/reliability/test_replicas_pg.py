@@ -103,3 +103,37 @@ def test_a_job_whose_replica_dies_is_finished_by_another(tmp_path: Path, pg: Pos
     finally:
         a.kill()
         b.stop()
+
+
+def test_a_replica_without_the_shared_media_says_so(tmp_path: Path, pg: PostgresServer) -> None:
+    """Misconfigured replicas (each its own media directory): /media is a clear 404, a job whose file this
+    replica cannot see fails with the reason — never a silent loss."""
+    from index import JobStore
+    from index.pg_store import PostgresStore
+
+    dsn = pg.create_database()
+    a = ServerProcess(tmp_path / "a", env={"VATT_STORE": dsn, "VATT_MEDIA_DIR": str(tmp_path / "media-a")})
+    b = ServerProcess(tmp_path / "b", env={"VATT_STORE": dsn, "VATT_MEDIA_DIR": str(tmp_path / "media-b"),
+                                           "VATT_JOB_POLL_S": "0.2"})
+    tone = make_audio(tmp_path / "tone.wav", duration=4.0, sample_rate=16000, tone_hz=550.0, channels=1)
+    try:
+        a.start()
+        with a.client() as ca, open(tone, "rb") as fh:
+            job_id = ca.post("/items", headers=a.headers(), files={"file": (tone.name, fh)}).json()["job_id"]
+            item_id = _wait_job(ca, job_id)["item_id"]
+        a.stop()
+        b.start()
+        with b.client() as cb:
+            r = cb.get(f"/media/{item_id}")
+            assert r.status_code == 404 and "not stored on this server" in r.json()["detail"], r.text
+            store = PostgresStore(dsn)
+            try:  # a job accepted by a replica whose media directory b does not share
+                job = JobStore(store).create(item_id="feedc0de", source="x.wav", sha256="2" * 64,
+                                             path=str(tmp_path / "media-a" / "feedc0de.wav"), total=1)
+            finally:
+                store.close()
+            failed = _wait_job(cb, job.id)
+            assert failed["status"] == "failed" and "must share VATT_MEDIA_DIR" in failed["error"], failed
+    finally:
+        a.stop()
+        b.stop()
