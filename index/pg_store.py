@@ -80,7 +80,8 @@ POSTGRES = Dialect(name="postgresql", ddl=";\n".join(DDL), placeholder="%s", jso
                    byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",
                    unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
                    # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
-                   conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback))
+                   conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback),
+                   invalid=(psycopg.DataError,))  # NUL in text or in a JSONB string
 
 
 def redact(dsn: str) -> str:

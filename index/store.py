@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import CatalogCorruptError, StoreUnavailableError
+from .errors import CatalogCorruptError, InvalidArgumentError, StoreUnavailableError
 from .filters import compile_where
 from .types import Item, Segment
 
@@ -44,6 +44,7 @@ class Dialect:
     unavailable: tuple[type[BaseException], ...] = ()  # driver errors that may mean "the engine is unreachable"
     down: Callable[[BaseException], bool] = lambda e: True  # … and which of them do
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
+    invalid: tuple[type[BaseException], ...] = ()  # a value the engine cannot hold (PostgreSQL: NUL in text)
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -84,6 +85,13 @@ class Session:
             if not self.dialect.down(e):
                 raise
             raise self._unavailable(e) from e
+        except self.dialect.invalid as e:
+            raise self._invalid(e) from e
+
+    def _invalid(self, e: BaseException) -> InvalidArgumentError:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request ({first}); "
+                                    "accepted: text without NUL characters, numbers within the engine's range")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
@@ -96,6 +104,8 @@ class Session:
             if not self.dialect.down(e):
                 raise
             raise self._unavailable(e) from e
+        except self.dialect.invalid as e:
+            raise self._invalid(e) from e
 
     # --- schema and meta -------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:

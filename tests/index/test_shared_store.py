@@ -13,7 +13,7 @@ import pytest
 from index_helpers import SPACES, Clusters, add_video
 from servers.postgres import PostgresServer
 
-from index import Catalog, JobStore, StoreUnavailableError
+from index import Catalog, InvalidArgumentError, JobStore, StoreUnavailableError
 from index.pg_store import PostgresStore
 
 
@@ -157,3 +157,12 @@ def test_a_process_opens_at_most_its_pool_of_connections(tmp_path: Path, dsn: st
             assert max(seen) <= 3  # twelve threads, three connections
     finally:
         store.close()
+
+
+def test_values_postgresql_cannot_hold_are_invalid_arguments(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
+    with Catalog(tmp_path / "c", spaces=SPACES, store=dsn) as cat:
+        with pytest.raises(InvalidArgumentError, match="cannot hold a value"):
+            add_video(cat, "nul", 2, clusters, metadata={"title": "a\u0000b"})
+        with pytest.raises(InvalidArgumentError, match="cannot hold a value"):
+            cat.count(where={"title": "a\u0000"})
+        assert cat.count() == 0 and cat.check().ok  # nothing half-written
