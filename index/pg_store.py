@@ -67,6 +67,7 @@ DDL = [
 ]
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
+
 def _down(e: BaseException) -> bool:
     """A lost or refused connection (no SQLSTATE, class 08, or a server shutting down), not a failed statement
     (a deadlock, a full disk: those keep their own error)."""
@@ -74,7 +75,7 @@ def _down(e: BaseException) -> bool:
     return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
-POSTGRES = Dialect(name="postgresql", ddl=";\n".join(DDL), placeholder="%s", json_param="CAST(? AS jsonb)",
+POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS jsonb)",
                    cross_join="JOIN",
                    has_space="strpos(',' || i.spaces || ',', ',' || CAST(? AS text) || ',') > 0",
                    byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
 """
 
-SQLITE = Dialect(name="sqlite", ddl=DDL, placeholder="?", json_param="?", cross_join="CROSS JOIN",
+SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CROSS JOIN",
                  has_space="instr(',' || i.spaces || ',', ',' || ? || ',') > 0", byte_length="length",
                  skip_locked="")
 

@@ -34,7 +34,6 @@ class Dialect:
     """What differs between the SQL engines; the queries themselves are shared."""
 
     name: str  # "sqlite" or "postgresql" (also the filter dialect)
-    ddl: str
     placeholder: str  # "?" or "%s"
     json_param: str  # how a metadata JSON text is bound ("?" or "CAST(? AS jsonb)")
     cross_join: str  # SQLite's CROSS JOIN fixes the loop order; PostgreSQL plans it itself
