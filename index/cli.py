@@ -140,7 +140,7 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                index_type: Optional[str] = typer.Option(
                    None, "--type", help=f"index type: {' | '.join(INDEX_TYPES)} (default: the catalogue's, "
                                         "flat for a new one)"),
-               ) -> None:
+               store: str = STORE) -> None:
     """Load shards: one transaction per shard, each space's index built once at the end."""
     from .importer import check_shards, import_shards
     from .shards import ShardError
@@ -154,9 +154,9 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
     path = catalog if catalog is not None else data / "catalog"
     try:
         found, _ = check_shards(shards)
-        exists = (path / DB_NAME).exists()
+        exists = (path / DB_NAME).exists() if store == "sqlite" else None  # PostgreSQL: checked against the store
         with Catalog(path, spaces=None if exists else next(iter(found.values())).spaces,
-                     index_type=None if exists else index_type) as cat:
+                     index_type=index_type if exists is False else None, store=store) as cat:
             report = import_shards(cat, shards, index_type=index_type)
     except (ShardError, CatalogError) as e:
         raise _fail(str(e), 1) from None
