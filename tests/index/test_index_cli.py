@@ -104,7 +104,7 @@ def test_rebuild_refused_while_a_writer_holds_the_catalogue(cat_path: Path) -> N
 
 
 def test_stats_check_rebuild_on_a_postgresql_store(tmp_path: Path, pg_server) -> None:  # noqa: ANN001
-    dsn = pg_server.create_database()
+    dsn = pg_server.create_schema()
     try:
         gen = Clusters(seed=5)
         with Catalog(tmp_path / "cache", spaces=SPACES, store=dsn) as cat:
@@ -118,4 +118,4 @@ def test_stats_check_rebuild_on_a_postgresql_store(tmp_path: Path, pg_server) ->
         res = runner.invoke(app, ["rebuild", str(tmp_path / "cache"), "--type", "hnsw", "--store", dsn])
         assert res.exit_code == 0 and "as hnsw" in res.stdout, res.output
     finally:
-        pg_server.drop_database(dsn)
+        pg_server.drop_schema(dsn)

@@ -19,9 +19,9 @@ from index.pg_store import PostgresStore
 
 @pytest.fixture
 def dsn(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database()
+    dsn = pg_server.create_schema()
     yield dsn
-    pg_server.drop_database(dsn)
+    pg_server.drop_schema(dsn)
 
 
 def test_two_replicas_see_each_others_writes(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
