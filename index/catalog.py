@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _search
-from ._consistency import catch_up, check_catalog, stats
+from ._consistency import catch_up, check_catalog, replay, stats
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
@@ -113,6 +113,7 @@ class Catalog:
             self.backend = open_vectors(vectors, self.path)
             self._vectors: dict[str, SpaceIndex] = {}
             self._synced: dict[str, int] = {}  # store epoch each index is known to reflect (shared stores)
+            self._own: dict[str, set[int]] = {s: set() for s in self.spaces}  # our epochs past _synced (applied)
             self._pending = 0
             self._unindexed: set[str] = set()  # spaces add_items(index=False) left behind the store
             for space in self.spaces:
@@ -382,20 +383,33 @@ class Catalog:
         for space, (epoch, bumps) in (after or {}).items():
             if epoch - bumps == self._synced[space]:  # nobody else wrote in between: still in sync
                 self._synced[space] = epoch
+                self._own[space] = {e for e in self._own[space] if e > epoch}
+            else:  # others wrote before us: our epochs are applied, theirs are replayed by the next _sync
+                self._own[space].update(range(epoch - bumps + 1, epoch + 1))
         self._pending += changed
         live = sum(v.live for v in self._vectors.values())
         if self.flush_every is not None and self._pending >= max(self.flush_every, live // 4):
             self.flush()
 
     def _sync(self, space: str) -> None:
-        """Shared store, per-process index: catch up when another process wrote to the space."""
+        """Shared store, per-process index: follow the other processes' writes before answering."""
         vi = self._vectors[space]
         if vi.shared or not self._store().shared:
             return
         if self._reader().epochs([space])[space] == self._synced[space]:
             return
         with self._write_lock:
-            self._synced[space] = catch_up(vi, self._store(), why="after another process wrote")[0]
+            db = self._reader()
+            since, now = self._synced[space], db.epochs([space])[space]
+            changes = db.changes(space, since, now) if now > since else None
+            if changes is not None:
+                added, removed = replay(vi, self._store(), changes, skip=self._own[space])
+                log.debug("space %r: replayed epochs %d..%d from the store (+%d, -%d vectors)", space, since + 1,
+                          now, added, removed)
+            else:  # the log does not reach back far enough: compare id sets
+                now = catch_up(vi, self._store(), why="after another process wrote")[0]
+            self._synced[space] = now
+            self._own[space] = {e for e in self._own[space] if e > now}
 
     def flush(self) -> None:
         """Persist every vector index that is behind the store (FAISS: files written atomically). Called by
@@ -423,6 +437,7 @@ class Catalog:
                 self._vectors[space] = self.backend.build_space(self._source(space), index_type=index_type,
                                                                 options=options)
                 self._synced[space] = catch_up(self._vectors[space], store, why="after rebuild")[0]
+                self._own[space] = set()
                 old.close()
             self.index_type, self.options = index_type, options
             self._unindexed.clear()

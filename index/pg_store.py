@@ -64,6 +64,12 @@ DDL = [
         owner TEXT,
         lease_until DOUBLE PRECISION)""",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created)",
+    """CREATE TABLE IF NOT EXISTS changes (
+        space TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        added BOOLEAN NOT NULL,
+        ids BYTEA NOT NULL,
+        PRIMARY KEY (space, epoch))""",
 ]
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
@@ -82,7 +88,8 @@ POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS js
                    unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
                    # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
                    conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback),
-                   invalid=(psycopg.DataError,))  # NUL in text or in a JSONB string
+                   invalid=(psycopg.DataError,),  # NUL in text or in a JSONB string
+                   changelog=True)
 
 
 def redact(dsn: str) -> str:

@@ -26,6 +26,7 @@ from .filters import compile_where
 from .types import Item, Segment
 
 SCHEMA_VERSION = 1
+CHANGES_KEPT = 100_000  # epochs of changes a shared store keeps per space; a cache further behind compares id sets
 ITEM_COLS = "id, kind, source, sha256, duration, metadata, created, spaces, n_segments"
 
 
@@ -44,6 +45,7 @@ class Dialect:
     down: Callable[[BaseException], bool] = lambda e: True  # … and which of them do
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
     invalid: tuple[type[BaseException], ...] = ()  # a value the engine cannot hold (PostgreSQL: NUL in text)
+    changelog: bool = False  # log each epoch's segment ids (stores several processes write)
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -129,11 +131,32 @@ class Session:
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                          [(k, json.dumps(v)) for k, v in values.items()])
 
-    def bump(self, space: str, added: int) -> None:
-        """Advance a space's write epoch and adjust its vector count (inside the write's transaction)."""
+    def bump(self, space: str, ids: np.ndarray, *, added: bool) -> None:
+        """Advance a space's write epoch and adjust its vector count (inside the write's transaction). The epoch
+        row stays locked until commit, so epochs are handed out in commit order; a store shared by processes
+        also logs which segment ids each epoch added or removed, for caches to replay (`changes`)."""
         self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = ?", (f"epoch.{space}",))
-        self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + ? WHERE key = ?", (added, f"count.{space}"))
+        self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + ? WHERE key = ?",
+                     (len(ids) if added else -len(ids), f"count.{space}"))
         self.bumps[space] = self.bumps.get(space, 0) + 1
+        if self.dialect.changelog:
+            self.execute("INSERT INTO changes(space, epoch, added, ids) SELECT ?, CAST(value AS BIGINT), ?, ? "
+                         "FROM meta WHERE key = ?", (space, added, np.asarray(ids, dtype="<i8").tobytes(),
+                                                     f"epoch.{space}"))
+            if self.bumps[space] == 1:  # once per transaction: forget what every cache has long replayed
+                self.execute("DELETE FROM changes WHERE space = ? AND epoch < (SELECT CAST(value AS BIGINT) FROM meta "
+                             "WHERE key = ?) - ?", (space, f"epoch.{space}", CHANGES_KEPT))
+
+    def changes(self, space: str, after: int, upto: int) -> list[tuple[int, bool, np.ndarray]] | None:
+        """(epoch, added?, segment ids) for each epoch in (after, upto], in order; None when the log no longer
+        holds all of them (pruned, or a store that keeps none): the caller compares id sets instead."""
+        if not self.dialect.changelog:
+            return None
+        rows = self.execute("SELECT epoch, added, ids FROM changes WHERE space = ? AND epoch > ? AND epoch <= ? "
+                            "ORDER BY epoch", (space, after, upto)).fetchall()
+        if len(rows) != upto - after:
+            return None
+        return [(int(e), bool(a), np.frombuffer(b, dtype="<i8").astype(np.int64)) for e, a, b in rows]
 
     def epochs(self, spaces: Iterable[str]) -> dict[str, int]:
         """Committed write epoch per space (one query: the cheap "has the store moved on?" check)."""
@@ -173,7 +196,7 @@ class Session:
             x = np.ascontiguousarray(vectors[space], dtype="<f4")
             self.executemany("INSERT INTO vectors(segment_id, space, vec) VALUES (?, ?, ?)",
                              [(int(i), space, x[j].tobytes()) for j, i in enumerate(ids)])
-            self.bump(space, n)
+            self.bump(space, ids, added=True)
         return ids
 
     def delete_item(self, item_id: str) -> dict[str, np.ndarray]:
@@ -185,7 +208,7 @@ class Session:
             removed.setdefault(space, []).append(sid)
         self.execute("DELETE FROM items WHERE id = ?", (item_id,))
         for space in sorted(removed):
-            self.bump(space, -len(removed[space]))
+            self.bump(space, np.asarray(removed[space], dtype=np.int64), added=False)
         return {s: np.asarray(ids, dtype=np.int64) for s, ids in removed.items()}
 
     def get_item(self, item_id: str) -> Item | None:

@@ -4,6 +4,7 @@ away gives StoreUnavailableError and the catalogue recovers when it is back."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -166,3 +167,28 @@ def test_values_postgresql_cannot_hold_are_invalid_arguments(tmp_path: Path, dsn
         with pytest.raises(InvalidArgumentError, match="cannot hold a value"):
             cat.count(where={"title": "a\u0000"})
         assert cat.count() == 0 and cat.check().ok  # nothing half-written
+
+
+@pytest.mark.parametrize("kept", [100_000, 2])
+def test_a_cache_replays_the_change_log_or_compares_ids_when_it_is_pruned(
+        tmp_path: Path, dsn: str, clusters: Clusters, kept: int, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import index.store
+
+    monkeypatch.setattr(index.store, "CHANGES_KEPT", kept)
+    with Catalog(tmp_path / "a", spaces=SPACES, store=dsn) as a, Catalog(tmp_path / "b", store=dsn) as b:
+        b.search("va", np.ones(32), k=1)
+        mine = add_video(b, "b0", 2, clusters)  # b's own write, interleaved with a's
+        items = [add_video(a, i, 3, clusters) for i in range(6)]
+        a.delete_item(items[1].id)
+        a.add_item(kind="video", source="r.mp4", sha256=items[2].sha256, segments=[[0, 1]], replace=True,
+                   vectors={"va": clusters(1, 32), "vt": clusters(1, 16)})  # replace: delete + add in one write
+        gone = add_video(a, "short-lived", 2, clusters)
+        a.delete_item(gone.id)
+        with caplog.at_level(logging.DEBUG, logger="index"):
+            for it in [mine, *items[3:]]:
+                assert b.search("va", b.item_vectors(it.id, "va")[1][0], k=1)[0].item.id == it.id
+        assert b.check().ok
+        assert b.stats()["spaces"]["va"]["vectors"] == 2 + 6 * 3 - 3 - 3 + 1  # mine, six, a delete, a replace
+        msgs = " ".join(r.getMessage() for r in caplog.records)
+        assert ("replayed epochs" in msgs) == (kept > 2) and ("caught up from the store" in msgs) == (kept == 2)
