@@ -30,3 +30,8 @@ class ReadOnlyError(CatalogError):
 class CatalogCorruptError(CatalogError):
     """The SQLite database is unusable or belongs to an incompatible schema; FAISS files never raise this
     (they are caches and are rebuilt)."""
+
+
+class StoreUnavailableError(CatalogError):
+    """The store's engine (a PostgreSQL server) cannot be reached right now; the request may be retried.
+    The catalogue reconnects on the next call once the engine is back."""

@@ -1,10 +1,12 @@
-"""Fixtures for the catalogue tests: real SQLite and FAISS in temporary directories, small dimensions."""
+"""Fixtures for the catalogue tests: real SQLite and FAISS in temporary directories, small dimensions, and the
+same tests again on a real PostgreSQL server (a throwaway cluster started once per session)."""
 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -18,6 +20,7 @@ for p in (str(HERE), str(HERE.parents[1])):
 
 from index import Catalog  # noqa: E402
 from index_helpers import SPACES, Clusters  # noqa: E402
+from servers.postgres import PostgresServer  # noqa: E402
 
 
 @pytest.fixture
@@ -25,9 +28,39 @@ def clusters() -> Clusters:
     return Clusters()
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session (stopped and removed even when tests fail)."""
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The catalogue's store: "sqlite" (in the catalogue directory) or a DSN naming a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    dsn = server.create_schema()
+    try:
+        yield dsn
+    finally:
+        server.drop_schema(dsn)
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    with Catalog(tmp_path / "cat", spaces=SPACES) as cat:
+def open_catalog(store: str) -> Callable[..., Catalog]:
+    """`Catalog(path, **kw)` on this test's store (with PostgreSQL, `path` holds only the FAISS cache)."""
+    return partial(Catalog, store=store)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, open_catalog: Callable[..., Catalog]) -> Iterator[Catalog]:
+    with open_catalog(tmp_path / "cat", spaces=SPACES) as cat:
         yield cat
 
 

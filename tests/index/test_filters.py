@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -88,10 +89,11 @@ def test_bad_filters_say_what_is_accepted(where: object, message: str) -> None:
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivfpq"])
-def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str) -> None:
+def test_selective_filter_still_returns_k_items(open_catalog: Callable[..., Catalog],
+                                                tmp_path: Path, index_type: str) -> None:
     gen = Clusters(seed=11)
     opts = {"train_min": 800} if index_type == "ivfpq" else {}
-    with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
         for i in range(300):
             add_video(cat, i, 4, gen, metadata={"group": i % 50, "half": i % 2}, spaces=("va",))
         assert cat.stats()["spaces"]["va"]["structure"] == index_type
@@ -109,12 +111,13 @@ def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str)
 
 
 @pytest.mark.parametrize("index_type", ["hnsw", "ivfpq"])
-def test_filtered_approximate_path_widens_then_falls_back_to_exact(tmp_path: Path, index_type: str) -> None:
+def test_filtered_approximate_path_widens_then_falls_back_to_exact(open_catalog: Callable[..., Catalog],
+                                                                   tmp_path: Path, index_type: str) -> None:
     gen = Clusters(seed=12)
     # exact_below=1: the selector path even for tiny allowed sets (normally they go straight to exact search)
     opts = {"train_min": 800, "nprobe": 1, "exact_below": 1} if index_type == "ivfpq" else \
         {"ef_search": 16, "exact_below": 1}
-    with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
         for i in range(300):
             add_video(cat, i, 4, gen, metadata={"group": i % 100}, spaces=("va",))
         assert cat.stats()["spaces"]["va"]["structure"] == index_type
@@ -123,3 +126,26 @@ def test_filtered_approximate_path_widens_then_falls_back_to_exact(tmp_path: Pat
             exact = cat.search("va", q, k=3, moments=1, where={"group": 42}, exact=True)
             assert len(hits) == 3 and all(h.item.metadata["group"] == 42 for h in hits)
             assert {h.item.id for h in hits} == {h.item.id for h in exact}
+
+
+MIXED = [{"v": 5}, {"v": "abc"}, {"v": True}, {"v": 1}, {"v": 2.5}, {"v": None}, {}, {"v": [1, "x"]},
+         {"v": {"w": 1}}, {"v": "5"}, {"v": False}, {"v": 0}]
+
+
+@pytest.mark.parametrize("where, expected", [
+    ({"v": {"gt": 3}}, [0]),  # numbers compare with numbers only: not "abc", arrays or objects
+    ({"v": {"lt": 3}}, [3, 4, 11]),  # … and never with true/false
+    ({"v": {"gt": 0.5}}, [0, 3, 4]),
+    ({"v": {"gte": "a"}}, [1]),  # strings with strings
+    ({"v": {"lt": "z"}}, [1, 9]),
+    ({"v": 1}, [3]), ({"v": True}, [2]), ({"v": 0}, [11]), ({"v": False}, [10]),  # 1 is not true, 0 not false
+    ({"v": "5"}, [9]), ({"v": 5}, [0]), ({"v": 2.5}, [4]),
+    ({"v": {"ne": 1}}, [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]),
+    ({"v": {"in": [1, "abc"]}}, [1, 3]),
+    ({"v": {"nin": [1]}}, [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]),
+    ({"v": {"contains": 1}}, [7]), ({"v": {"contains": "x"}}, [7]), ({"v": {"contains": True}}, []),
+    ({"v": {"exists": True}}, [0, 1, 2, 3, 4, 7, 8, 9, 10, 11]), ({"v": None}, [5, 6]), ({"v.w": 1}, [8]),
+])
+def test_mixed_types_give_the_same_answers_on_every_store(catalog: Catalog, where: dict, expected: list[int]) -> None:
+    ids = [add_video(catalog, f"m{i}", 1, Clusters(seed=i), metadata=m).id for i, m in enumerate(MIXED)]
+    assert sorted(ids.index(it.id) for it in catalog.list_items(where=where)) == expected

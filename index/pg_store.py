@@ -1,0 +1,222 @@
+"""PostgreSQL store: the same tables and queries as SQLite, for catalogues several processes write.
+
+Transactions replace SQLite's single-writer lock: segment ids come from a sequence (never reused,
+never colliding between writers), each write bumps its spaces' epochs inside its transaction
+(the meta rows are locked in one order, so writers never deadlock), and metadata is JSONB, filtered
+by the same `where` language. A small pool bounds the connections of a process (autocommit reads
+borrow one per statement); a connection that fails is dropped and the next call reconnects, so a server
+that went away gives `StoreUnavailableError` (503 in the service) and the catalogue recovers when it is back.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import psycopg
+
+from .errors import ReadOnlyError, StoreUnavailableError
+from .store import Dialect, Session, Store
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS items (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('video', 'audio', 'text')),
+        source TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        duration DOUBLE PRECISION,
+        metadata JSONB NOT NULL DEFAULT '{}',
+        created DOUBLE PRECISION NOT NULL,
+        spaces TEXT NOT NULL,
+        n_segments INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS items_kind ON items(kind)",
+    "CREATE INDEX IF NOT EXISTS items_created ON items(created, id)",
+    """CREATE TABLE IF NOT EXISTS segments (
+        id BIGSERIAL PRIMARY KEY,
+        item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        start_s DOUBLE PRECISION NOT NULL,
+        end_s DOUBLE PRECISION NOT NULL CHECK (end_s >= start_s))""",
+    "CREATE INDEX IF NOT EXISTS segments_item ON segments(item_id)",
+    """CREATE TABLE IF NOT EXISTS vectors (
+        segment_id BIGINT NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        space TEXT NOT NULL,
+        vec BYTEA NOT NULL,
+        PRIMARY KEY (segment_id, space))""",
+    "CREATE INDEX IF NOT EXISTS vectors_space ON vectors(space, segment_id)",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        done INTEGER NOT NULL DEFAULT 0,
+        total INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        started DOUBLE PRECISION,
+        finished DOUBLE PRECISION,
+        path TEXT,
+        sha256 TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        note TEXT,
+        owner TEXT,
+        lease_until DOUBLE PRECISION)""",
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created)",
+    """CREATE TABLE IF NOT EXISTS changes (
+        space TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        added BOOLEAN NOT NULL,
+        ids BYTEA NOT NULL,
+        PRIMARY KEY (space, epoch))""",
+]
+_SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
+
+
+def _down(e: BaseException) -> bool:
+    """A lost or refused connection (no SQLSTATE, class 08, or a server shutting down), not a failed statement
+    (a deadlock, a full disk: those keep their own error)."""
+    state = getattr(e, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS jsonb)",
+                   cross_join="JOIN",
+                   has_space="strpos(',' || i.spaces || ',', ',' || CAST(? AS text) || ',') > 0",
+                   byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",
+                   unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
+                   # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
+                   conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback),
+                   invalid=(psycopg.DataError,),  # NUL in text or in a JSONB string
+                   changelog=True)
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password (for messages and logs)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)
+
+
+class _Pool:
+    """At most `size` connections, reused last-in first-out. A broken connection is dropped on return, and the
+    idle ones with it (after a server restart they are all dead); connecting is tried on demand, never in a
+    background retry loop, so an outage is a prompt 503 and the first call after it comes back succeeds."""
+
+    def __init__(self, dsn: str, *, size: int, wait_s: float, connect_timeout: int,
+                 unavailable: Callable[[BaseException], StoreUnavailableError]) -> None:
+        self.dsn, self.size, self.wait_s, self.connect_timeout = dsn, size, wait_s, connect_timeout
+        self._unavailable = unavailable
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def borrow(self) -> Iterator[psycopg.Connection]:
+        if not self._slots.acquire(timeout=self.wait_s):
+            raise StoreUnavailableError(f"all {self.size} connections to the catalogue's PostgreSQL store stayed busy "
+                                        f"for {self.wait_s:.0f} s; retry later")
+        conn = None
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                try:
+                    conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
+                except psycopg.OperationalError as e:
+                    raise self._unavailable(e) from e
+            yield conn
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+            self._slots.release()
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        healthy = not (conn.closed or conn.broken) and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._lock:
+            if healthy and not self._closed:
+                self._idle.append(conn)
+                return
+            stale = [conn] + (self._idle if not healthy else [])
+            if not healthy:
+                self._idle = []
+        for c in stale:
+            try:
+                c.close()
+            except Exception:  # noqa: S110 - closing a dead connection is best effort
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for c in idle:
+            try:
+                c.close()
+            except Exception:  # noqa: S110 - closing is best effort
+                pass
+
+
+class PostgresStore(Store):
+    """A catalogue in a PostgreSQL database (`postgresql://user:pass@host:port/db`).
+
+    Reads borrow a pooled connection per statement (autocommit); a transaction or snapshot holds one for
+    its block. `connections` bounds what one process opens, whatever its number of threads."""
+
+    dialect = POSTGRES
+    shared = True
+
+    def __init__(self, dsn: str, *, readonly: bool = False, connections: int = 16, wait_s: float = 30.0,
+                 connect_timeout: int = 5) -> None:
+        self.dsn, self.readonly = dsn, readonly
+        self.location = redact(dsn)
+        self._pool = _Pool(dsn, size=connections, wait_s=wait_s, connect_timeout=connect_timeout,
+                           unavailable=self._unavailable)
+        if not readonly:
+            with self.transaction() as tx:
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+                for statement in DDL:
+                    tx.execute(statement)
+
+    def _unavailable(self, e: BaseException) -> StoreUnavailableError:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable ({first}); "
+                                     "retry when it is back")
+
+    def reader(self) -> Session:
+        return Session(None, POSTGRES, borrow=self._pool.borrow)
+
+    @contextmanager
+    def _tx(self, *, first: str | None) -> Iterator[Session]:
+        with self._pool.borrow() as conn:
+            try:
+                with conn.transaction():
+                    if first:
+                        conn.execute(first)
+                    yield Session(conn, POSTGRES)
+            except POSTGRES.unavailable as e:
+                if not _down(e):
+                    raise
+                raise self._unavailable(e) from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        if self.readonly:
+            raise ReadOnlyError(f"catalogue {self.location} was opened readonly; open it without readonly=True "
+                                "to write")
+        with self._tx(first=None) as s:
+            yield s
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        with self._tx(first="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY") as s:
+            yield s
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.reader().execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0])
+
+    def size_bytes(self) -> int:
+        return int(self.reader().execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+    def close(self) -> None:
+        self._pool.close()
