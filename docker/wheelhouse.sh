@@ -25,7 +25,8 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then extra+=(--extra-index-url "$TORCH_INDEX_U
 mkdir -p "$dest"
 # The project's runtime dependencies and the extras the image installs (postgres, milvus), read
 # from pyproject.toml (the one list), and the build backend that `pip install .` needs.
-mapfile -t deps < <(python3 - <<'PY'
+# (a command substitution, not `< <(...)`: a failing read must stop the script under `set -e`)
+deps_list="$(python3 - <<'PY'
 import tomllib
 with open("pyproject.toml", "rb") as f:
     project = tomllib.load(f)
@@ -34,7 +35,8 @@ for req in project["project"]["dependencies"] + extras["postgres"] + extras["mil
     if not req.replace(" ", "").startswith("torch"):
         print(req)
 PY
-)
+)"
+mapfile -t deps <<< "$deps_list"
 # The same request as last time (stamp written after a complete download): nothing to do.
 key="$(printf '%s\n' "$torch" "${deps[@]}" | sha256sum | cut -c1-16)"
 if [ "$(cat "$dest/.complete" 2>/dev/null)" = "$key" ]; then
