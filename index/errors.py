@@ -30,3 +30,8 @@ class ReadOnlyError(CatalogError):
 class CatalogCorruptError(CatalogError):
     """The SQLite database is unusable or belongs to an incompatible schema; FAISS files never raise this
     (they are caches and are rebuilt)."""
+
+
+class VectorsUnavailableError(CatalogError):
+    """The vector engine (a Milvus server) cannot be reached; the service answers 503 and recovers when it
+    is back, since the store still holds every vector."""
