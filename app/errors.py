@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from index.errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
+from index.errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
+                          StoreUnavailableError)
 from model.media import EmptyMediaError, MediaError, MediaTooLongError, UnreadableMediaError, UnsupportedMediaError
 
 __all__ = ["ServiceError", "storage_error_status", "error_response", "install_error_handlers", "ERROR_CODES", "ACCEPTED_MEDIA"]
@@ -73,6 +74,8 @@ def catalog_error_status(exc: CatalogError) -> tuple[int, str]:
         return 400, "bad_request"
     if isinstance(exc, (CatalogLockedError, ReadOnlyError)):
         return 503, "unavailable"
+    if isinstance(exc, StoreUnavailableError):
+        return 503, "store_unavailable"
     return 500, "internal"
 
 
@@ -135,6 +138,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 500:
             log.error("catalogue error (request %s): %s", _request_id(request), exc)
             return error_response(500, code, f"internal catalogue error (request id {_request_id(request)})")
+        if code == "store_unavailable":  # the engine is down: say so, and when to come back
+            log.warning("catalogue store unavailable (request %s): %s", _request_id(request), exc)
+            return error_response(status, code, str(exc), headers={"Retry-After": "5"})
         return error_response(status, code, str(exc))
 
     @app.exception_handler(ClientDisconnect)

@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from index import Catalog
+from index import Catalog, CatalogError
 from model.pretrained import model_identity
 
 from .bodies import add_documented_models
@@ -64,7 +64,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     encoder = build_encoder(s, device=device, max_duration_s=s.max_duration_s)
     model, batcher = encoder.model, encoder.batcher
     # the catalogue's lock comes first: a second instance must fail here, before it touches anything
-    catalog = Catalog(s.catalog_dir, spaces=model.space_dims)
+    # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
+    catalog = Catalog(s.catalog_dir, spaces=model.space_dims, store=s.store, vectors=s.vectors)
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
@@ -76,10 +77,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher.stats.observers.append(metrics.observe_batch)
     store = MediaStore(s.media_dir, s.thumbs_dir)
     ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
-                           retention_s=s.job_retention_s)
+                           retention_s=s.job_retention_s, poll_s=s.job_poll_s, lease_s=s.job_lease_s)
     try:
         ingest.recover()
-    except (OSError, sqlite3.OperationalError) as exc:  # a full disk: serve reads, recover on a later start
+    except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
         log.warning("ingest recovery postponed: %s", exc)
     ingest.start()
     metrics.track_catalog(catalog.count)
@@ -90,8 +91,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
-    log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s", model.config.name,
-             s.model_dir, device, precision, s.keep_tokens, catalog.count(), s.data_dir)
+    log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s (store %s, vectors %s)",
+             model.config.name, s.model_dir, device, precision, s.keep_tokens, catalog.count(), s.data_dir,
+             catalog.store.location, s.vectors)
     try:
         yield
     finally:

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -23,6 +23,18 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(description="model directory written by save_pretrained (config, weights, tokenizer)")
     data_dir: Path = Field(description="where the catalogue, uploaded media and thumbnails live")
+    store: str = Field("sqlite", pattern=r"^(sqlite|postgres(ql)?://.+)$",
+                       description="the catalogue's store: sqlite (a file under the data directory) or a "
+                                   "postgresql://user:pass@host:port/db DSN shared by replicas")
+    vectors: str = Field("faiss", pattern=r"^(faiss|milvus://.+)$",
+                         description="the vector index: faiss (files under the data directory; with a PostgreSQL "
+                                     "store a per-replica cache) or milvus://host:port")
+    media_dir: Path = Field(None, validate_default=False,  # type: ignore[assignment]  # set from data_dir below
+                            description="uploaded media, one file per item; replicas sharing a store must share "
+                                        "it (default: <data_dir>/media)")
+    job_lease_s: float = Field(60.0, gt=0, description="a running ingest job not heard of for this long (its replica "
+                                                      "died) is run again by another worker")
+    job_poll_s: float = Field(0.5, gt=0, description="how often idle ingest workers look for queued jobs in the store")
     classifier_dir: Path | None = Field(None, description="fine-tuned classifier directory: POST /classify adds its scores")
     api_key: SecretStr | None = Field(None, description="when set, writes need the header X-API-Key with this value")
     read_api_key: SecretStr | None = Field(None, description="when set, reads (search by text, listing, media) "
@@ -55,6 +67,12 @@ class Settings(BaseSettings):
     max_texts: int = Field(256, ge=1, description="most texts one /embed may carry")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = none")
 
+    @model_validator(mode="after")
+    def _default_media_dir(self) -> Settings:
+        if self.media_dir is None:
+            self.media_dir = self.data_dir / "media"
+        return self
+
     @field_validator("server_path_roots")
     @classmethod
     def _absolute_roots(cls, roots: list[Path]) -> list[Path]:
@@ -78,11 +96,6 @@ class Settings(BaseSettings):
             raise ValueError("VATT_PRECISION=bf16 is for CUDA (CPUs without bf16 units run it far slower); "
                              "use fp32 or int8 on the CPU")
         return precision
-
-    @property
-    def media_dir(self) -> Path:
-        """Uploaded media, one file per item (`<item_id>.<ext>`), served back by GET /media."""
-        return self.data_dir / "media"
 
     @property
     def tmp_dir(self) -> Path:

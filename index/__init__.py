@@ -1,4 +1,5 @@
-"""vatt's embedded catalogue: items, segments and vectors per space; FAISS for search, SQLite as truth.
+"""vatt's catalogue: items, segments and vectors per space; a store is the truth (SQLite, or PostgreSQL),
+a vector index per space serves search (FAISS files, or Milvus).
 
 Knows nothing of the model (never imports torch or another project package): it stores vectors.
 
@@ -13,7 +14,7 @@ Knows nothing of the model (never imports torch or another project package): it 
 
 from .catalog import DEFAULT_SPACES, Catalog
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
-                     ItemNotFoundError, ReadOnlyError)
+                     ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
 from .filters import OPERATORS
 from .jobs import JOB_STATUSES, JobRecord, JobStore
 from .types import INDEX_TYPES, KINDS, CheckReport, Item, ItemHit, Moment, Segment
@@ -23,5 +24,5 @@ __all__ = [
     "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "KINDS", "OPERATORS", "IndexOptions",
     "Item", "Segment", "Moment", "ItemHit", "CheckReport",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
-    "ReadOnlyError", "CatalogCorruptError", "JobStore", "JobRecord", "JOB_STATUSES",
+    "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
 ]

@@ -1,4 +1,4 @@
-"""Search: segment candidates from FAISS (or brute force), grouped into item hits with their best moments.
+"""Search: segment candidates from a vector index (or brute force), grouped into item hits with their best moments.
 
 Why the loops: k items need more than k segments (an item may own many of the top segments), and a
 filter hides some. Candidates start at k·moments·4 and grow ×4 until k distinct items are found or
@@ -7,35 +7,36 @@ the candidates run out.
 Filters run in two stages. First, post-filtering: over-fetch unfiltered candidates and keep those
 whose item passes (one SQL query over the candidate items only) — cheap, and enough for broad
 filters. Rows still short of k items go to pre-filtering: the allowed segment ids are computed in
-SQL and handed to FAISS as an IDSelector, or, when they are few, searched exactly. An approximate
+SQL and handed to the vector index as an id filter, or, when they are few, searched exactly. An approximate
 index that runs dry under the selector (HNSW with a selective filter, IVF with few lists probed)
 hands over to exact search over the allowed ids, so a filter matching ≥ k items yields k items.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import store
+from ._util import brute_force
+from .space_index import SpaceIndex
+from .store import Session
 from .types import ItemHit, Moment
-from .vectors import VectorIndex, brute_force
 
 POST_FILTER_FACTOR = 4  # post-filter stage fetches this many times the unfiltered candidates
 
 
 @dataclass
 class _Query:
-    vi: VectorIndex
-    conn: sqlite3.Connection
+    vi: SpaceIndex
+    db: Session
     k: int
     moments: int
     kinds: Sequence[str] | None
     where: Mapping[str, Any] | None
     store_exact: Callable[[np.ndarray, int, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
+    exact_below: int  # a filter allowing at most this many segments is searched exactly
     allowed: np.ndarray | None = field(default=None)
 
     @property
@@ -44,31 +45,12 @@ class _Query:
 
 
 def _fetch(qs: _Query, q: np.ndarray, k_seg: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-    refine = not exact and qs.vi.structure == "ivfpq" and qs.vi.options.refine > 1
-    with qs.vi.lock.read():
-        if exact:
-            res = qs.vi.exact(q, k_seg, qs.allowed)
-        else:
-            res = qs.vi.search(q, k_seg * qs.vi.options.refine if refine else k_seg, allowed=qs.allowed)
-    if res is None:  # ivfpq keeps only codes in memory: brute force over the raw vectors in SQLite
-        return qs.store_exact(q, k_seg, qs.allowed)
-    if refine:  # PQ scores are coarse: re-rank the candidates with the raw vectors, keep k_seg
-        return _rerank(qs, q, res[1], k_seg)
-    return res
-
-
-def _rerank(qs: _Query, q: np.ndarray, cand: np.ndarray, k_seg: int) -> tuple[np.ndarray, np.ndarray]:
-    vi = qs.vi
-    found = {}
-    for ids, x in store.iter_vectors(qs.conn, vi.space, vi.dim, ids=np.unique(cand[cand >= 0])):
-        found.update(zip(ids.tolist(), x))
-    d = np.full((len(q), k_seg), -np.inf, np.float32)
-    out = np.full((len(q), k_seg), -1, np.int64)
-    for r in range(len(q)):
-        ids = np.array([i for i in cand[r].tolist() if i in found], dtype=np.int64)
-        if len(ids):
-            d[r], out[r] = (a[0] for a in brute_force(q[r:r + 1], np.stack([found[i] for i in ids]), ids, k_seg))
-    return d, out
+    if exact:
+        res = qs.vi.exact(q, k_seg, allowed=qs.allowed)
+        if res is None:  # the index keeps no raw vectors (IVF-PQ codes): brute force over the store's
+            return qs.store_exact(q, k_seg, qs.allowed)
+        return res
+    return qs.vi.search(q, k_seg, allowed=qs.allowed, kinds=qs.kinds)
 
 
 def _group(scores: np.ndarray, ids: np.ndarray, segs: dict[int, tuple[str, float, float]],
@@ -100,14 +82,14 @@ def _post_filter(qs: _Query, q: np.ndarray, exact: bool, grouped: list[Any]) -> 
     vi, k = qs.vi, qs.k
     k_seg = min(vi.live, max(64, k * max(qs.moments, 1) * 4 * POST_FILTER_FACTOR))
     d, i = _fetch(qs, q, k_seg, exact)
-    segs = store.segment_rows(qs.conn, np.unique(i[i >= 0]))
-    passing = store.passing_items(qs.conn, {v[0] for v in segs.values()}, qs.kinds, qs.where)
+    segs = qs.db.segment_rows(np.unique(i[i >= 0]))
+    passing = qs.db.passing_items({v[0] for v in segs.values()}, qs.kinds, qs.where)
     segs = {sid: v for sid, v in segs.items() if v[0] in passing}
     todo = []
     for r in range(len(q)):
         sc, ids = _best_first(d[r], i[r])
         grouped[r] = _group(sc, ids, segs, k, max(qs.moments, 1))
-        if len(grouped[r]) < k and not (k_seg >= vi.live and (exact or vi.structure == "flat")):
+        if len(grouped[r]) < k and not (k_seg >= vi.live and (exact or not vi.approximate)):
             todo.append(r)
     return todo
 
@@ -117,14 +99,14 @@ def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndar
     vi, k, moments = qs.vi, qs.k, qs.moments
     grouped: list[list[tuple[str, float, list[Moment]]]] = [[] for _ in q]
     todo = list(range(len(q)))
-    if qs.filtered and vi.live and not (exact and vi.structure == "ivfpq"):
+    if qs.filtered and vi.live and not (exact and not vi.exact_in_memory):
         todo = _post_filter(qs, q, exact, grouped)
     if todo and qs.filtered:
         qs.allowed = allowed()
     cap = len(qs.allowed) if qs.allowed is not None else vi.live
     if cap == 0:
         todo = []
-    if not exact and qs.allowed is not None and vi.structure != "flat" and cap <= vi.options.exact_below:
+    if not exact and qs.allowed is not None and vi.approximate and cap <= qs.exact_below:
         exact = True  # graph/list traversal under a tiny selector wastes time and recall
     k_seg = min(cap, max(32, k * max(moments, 1) * 4))
     mode = {r: exact for r in todo}
@@ -139,7 +121,7 @@ def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndar
         nxt: list[int] = []
         for rows, ks, ex in batches:
             d, i = _fetch(qs, q[rows], ks, ex)
-            segs = store.segment_rows(qs.conn, np.unique(i[i >= 0]))
+            segs = qs.db.segment_rows(np.unique(i[i >= 0]))
             for j, r in enumerate(rows):
                 sc, ids = _best_first(d[j], i[j])
                 grouped[r] = _group(sc, ids, segs, k, max(moments, 1))
@@ -152,7 +134,7 @@ def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndar
                     width[r] = min(cap, ks * 4)
                 nxt.append(r)
         todo = nxt
-    items = store.get_items(qs.conn, [it for g in grouped for it, _, _ in g])
+    items = qs.db.get_items([it for g in grouped for it, _, _ in g])
     out: list[list[ItemHit]] = []
     for g in grouped:
         hits = [ItemHit(item=items[it], score=score, moments=tuple(ms[:moments]))
@@ -162,12 +144,12 @@ def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndar
     return out
 
 
-def store_exact(conn: sqlite3.Connection, space: str, dim: int, q: np.ndarray, k: int,
+def store_exact(db: Session, space: str, dim: int, q: np.ndarray, k: int,
                 allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by streaming the raw vectors from SQLite (the ivfpq exact path)."""
+    """Exact top-k by streaming the raw vectors from the store (for indexes without raw vectors)."""
     best_d = np.full((len(q), 0), -np.inf, np.float32)
     best_i = np.full((len(q), 0), -1, np.int64)
-    for ids, x in store.iter_vectors(conn, space, dim, ids=allowed):
+    for ids, x in db.iter_vectors(space, dim, ids=allowed):
         d, i = brute_force(q, x, ids, k)
         d, i = np.concatenate([best_d, d], 1), np.concatenate([best_i, i], 1)
         top = np.argsort(-d, axis=1, kind="stable")[:, :k]

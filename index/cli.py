@@ -15,7 +15,7 @@ import typer
 
 from .catalog import Catalog
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
-from .store import DB_NAME
+from .sqlite_store import DB_NAME
 from .types import INDEX_TYPES
 
 app = typer.Typer(help="Inspect, check and rebuild an index catalogue (a directory).", no_args_is_help=True,

@@ -32,6 +32,6 @@ class CatalogCorruptError(CatalogError):
     (they are caches and are rebuilt)."""
 
 
-class VectorsUnavailableError(CatalogError):
-    """The vector engine (a Milvus server) cannot be reached; the service answers 503 and recovers when it
-    is back, since the store still holds every vector."""
+class StoreUnavailableError(CatalogError):
+    """The store's engine (a PostgreSQL server) or the vector engine (a Milvus server) cannot be reached
+    right now; the request may be retried. The catalogue reconnects on the next call once the engine is back."""

@@ -1,4 +1,8 @@
-"""Metadata filters: a small dict language turned into parameterised SQL over `json_extract`.
+"""Metadata filters: a small dict language turned into parameterised SQL, per SQL dialect.
+
+SQLite reads fields with `json_extract` (JSON null comes back as SQL NULL); PostgreSQL with
+`jsonb #> path`, JSON null mapped to SQL NULL the same way and operands bound as `jsonb`, so both
+engines give the same answers on the same metadata (numbers compare as numbers, 2004 = 2004.0).
 
 Grammar (all conditions are ANDed)::
 
@@ -10,7 +14,8 @@ Grammar (all conditions are ANDed)::
     {"author.name": {"ne": "x"}}                dotted names reach into nested objects
 
 Values never enter the SQL text: field names are checked against a strict pattern and become
-JSON paths passed as parameters, operands are bound parameters.
+JSON paths passed as parameters, operands are bound parameters. Both dialects use `?` marks; the
+store turns them into its driver's style.
 """
 
 from __future__ import annotations
@@ -50,7 +55,15 @@ def _scalar(field: str, op: str, value: Any, *, ordered: bool = False) -> Any:
     return value
 
 
-def _condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[Any]]:
+def _jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb  # only the PostgreSQL store needs the driver
+
+    return Jsonb(value)
+
+
+def _condition(field: str, op: str, value: Any, column: str, dialect: str) -> tuple[str, list[Any]]:
+    if dialect == "postgresql":
+        return _pg_condition(field, op, value, column)
     path = _path(field)
     expr = f"json_extract({column}, ?)"
     if op in ("eq", "ne") and value is None:
@@ -69,7 +82,7 @@ def _condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[
                               f"{MAX_VALUES}")
         values = [_scalar(field, op, v) for v in value]
         if not values:
-            return ("0" if op == "in" else "1"), []
+            return ("1=0" if op == "in" else "1=1"), []
         marks = ", ".join("?" * len(values))
         if op == "in":
             return f"{expr} IN ({marks})", [path, *values]
@@ -85,10 +98,50 @@ def _condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[
     raise FilterError(f"unknown filter operator {op!r} for {field!r}; accepted: {', '.join(OPERATORS)}")
 
 
-def compile_where(where: Mapping[str, Any] | None, column: str = "metadata") -> tuple[str, list[Any]]:
-    """Turn a `where` dict into (SQL boolean expression, parameters). Empty/None → ("1", [])."""
+def _pg_condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[Any]]:
+    """The same operators over JSONB: the path is a text[] parameter, operands are jsonb parameters."""
+    path = _path(field)[2:].split(".")
+    expr = f"NULLIF({column} #> CAST(? AS text[]), 'null'::jsonb)"
+    if op in ("eq", "ne") and value is None:
+        return (f"{expr} IS NULL" if op == "eq" else f"{expr} IS NOT NULL"), [path]
+    if op in _COMPARE:
+        v = _jsonb(_scalar(field, op, value, ordered=op not in ("eq", "ne")))
+        if op == "ne":
+            return f"({expr} IS NULL OR {expr} != ?)", [path, path, v]
+        if op in ("eq",):
+            return f"{expr} = ?", [path, v]
+        typ = "string" if isinstance(value, str) else "number"  # jsonb orders across types; SQLite does not
+        return f"(jsonb_typeof({expr}) = '{typ}' AND {expr} {_COMPARE[op]} ?)", [path, path, v]
+    if op in ("in", "nin"):
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, "
+                              f"got {type(value).__name__}")
+        if len(value) > MAX_VALUES:
+            raise FilterError(f"filter {field!r}: operator {op!r} lists {len(value)} values; the limit is "
+                              f"{MAX_VALUES}")
+        values = [_jsonb(_scalar(field, op, v)) for v in value]
+        if not values:
+            return ("1=0" if op == "in" else "1=1"), []
+        marks = ", ".join("?" * len(values))
+        if op == "in":
+            return f"{expr} IN ({marks})", [path, *values]
+        return f"({expr} IS NULL OR {expr} NOT IN ({marks}))", [path, path, *values]
+    if op == "contains":
+        v = _scalar(field, op, value)
+        return (f"(jsonb_typeof({expr}) = 'array' AND {expr} @> ?)"), [path, path, _jsonb([v])]
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise FilterError(f"filter {field!r}: operator 'exists' takes true or false, got {value!r}")
+        return (f"{expr} IS NOT NULL" if value else f"{expr} IS NULL"), [path]
+    raise FilterError(f"unknown filter operator {op!r} for {field!r}; accepted: {', '.join(OPERATORS)}")
+
+
+def compile_where(where: Mapping[str, Any] | None, column: str = "metadata",
+                  dialect: str = "sqlite") -> tuple[str, list[Any]]:
+    """Turn a `where` dict into (SQL boolean expression, parameters) for `dialect` ("sqlite" or
+    "postgresql"). Empty/None → ("1=1", [])."""
     if where is None:
-        return "1", []
+        return "1=1", []
     if not isinstance(where, Mapping):
         raise FilterError(f"`where` must be a dict of field → value or field → {{operator: value}}, "
                           f"got {type(where).__name__}")
@@ -107,9 +160,9 @@ def compile_where(where: Mapping[str, Any] | None, column: str = "metadata") -> 
         if len(clauses) + len(pairs) > MAX_CLAUSES:
             raise FilterError(f"`where` has more than {MAX_CLAUSES} conditions; the limit is {MAX_CLAUSES}")
         for op, value in pairs:
-            sql, p = _condition(field, op, value, column)
+            sql, p = _condition(field, op, value, column, dialect)
             clauses.append(sql)
             params.extend(p)
     if not clauses:
-        return "1", []
+        return "1=1", []
     return " AND ".join(f"({c})" for c in clauses), params

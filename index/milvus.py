@@ -15,8 +15,9 @@ Structures, per the catalogue's index_type and IndexOptions (the same names as f
   anyway, so PQ would only trade recall for memory that is spent regardless; IVF_FLAT's scores are true
   cosines, which the catalogue's grouping relies on.
 
-hnsw and ivfpq spaces stay FLAT (exact) until they hold `train_min` vectors, then switch index once, as
-FAISS's ivfpq does: a small collection gives exact results whatever it is configured for.
+As with FAISS, an ivfpq space stays FLAT (exact) until it holds `train_min` vectors, then switches once;
+hnsw is HNSW from the start. (Milvus indexes sealed segments only: rows still in a growing segment are
+searched by brute force, so small collections are exact whatever they are configured for.)
 
 Consistency: every search and query is Strong, so a segment added or removed through one replica is seen
 through any other at once (what replicas behind a load balancer need; Session consistency holds for one
@@ -26,7 +27,7 @@ server's time tick on each search (bench/index.py --backend milvus measures it).
 Durability: an insert acknowledged by Milvus is in its write-ahead log, so `flush()` does not seal
 segments (sealing after every write makes many tiny segments, which Milvus documents against).
 
-Errors: a server that cannot be reached raises `VectorsUnavailableError` (the service answers 503);
+Errors: a server that cannot be reached raises `StoreUnavailableError` (the service answers 503);
 anything else Milvus refuses is a bug here and propagates as is.
 """
 
@@ -35,13 +36,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import warnings
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import InvalidArgumentError, VectorsUnavailableError
+from .errors import InvalidArgumentError, StoreUnavailableError
+from .space_index import VectorSource
 from .vectors import IndexOptions, _auto_nlist
 
 log = logging.getLogger(__name__)
@@ -53,14 +56,18 @@ ITEM_ID_MAX = 64  # index._validate: item ids are 1-64 characters
 KIND_MAX = 16
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 _CONNECT_LOCK = threading.Lock()
+STRUCTURE_TTL_S = 10.0  # how long a handle trusts its view of the collection's index (a peer may switch it)
 
 
-def parse_uri(uri: str) -> tuple[str, int]:
-    """`milvus://host:port` → (host, port); the port defaults to Milvus's 19530."""
+def parse_uri(uri: str) -> tuple[str, int, str]:
+    """`milvus://host:port/name` → (host, port, catalogue name); port 19530 and name "vatt" by default.
+    The name prefixes the collections, so catalogues sharing a server must use different names."""
     parts = urlsplit(uri)
-    if parts.scheme != "milvus" or not parts.hostname:
-        raise InvalidArgumentError(f"vector engine {uri!r} is not understood; accepted: milvus://host:port")
-    return parts.hostname, parts.port or 19530
+    name = parts.path.strip("/") or "vatt"
+    if parts.scheme != "milvus" or not parts.hostname or _NAME.search(name):
+        raise InvalidArgumentError(f"vector engine {uri!r} is not understood; accepted: "
+                                   "milvus://host:port or milvus://host:port/name (name: letters, digits, _)")
+    return parts.hostname, parts.port or 19530, name
 
 
 def _pymilvus() -> Any:
@@ -72,33 +79,65 @@ def _pymilvus() -> Any:
     return pymilvus
 
 
-def collection_name(catalog: str, space: str, prefix: str = "vatt") -> str:
+def collection_name(catalog: str, space: str) -> str:
     """A Milvus-legal collection name (letters, digits, underscores; at most 255 characters)."""
-    return _NAME.sub("_", f"{prefix}_{catalog}_{space}")[:255]
+    return _NAME.sub("_", f"vatt_{catalog}_{space}")[:255]
+
+
+class MilvusBackend:
+    """`vectors="milvus://host:port[/name]"`: every space of the catalogue in one Milvus server."""
+
+    name = "milvus"
+
+    def __init__(self, uri: str, *, timeout: float = 10.0) -> None:
+        parse_uri(uri)  # refuse a bad URI before any space is opened
+        self.uri, self.timeout = uri, timeout
+
+    def open_space(self, source: VectorSource, *, index_type: str, options: IndexOptions,
+                   readonly: bool) -> MilvusSpaceIndex:
+        """The space's collection as it stands (created if missing; the catalogue catches it up)."""
+        vi = MilvusSpaceIndex(self.uri, space=source.space, dim=source.dim, index_type=index_type,
+                              options=options, timeout=self.timeout, source=source)
+        if not readonly and vi.index_mismatch():
+            log.warning("milvus %s: %s; rebuilding its index", vi.name, vi.index_mismatch())
+            vi.rebuild()
+        return vi
+
+    def build_space(self, source: VectorSource, *, index_type: str, options: IndexOptions) -> MilvusSpaceIndex:
+        """A fresh, empty collection: the catalogue's catch-up right after fills it from the store."""
+        MilvusSpaceIndex(self.uri, space=source.space, dim=source.dim, timeout=self.timeout).drop()
+        return MilvusSpaceIndex(self.uri, space=source.space, dim=source.dim, index_type=index_type,
+                                options=options, timeout=self.timeout, source=source)
+
+    def close(self) -> None:
+        pass
 
 
 class MilvusSpaceIndex:
     """One space of one catalogue in a Milvus collection (the SpaceIndex protocol)."""
 
     structure_names = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_FLAT"}
+    shared = True  # every replica reads and writes the same collection: no per-process catch-up
 
-    def __init__(self, uri: str, *, catalog: str, space: str, dim: int, index_type: str = "flat",
-                 options: IndexOptions | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, uri: str, *, space: str, dim: int, index_type: str = "flat",
+                 options: IndexOptions | None = None, timeout: float = 10.0,
+                 source: VectorSource | None = None) -> None:
         if index_type not in self.structure_names:
             raise InvalidArgumentError(f"index_type {index_type!r} is not supported; accepted: flat, hnsw, ivfpq")
         self.uri, self.space, self.dim = uri, space, dim
         self.index_type, self.options = index_type, options or IndexOptions()
-        self.timeout = timeout
-        self.host, self.port = parse_uri(uri)
+        self.timeout, self.source = timeout, source
+        self.host, self.port, catalog = parse_uri(uri)
         self.alias = f"vatt-{self.host}:{self.port}"
         self.name = collection_name(catalog, space)
         self._pm = _pymilvus()
         self._nlist: int | None = None  # ivfpq: the built IVF's lists, read from Milvus once it exists
+        self._structure: tuple[float, str] | None = None  # (when read, structure)
         self._collection = self._call(self._open)
 
     # --- connection and errors ------------------------------------------------------------------
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run one Milvus operation; a server that cannot be reached becomes VectorsUnavailableError."""
+        """Run one Milvus operation; a server that cannot be reached becomes StoreUnavailableError."""
         pm = self._pm
         try:
             self._connect()
@@ -112,11 +151,11 @@ class MilvusSpaceIndex:
                 return fn()
         except pm.exceptions.MilvusException as e:
             if _unreachable(e):
-                raise VectorsUnavailableError(f"vector engine {self.uri} is unavailable: {e.message}") from e
+                raise StoreUnavailableError(f"vector engine {self.uri} is unavailable: {e.message}") from e
             raise
         except Exception as e:  # grpc errors that pymilvus does not wrap
             if type(e).__module__.startswith("grpc") or isinstance(e, (ConnectionError, TimeoutError)):
-                raise VectorsUnavailableError(f"vector engine {self.uri} is unavailable: {e}") from e
+                raise StoreUnavailableError(f"vector engine {self.uri} is unavailable: {e}") from e
             raise
 
     def _connect(self) -> None:
@@ -145,7 +184,7 @@ class MilvusSpaceIndex:
             coll = pm.Collection(self.name, schema, using=self.alias, consistency_level="Strong",
                                  timeout=self.timeout)
         if not coll.has_index(timeout=self.timeout):
-            coll.create_index("vector", self._index_params("flat", 0), timeout=self.timeout)
+            coll.create_index("vector", self._index_params(self._wanted(0), 0), timeout=self.timeout)
         coll.load(timeout=max(self.timeout, 60))
         return coll
 
@@ -161,13 +200,42 @@ class MilvusSpaceIndex:
 
     @property
     def structure(self) -> str:
-        """What the collection is searched with now: 'flat' until an approximate index is built."""
-        kind = self._call(lambda: self._collection.index().params.get("index_type", "FLAT"))
-        return next(k for k, v in self.structure_names.items() if v == kind)
+        """What the collection is searched with now: 'flat' until an approximate index is built (read from
+        Milvus at most every STRUCTURE_TTL_S: a peer replica may have switched it)."""
+        now = time.monotonic()
+        if self._structure is None or now - self._structure[0] > STRUCTURE_TTL_S:
+            kind = self._call(lambda: self._collection.index().params.get("index_type", "FLAT"))
+            self._structure = (now, next(k for k, v in self.structure_names.items() if v == kind))
+        return self._structure[1]
+
+    def index_mismatch(self) -> str | None:
+        """Why the collection's index is not what the catalogue asks for (None if it is)."""
+        have = self.structure
+        if have != "flat" and have != self.index_type:
+            return f"indexed {self.structure_names[have]} but the catalogue's index type is {self.index_type!r}"
+        if have == "flat" and self.index_type != "flat" and self._wanted(self.live) != "flat":
+            return f"still FLAT with {self.live} vectors (index type {self.index_type!r})"
+        return None
+
+    @property
+    def approximate(self) -> bool:
+        return self.structure != "flat"
+
+    @property
+    def exact_in_memory(self) -> bool:
+        """FLAT search is exact; an HNSW/IVF collection has no brute-force path (the store's vectors are)."""
+        return self.structure == "flat"
+
+    def _wanted(self, n: int) -> str:
+        """The structure for a space of n vectors: ivfpq waits for train_min (IVF lists need data)."""
+        return "flat" if self.index_type == "ivfpq" and n < self.options.train_min else self.index_type
 
     def _maybe_switch(self) -> None:
-        """hnsw/ivfpq: build the configured index once the space is large enough (train_min vectors)."""
-        if self.index_type == "flat" or self.structure != "flat":
+        """ivfpq: build the IVF index once the space is large enough (train_min vectors)."""
+        if self.index_type != "ivfpq" or self.structure != "flat":
+            return
+        self._structure = None  # re-read: a peer may have switched it already
+        if self.structure != "flat":
             return
         n = self.live
         if n < self.options.train_min:
@@ -180,26 +248,21 @@ class MilvusSpaceIndex:
         coll.create_index("vector", self._index_params(self.index_type, n), timeout=self.timeout)
         pm.utility.wait_for_index_building_complete(self.name, using=self.alias, timeout=600)
         coll.load(timeout=max(self.timeout, 60))
+        self._structure = None
 
     def rebuild(self) -> None:
-        """Re-derive the index from what the collection holds (nlist follows the current size)."""
+        """Re-derive the index from what the collection holds (type and nlist follow the current size)."""
         def go() -> None:
-            coll = self._collection
+            coll, n = self._collection, self.live
             coll.release(timeout=self.timeout)
             coll.drop_index(timeout=self.timeout)
-            n = self.live_unloaded()
-            kind = self.index_type if n >= self.options.train_min else "flat"
+            coll.flush(timeout=max(self.timeout, 60))  # seal, so the new index covers what is there now
+            kind = self._wanted(n)
             coll.create_index("vector", self._index_params(kind, n), timeout=self.timeout)
             self._pm.utility.wait_for_index_building_complete(self.name, using=self.alias, timeout=600)
             coll.load(timeout=max(self.timeout, 60))
-            self._nlist = None
+            self._nlist = self._structure = None
         self._call(go)
-
-    def live_unloaded(self) -> int:
-        """Rows after deletes, for a released collection (count(*) needs it loaded): flush then count."""
-        coll = self._collection
-        coll.flush(timeout=max(self.timeout, 60))
-        return int(coll.num_entities)
 
     # --- protocol -------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, x: np.ndarray, *, items: Sequence[str], kinds: Sequence[str]) -> None:
@@ -298,25 +361,48 @@ class MilvusSpaceIndex:
             return np.unique(np.asarray(found, dtype=np.int64))
         return self._call(go)
 
-    def items_of(self, ids: np.ndarray) -> Iterator[tuple[int, str, str]]:
-        """(id, item, kind) of the given ids that the collection holds (a consistency check's view)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        for s in range(0, len(ids), MAX_TOPK):
-            rows = self._call(lambda c=ids[s:s + MAX_TOPK]: self._collection.query(
-                f"id in {c.tolist()}", output_fields=["id", "item", "kind"], timeout=self.timeout,
-                consistency_level="Strong"))
-            yield from ((int(r["id"]), r["item"], r["kind"]) for r in rows)
-
     @property
     def live(self) -> int:
-        """Rows after deletes (count(*) is exact under Strong consistency; num_entities is not)."""
+        """Vectors in the space. Opened by a catalogue: the store's count, which the collection is caught up
+        to (the catalogue asks on every search and write; a Strong count(*) would wait for Milvus's time
+        tick each time). Standalone: the collection's own count."""
+        if self.source is not None:
+            return self.source.count()
+        return self.count()
+
+    def count(self) -> int:
+        """Rows in the collection after deletes (count(*) is exact under Strong consistency; num_entities
+        is not)."""
         rows = self._call(lambda: self._collection.query("", output_fields=["count(*)"], timeout=self.timeout,
                                                           consistency_level="Strong"))
         return int(rows[0]["count(*)"])
 
-    def flush(self) -> None:
+    def exact(self, q: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray,
+                                                                                         np.ndarray] | None:
+        """FLAT: the search itself; HNSW/IVF: None (the catalogue brute-forces the store's vectors)."""
+        return self.search(q, k, allowed=allowed) if self.structure == "flat" else None
+
+    def flush(self, epoch: int) -> None:
         """Nothing to do: an acknowledged insert is already in Milvus's write-ahead log (see the module
         docstring for why this does not seal segments)."""
+
+    def describe(self, epoch: int) -> dict[str, Any]:
+        structure = self.structure
+        n = self.count()
+        params = self._index_params(structure, n)
+        return {"dim": self.dim, "vectors": n, "structure": structure,
+                "factory": f"milvus {params['index_type']} {params['params'] or ''}".strip(),
+                "collection": self.name, "server": f"{self.host}:{self.port}", "epoch": epoch}
+
+    def check(self, live: np.ndarray, epoch: int) -> tuple[list[str], list[str]]:
+        """Beyond missing/extra ids (the catalogue compares those): rows filed under no kind we know."""
+        problems: list[str] = []
+        notes = [f"{self.space}: Milvus collection {self.name} on {self.host}:{self.port} "
+                 f"({self.structure}, {self.count()} vectors)"]
+        mismatch = self.index_mismatch()
+        if mismatch:
+            notes.append(f"{self.space}: {mismatch} (rebuilt on the next writable open)")
+        return problems, notes
 
     def drop(self) -> None:
         """Delete the whole collection (a catalogue's `rebuild` from scratch, and test cleanup)."""

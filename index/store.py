@@ -1,336 +1,354 @@
-"""SQLite: the catalogue's source of truth (items, segments, raw vectors, meta). DDL and queries only.
+"""The catalogue's source of truth (items, segments, metadata, raw vectors, meta, jobs), one SQL home.
 
-WAL mode with synchronous=FULL: a committed `add_item` survives SIGKILL and power loss, readers never
-block the writer. Segment ids are AUTOINCREMENT rowids, never reused, so a FAISS id always means one
-segment and a stale FAISS file can be reconciled by id sets alone.
+`Store` is the seam: SQLite (index/sqlite_store.py, embedded, one writer per directory) and
+PostgreSQL (index/pg_store.py, several processes write) implement it. Both run the SAME queries
+below through a `Session` (one connection, in or out of a transaction); what differs between the
+two engines — placeholders, JSON access, BLOB vs BYTEA, how segment ids are drawn, integrity
+checks — is a small `Dialect`. Segment ids are never reused, so a vector-index id always means one
+segment and a stale vector index can be reconciled by id sets alone. Every write bumps its spaces'
+epochs inside its own transaction, so "has the store moved on?" is one cheap read.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from pathlib import Path
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import CatalogCorruptError
+from .errors import CatalogCorruptError, StoreUnavailableError
 from .filters import compile_where
 from .types import Item, Segment
 
 SCHEMA_VERSION = 1
-DB_NAME = "catalog.sqlite"
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('video', 'audio', 'text')),
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE,
-    duration REAL,
-    metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
-    created REAL NOT NULL,
-    spaces TEXT NOT NULL,          -- comma-joined, denormalised for cheap reads (check() verifies)
-    n_segments INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_kind ON items(kind);
-CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-    start_s REAL NOT NULL,
-    end_s REAL NOT NULL CHECK (end_s >= start_s)
-);
-CREATE INDEX IF NOT EXISTS segments_item ON segments(item_id);
-CREATE TABLE IF NOT EXISTS vectors (
-    segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
-    space TEXT NOT NULL,
-    vec BLOB NOT NULL,             -- float32 little-endian, L2-normalised
-    PRIMARY KEY (segment_id, space)
-);
-CREATE INDEX IF NOT EXISTS vectors_space ON vectors(space, segment_id);
-"""
-_ITEM_COLS = "id, kind, source, sha256, duration, metadata, created, spaces, n_segments"
+ITEM_COLS = "id, kind, source, sha256, duration, metadata, created, spaces, n_segments"
 
 
-def connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
-    """Open a connection with the catalogue's pragmas (autocommit; transactions are explicit)."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None, check_same_thread=False,
-                               timeout=30)
-    else:
-        conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL engines; the queries themselves are shared."""
+
+    name: str  # "sqlite" or "postgresql" (also the filter dialect)
+    ddl: str
+    placeholder: str  # "?" or "%s"
+    json_param: str  # how a metadata JSON text is bound ("?" or "CAST(? AS jsonb)")
+    cross_join: str  # SQLite's CROSS JOIN fixes the loop order; PostgreSQL plans it itself
+    has_space: str  # condition: item i lists the space bound as the parameter
+    byte_length: str  # length of a BLOB/BYTEA in bytes
+    skip_locked: str  # suffix of a row-claiming SELECT ("" where the writer is already alone)
+    unavailable: tuple[type[BaseException], ...] = ()  # driver errors meaning "the engine is unreachable"
+    conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
+    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def sql(self, text: str) -> str:
+        """The shared SQL (written with `?`) in this engine's placeholder style."""
+        if self.placeholder == "?":
+            return text
+        out = self._cache.get(text)
+        if out is None:
+            out = self._cache[text] = text.replace("%", "%%").replace("?", self.placeholder)
+        return out
+
+    def load_json(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-class Connections:
-    """One writer connection (used under the catalogue's writer lock) and one reader connection per thread."""
+class Session:
+    """One connection: every query of the catalogue and the job table, in the engine's dialect."""
 
-    def __init__(self, db: Path, *, readonly: bool) -> None:
-        self.db = db
-        self.readonly = readonly
-        self.writer = None if readonly else connect(db, readonly=False)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
+    def __init__(self, conn: Any, dialect: Dialect, *, on_broken: Callable[[], None] = lambda: None) -> None:
+        self.conn, self.dialect, self._on_broken = conn, dialect, on_broken
+        self.bumps: dict[str, int] = {}  # epochs advanced by this transaction, per space
 
-    def reader(self) -> sqlite3.Connection:
-        """This thread's own read connection (WAL: sees the last committed state, never blocks)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.db, readonly=True)
-            self._local.conn = conn
-            with self._guard:
-                self._all.append(conn)
-        return conn
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return self.conn.execute(self.dialect.sql(sql), params)
+        except self.dialect.unavailable as e:
+            self._on_broken()
+            raise StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable "
+                                        f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
+                                        "retry when it is back") from e
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            if hasattr(self.conn, "executemany"):
+                self.conn.executemany(self.dialect.sql(sql), rows)
+            else:
+                with self.conn.cursor() as cur:
+                    cur.executemany(self.dialect.sql(sql), rows)
+        except self.dialect.unavailable as e:
+            self._on_broken()
+            raise StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({e}); "
+                                        "retry when it is back") from e
+
+    # --- schema and meta -------------------------------------------------------------------------
+    def read_meta(self) -> dict[str, Any]:
+        """All meta rows, JSON-decoded."""
+        try:
+            rows = self.execute("SELECT key, value FROM meta").fetchall()
+        except StoreUnavailableError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any driver's "no such table / not a database"
+            raise CatalogCorruptError(f"cannot read the catalogue's meta table ({e}); "
+                                      "accepted: a catalogue created by index.Catalog") from e
+        return {k: json.loads(v) for k, v in rows}
+
+    def init_meta(self, meta: Mapping[str, Any]) -> None:
+        """Write the initial meta rows (a no-op for keys that already exist)."""
+        self.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                         [(k, json.dumps(v)) for k, v in {"schema": SCHEMA_VERSION, **meta}.items()])
+
+    def set_meta(self, values: Mapping[str, Any]) -> None:
+        """Upsert meta rows (call inside a transaction)."""
+        self.executemany("INSERT INTO meta(key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         [(k, json.dumps(v)) for k, v in values.items()])
+
+    def bump(self, space: str, added: int) -> None:
+        """Advance a space's write epoch and adjust its vector count (inside the write's transaction)."""
+        self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = ?", (f"epoch.{space}",))
+        self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + ? WHERE key = ?", (added, f"count.{space}"))
+        self.bumps[space] = self.bumps.get(space, 0) + 1
+
+    def epochs(self, spaces: Iterable[str]) -> dict[str, int]:
+        """Committed write epoch per space (one query: the cheap "has the store moved on?" check)."""
+        spaces = list(spaces)
+        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
+                            [f"epoch.{s}" for s in spaces]).fetchall()
+        found = {k[len("epoch."):]: int(json.loads(v)) for k, v in rows}
+        return {s: found.get(s, 0) for s in spaces}
+
+    # --- items -----------------------------------------------------------------------------------
+    def _item(self, row: Sequence[Any]) -> Item:
+        return Item(id=row[0], kind=row[1], source=row[2], sha256=row[3], duration=row[4],
+                    metadata=MappingProxyType(self.dialect.load_json(row[5])), created=row[6],
+                    spaces=tuple(s for s in row[7].split(",") if s), n_segments=row[8])
+
+    def new_segment_ids(self, n: int) -> np.ndarray:
+        """n fresh, never reused segment ids, ascending."""
+        if self.dialect.name == "sqlite":
+            row = self.execute("SELECT seq FROM sqlite_sequence WHERE name = 'segments'").fetchone()
+            base = int(row[0]) if row else 0
+            return np.arange(base + 1, base + 1 + n, dtype=np.int64)
+        rows = self.execute("SELECT nextval(pg_get_serial_sequence('segments', 'id')) FROM generate_series(1, ?)",
+                            (n,)).fetchall()
+        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=n))
+
+    def insert_item(self, *, item_id: str, kind: str, source: str, sha256: str, duration: float | None,
+                    metadata_json: str, segments: np.ndarray, vectors: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Insert an item, its segments and vectors (inside a transaction); returns the new segment ids."""
+        n = len(segments)
+        self.execute(f"INSERT INTO items({ITEM_COLS}) VALUES (?, ?, ?, ?, ?, {self.dialect.json_param}, ?, ?, ?)",
+                     (item_id, kind, source, sha256, duration, metadata_json, time.time(),
+                      ",".join(sorted(vectors)), n))
+        ids = self.new_segment_ids(n)
+        self.executemany("INSERT INTO segments(id, item_id, start_s, end_s) VALUES (?, ?, ?, ?)",
+                         [(int(i), item_id, float(s), float(e)) for i, (s, e) in zip(ids, segments)])
+        for space in sorted(vectors):  # one order everywhere: concurrent writers never deadlock on meta rows
+            x = np.ascontiguousarray(vectors[space], dtype="<f4")
+            self.executemany("INSERT INTO vectors(segment_id, space, vec) VALUES (?, ?, ?)",
+                             [(int(i), space, x[j].tobytes()) for j, i in enumerate(ids)])
+            self.bump(space, n)
+        return ids
+
+    def delete_item(self, item_id: str) -> dict[str, np.ndarray]:
+        """Delete an item with its segments and vectors (inside a transaction); returns removed ids per space."""
+        rows = self.execute("SELECT v.space, v.segment_id FROM vectors v JOIN segments s ON s.id = v.segment_id "
+                            "WHERE s.item_id = ?", (item_id,)).fetchall()
+        removed: dict[str, list[int]] = {}
+        for space, sid in rows:
+            removed.setdefault(space, []).append(sid)
+        self.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        for space in sorted(removed):
+            self.bump(space, -len(removed[space]))
+        return {s: np.asarray(ids, dtype=np.int64) for s, ids in removed.items()}
+
+    def get_item(self, item_id: str) -> Item | None:
+        row = self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id = ?", (item_id,)).fetchone()
+        return self._item(row) if row else None
+
+    def get_items(self, ids: Iterable[str]) -> dict[str, Item]:
+        """Items by id (missing ids are simply absent)."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, Item] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for row in self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall():
+                out[row[0]] = self._item(row)
+        return out
+
+    def find_sha256(self, sha256: str) -> Item | None:
+        row = self.execute(f"SELECT {ITEM_COLS} FROM items WHERE sha256 = ?", (sha256,)).fetchone()
+        return self._item(row) if row else None
+
+    def item_filter_sql(self, kinds: Sequence[str] | None, where: Mapping[str, Any] | None,
+                        alias: str = "i") -> tuple[str, list[Any]]:
+        """SQL condition on the items table for a kind list and a metadata filter."""
+        sql, params = compile_where(where, column=f"{alias}.metadata", dialect=self.dialect.name)
+        if kinds is not None:
+            sql = f"{alias}.kind IN ({','.join('?' * len(kinds))}) AND ({sql})"
+            params = [*kinds, *params]
+        return sql, params
+
+    def list_items(self, *, kinds: Sequence[str] | None, where: Mapping[str, Any] | None,
+                   limit: int, offset: int) -> list[Item]:
+        cond, params = self.item_filter_sql(kinds, where)
+        cols = ", ".join("i." + c.strip() for c in ITEM_COLS.split(","))
+        rows = self.execute(f"SELECT {cols} FROM items i WHERE {cond} ORDER BY i.created, i.id LIMIT ? OFFSET ?",
+                            [*params, limit, offset]).fetchall()
+        return [self._item(r) for r in rows]
+
+    def count_items(self, *, kinds: Sequence[str] | None = None, where: Mapping[str, Any] | None = None) -> int:
+        cond, params = self.item_filter_sql(kinds, where)
+        return int(self.execute(f"SELECT COUNT(*) FROM items i WHERE {cond}", params).fetchone()[0])
+
+    def update_metadata(self, item_id: str, metadata_json: str) -> None:
+        self.execute(f"UPDATE items SET metadata = {self.dialect.json_param} WHERE id = ?", (metadata_json, item_id))
+
+    # --- segments and vectors --------------------------------------------------------------------
+    def item_segments(self, item_id: str) -> list[Segment]:
+        rows = self.execute("SELECT id, item_id, start_s, end_s FROM segments WHERE item_id = ? ORDER BY id",
+                            (item_id,)).fetchall()
+        return [Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]) for r in rows]
+
+    def segment_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, float, float]]:
+        """segment id → (item id, start, end) for the ids that still exist."""
+        ids = [int(i) for i in dict.fromkeys(ids)]
+        out: dict[int, tuple[str, float, float]] = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            for r in self.execute(f"SELECT id, item_id, start_s, end_s FROM segments WHERE id IN "
+                                  f"({','.join('?' * len(chunk))})", chunk).fetchall():
+                out[r[0]] = (r[1], r[2], r[3])
+        return out
+
+    def segment_owners(self, ids: np.ndarray) -> tuple[list[str], list[str]]:
+        """(item id, item kind) of each segment id, in the order given (what a vector index files them under)."""
+        found: dict[int, tuple[str, str]] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            for r in self.execute(f"SELECT s.id, s.item_id, i.kind FROM segments s JOIN items i ON i.id = s.item_id "
+                                  f"WHERE s.id IN ({','.join('?' * len(chunk))})", chunk).fetchall():
+                found[r[0]] = (r[1], r[2])
+        return [found[i][0] for i in ids], [found[i][1] for i in ids]
+
+    def space_ids(self, space: str) -> np.ndarray:
+        """All segment ids holding a vector in `space`, ascending."""
+        rows = self.execute("SELECT segment_id FROM vectors WHERE space = ? ORDER BY segment_id", (space,)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def space_count(self, space: str) -> int:
+        return int(self.execute("SELECT COUNT(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
+
+    def allowed_ids(self, space: str, kinds: Sequence[str] | None, where: Mapping[str, Any] | None) -> np.ndarray:
+        """Segment ids in `space` whose item passes the kind and metadata filters.
+
+        Driven from items (the filter is evaluated once per item, not per segment); relies on the
+        add_item invariant that an item listing a space has a vector in it for every segment."""
+        cond, params = self.item_filter_sql(kinds, where)
+        rows = self.execute(f"WITH m AS MATERIALIZED (SELECT i.id FROM items i WHERE {self.dialect.has_space} "
+                            f"AND {cond}) SELECT s.id FROM m {self.dialect.cross_join} segments s ON s.item_id = m.id",
+                            [space, *params]).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def passing_items(self, item_ids: Iterable[str], kinds: Sequence[str] | None,
+                      where: Mapping[str, Any] | None) -> set[str]:
+        """The subset of `item_ids` that passes the kind and metadata filters (post-filtering)."""
+        cond, params = self.item_filter_sql(kinds, where)
+        ids = list(item_ids)
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = self.execute(f"SELECT i.id FROM items i WHERE i.id IN ({','.join('?' * len(chunk))}) AND {cond}",
+                                [*chunk, *params]).fetchall()
+            out.update(r[0] for r in rows)
+        return out
+
+    def iter_vectors(self, space: str, dim: int, ids: np.ndarray | None = None,
+                     chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream (ids [m], vectors [m, dim]) for a space, optionally only for the given ids."""
+        def pack(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+            sids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            x = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+            return sids, x.astype(np.float32, copy=False)
+
+        if ids is None:
+            last = -1
+            while True:
+                rows = self.execute("SELECT segment_id, vec FROM vectors WHERE space = ? AND segment_id > ? "
+                                    "ORDER BY segment_id LIMIT ?", (space, last, chunk)).fetchall()
+                if not rows:
+                    return
+                last = rows[-1][0]
+                yield pack(rows)
+        else:
+            ids = np.asarray(ids, dtype=np.int64)
+            for i in range(0, len(ids), 900):
+                part = [int(v) for v in ids[i:i + 900]]
+                rows = self.execute(f"SELECT segment_id, vec FROM vectors WHERE space = ? AND segment_id IN "
+                                    f"({','.join('?' * len(part))})", [space, *part]).fetchall()
+                if rows:
+                    yield pack(rows)
+
+    def item_vectors(self, item_id: str, space: str, dim: int) -> tuple[list[Segment], np.ndarray]:
+        """An item's segments that hold a vector in `space`, with those vectors [n, dim]."""
+        rows = self.execute("SELECT s.id, s.item_id, s.start_s, s.end_s, v.vec FROM segments s JOIN vectors v "
+                            "ON v.segment_id = s.id AND v.space = ? WHERE s.item_id = ? ORDER BY s.id",
+                            (space, item_id)).fetchall()
+        segs = [Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]) for r in rows]
+        x = np.frombuffer(b"".join(bytes(r[4]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return segs, x.astype(np.float32)
+
+    def sample_vectors(self, space: str, dim: int, m: int) -> np.ndarray:
+        """m vectors of a space drawn at random (training data for IVF-PQ)."""
+        rows = self.execute("SELECT vec FROM vectors WHERE space = ? AND segment_id IN "
+                            "(SELECT segment_id FROM vectors WHERE space = ? ORDER BY random() LIMIT ?)",
+                            (space, space, m)).fetchall()
+        x = np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return x.astype(np.float32)
+
+    def kind_counts(self) -> dict[str, int]:
+        return {k: int(n) for k, n in self.execute("SELECT kind, COUNT(*) FROM items GROUP BY kind").fetchall()}
+
+    def segment_count(self) -> int:
+        return int(self.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
+
+
+class Store:
+    """The truth behind a catalogue. Subclasses open connections; the queries live in `Session`."""
+
+    dialect: Dialect
+    shared: bool = False  # other processes may write it too: vector caches catch up before they answer
+    readonly: bool = False
+    location: str = ""  # for messages: a directory or a DSN without its password
+
+    def reader(self) -> Session:
+        """This thread's session outside any transaction (sees the last committed state)."""
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A write transaction, committed on exit and rolled back on any exception."""
+        raise NotImplementedError
+
+    def snapshot(self) -> AbstractContextManager[Session]:
+        """A read-only transaction whose queries all see one committed state."""
+        raise NotImplementedError
+
+    def has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def integrity_problems(self) -> list[str]:
+        """The engine's own consistency checks (SQLite: quick_check and foreign keys)."""
+        return []
+
+    def size_bytes(self) -> int:
+        raise NotImplementedError
 
     def close(self) -> None:
-        with self._guard:
-            for c in self._all:
-                c.close()
-            self._all.clear()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-class transaction:
-    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception: the unit of atomicity."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-# --- schema and meta ---------------------------------------------------------------------------
-
-def init_schema(conn: sqlite3.Connection, meta: Mapping[str, Any]) -> None:
-    """Create tables and write the initial meta rows (a no-op for keys that already exist)."""
-    conn.executescript(_DDL)  # idempotent; the caller holds the cross-process writer lock
-    with transaction(conn):
-        rows = [(k, json.dumps(v)) for k, v in {"schema": SCHEMA_VERSION, **meta}.items()]
-        conn.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", rows)
-
-
-def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
-    """All meta rows, JSON-decoded."""
-    try:
-        rows = conn.execute("SELECT key, value FROM meta").fetchall()
-    except sqlite3.DatabaseError as e:
-        raise CatalogCorruptError(f"cannot read the catalogue's meta table ({e}); "
-                                  "accepted: a directory created by index.Catalog") from e
-    return {k: json.loads(v) for k, v in rows}
-
-
-def set_meta(conn: sqlite3.Connection, values: Mapping[str, Any]) -> None:
-    """Upsert meta rows (call inside a transaction)."""
-    conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                     [(k, json.dumps(v)) for k, v in values.items()])
-
-
-def bump(conn: sqlite3.Connection, space: str, added: int) -> None:
-    """Advance a space's write epoch and adjust its vector count (inside the write's transaction)."""
-    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (f"epoch.{space}",))
-    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?", (added, f"count.{space}"))
-
-
-# --- items -------------------------------------------------------------------------------------
-
-def _item(row: Sequence[Any]) -> Item:
-    return Item(id=row[0], kind=row[1], source=row[2], sha256=row[3], duration=row[4],
-                metadata=MappingProxyType(json.loads(row[5])), created=row[6],
-                spaces=tuple(s for s in row[7].split(",") if s), n_segments=row[8])
-
-
-def insert_item(conn: sqlite3.Connection, *, item_id: str, kind: str, source: str, sha256: str,
-                duration: float | None, metadata_json: str, segments: np.ndarray,
-                vectors: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Insert an item, its segments and vectors (inside a transaction); returns the new segment ids."""
-    n = len(segments)
-    conn.execute(f"INSERT INTO items({_ITEM_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (item_id, kind, source, sha256, duration, metadata_json, time.time(),
-                  ",".join(sorted(vectors)), n))
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'segments'").fetchone()
-    base = int(row[0]) if row else 0
-    ids = np.arange(base + 1, base + 1 + n, dtype=np.int64)
-    conn.executemany("INSERT INTO segments(id, item_id, start_s, end_s) VALUES (?, ?, ?, ?)",
-                     [(int(i), item_id, float(s), float(e)) for i, (s, e) in zip(ids, segments)])
-    for space, x in vectors.items():
-        x = np.ascontiguousarray(x, dtype="<f4")
-        conn.executemany("INSERT INTO vectors(segment_id, space, vec) VALUES (?, ?, ?)",
-                         [(int(i), space, x[j].tobytes()) for j, i in enumerate(ids)])
-        bump(conn, space, n)
-    return ids
-
-
-def delete_item(conn: sqlite3.Connection, item_id: str) -> dict[str, np.ndarray]:
-    """Delete an item with its segments and vectors (inside a transaction); returns removed ids per space."""
-    rows = conn.execute("SELECT v.space, v.segment_id FROM vectors v JOIN segments s ON s.id = v.segment_id "
-                        "WHERE s.item_id = ?", (item_id,)).fetchall()
-    removed: dict[str, list[int]] = {}
-    for space, sid in rows:
-        removed.setdefault(space, []).append(sid)
-    conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
-    for space, ids in removed.items():
-        bump(conn, space, -len(ids))
-    return {s: np.asarray(ids, dtype=np.int64) for s, ids in removed.items()}
-
-
-def get_item(conn: sqlite3.Connection, item_id: str) -> Item | None:
-    row = conn.execute(f"SELECT {_ITEM_COLS} FROM items WHERE id = ?", (item_id,)).fetchone()
-    return _item(row) if row else None
-
-
-def get_items(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Item]:
-    """Items by id (missing ids are simply absent)."""
-    ids = list(dict.fromkeys(ids))
-    out: dict[str, Item] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(f"SELECT {_ITEM_COLS} FROM items WHERE id IN ({marks})", chunk):
-            out[row[0]] = _item(row)
-    return out
-
-
-def find_sha256(conn: sqlite3.Connection, sha256: str) -> Item | None:
-    row = conn.execute(f"SELECT {_ITEM_COLS} FROM items WHERE sha256 = ?", (sha256,)).fetchone()
-    return _item(row) if row else None
-
-
-def item_filter_sql(kinds: Sequence[str] | None, where: Mapping[str, Any] | None,
-                    alias: str = "i") -> tuple[str, list[Any]]:
-    """SQL condition on the items table for a kind list and a metadata filter."""
-    sql, params = compile_where(where, column=f"{alias}.metadata")
-    if kinds is not None:
-        sql = f"{alias}.kind IN ({','.join('?' * len(kinds))}) AND ({sql})"
-        params = [*kinds, *params]
-    return sql, params
-
-
-def list_items(conn: sqlite3.Connection, *, kinds: Sequence[str] | None, where: Mapping[str, Any] | None,
-               limit: int, offset: int) -> list[Item]:
-    cond, params = item_filter_sql(kinds, where)
-    rows = conn.execute(f"SELECT {', '.join('i.' + c.strip() for c in _ITEM_COLS.split(','))} FROM items i "
-                        f"WHERE {cond} ORDER BY i.created, i.id LIMIT ? OFFSET ?", [*params, limit, offset])
-    return [_item(r) for r in rows]
-
-
-def count_items(conn: sqlite3.Connection, *, kinds: Sequence[str] | None = None,
-                where: Mapping[str, Any] | None = None) -> int:
-    cond, params = item_filter_sql(kinds, where)
-    return int(conn.execute(f"SELECT COUNT(*) FROM items i WHERE {cond}", params).fetchone()[0])
-
-
-def update_metadata(conn: sqlite3.Connection, item_id: str, metadata_json: str) -> None:
-    conn.execute("UPDATE items SET metadata = ? WHERE id = ?", (metadata_json, item_id))
-
-
-# --- segments and vectors ----------------------------------------------------------------------
-
-def item_segments(conn: sqlite3.Connection, item_id: str) -> list[Segment]:
-    rows = conn.execute("SELECT id, item_id, start_s, end_s FROM segments WHERE item_id = ? ORDER BY id",
-                        (item_id,))
-    return [Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]) for r in rows]
-
-
-def segment_rows(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[str, float, float]]:
-    """segment id → (item id, start, end) for the ids that still exist."""
-    ids = [int(i) for i in dict.fromkeys(ids)]
-    out: dict[int, tuple[str, float, float]] = {}
-    for i in range(0, len(ids), 900):
-        chunk = ids[i:i + 900]
-        marks = ",".join("?" * len(chunk))
-        for r in conn.execute(f"SELECT id, item_id, start_s, end_s FROM segments WHERE id IN ({marks})", chunk):
-            out[r[0]] = (r[1], r[2], r[3])
-    return out
-
-
-def space_ids(conn: sqlite3.Connection, space: str) -> np.ndarray:
-    """All segment ids holding a vector in `space`, ascending."""
-    rows = conn.execute("SELECT segment_id FROM vectors WHERE space = ? ORDER BY segment_id", (space,))
-    return np.fromiter((r[0] for r in rows), dtype=np.int64)
-
-
-def allowed_ids(conn: sqlite3.Connection, space: str, kinds: Sequence[str] | None,
-                where: Mapping[str, Any] | None) -> np.ndarray:
-    """Segment ids in `space` whose item passes the kind and metadata filters.
-
-    Driven from items (the filter is evaluated once per item, not per segment); relies on the
-    add_item invariant that an item listing a space has a vector in it for every segment."""
-    cond, params = item_filter_sql(kinds, where)
-    rows = conn.execute("WITH m AS MATERIALIZED (SELECT i.id FROM items i WHERE "
-                        f"instr(',' || i.spaces || ',', ',' || ? || ',') > 0 AND {cond}) "
-                        "SELECT s.id FROM m CROSS JOIN segments s ON s.item_id = m.id", [space, *params])
-    return np.fromiter((r[0] for r in rows), dtype=np.int64)
-
-
-def passing_items(conn: sqlite3.Connection, item_ids: Iterable[str], kinds: Sequence[str] | None,
-                  where: Mapping[str, Any] | None) -> set[str]:
-    """The subset of `item_ids` that passes the kind and metadata filters (post-filtering)."""
-    cond, params = item_filter_sql(kinds, where)
-    ids = list(item_ids)
-    out: set[str] = set()
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        rows = conn.execute(f"SELECT i.id FROM items i WHERE i.id IN ({','.join('?' * len(chunk))}) AND {cond}",
-                            [*chunk, *params])
-        out.update(r[0] for r in rows)
-    return out
-
-
-def iter_vectors(conn: sqlite3.Connection, space: str, dim: int, ids: np.ndarray | None = None,
-                 chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stream (ids [m], vectors [m, dim]) for a space, optionally only for the given ids."""
-    def pack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
-        sids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        x = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-        return sids, x.astype(np.float32, copy=False)
-
-    if ids is None:
-        last = -1
-        while True:
-            rows = conn.execute("SELECT segment_id, vec FROM vectors WHERE space = ? AND segment_id > ? "
-                                "ORDER BY segment_id LIMIT ?", (space, last, chunk)).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield pack(rows)
-    else:
-        ids = np.asarray(ids, dtype=np.int64)
-        for i in range(0, len(ids), 900):
-            part = [int(v) for v in ids[i:i + 900]]
-            rows = conn.execute(f"SELECT segment_id, vec FROM vectors WHERE space = ? AND segment_id IN "
-                                f"({','.join('?' * len(part))})", [space, *part]).fetchall()
-            if rows:
-                yield pack(rows)
-
-
-def item_vectors(conn: sqlite3.Connection, item_id: str, space: str, dim: int) -> tuple[list[Segment], np.ndarray]:
-    """An item's segments that hold a vector in `space`, with those vectors [n, dim]."""
-    rows = conn.execute("SELECT s.id, s.item_id, s.start_s, s.end_s, v.vec FROM segments s JOIN vectors v "
-                        "ON v.segment_id = s.id AND v.space = ? WHERE s.item_id = ? ORDER BY s.id",
-                        (space, item_id)).fetchall()
-    segs = [Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]) for r in rows]
-    x = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
-    return segs, x
-
-
-def sample_vectors(conn: sqlite3.Connection, space: str, dim: int, m: int) -> np.ndarray:
-    """m vectors of a space drawn at random (training data for IVF-PQ)."""
-    rows = conn.execute("SELECT vec FROM vectors WHERE space = ? AND segment_id IN "
-                        "(SELECT segment_id FROM vectors WHERE space = ? ORDER BY random() LIMIT ?)",
-                        (space, space, m)).fetchall()
-    return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
+        raise NotImplementedError

@@ -8,6 +8,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+# PostgreSQL server binaries (initdb, pg_ctl) for the throwaway cluster of tests/servers/postgres.py
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

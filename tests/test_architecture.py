@@ -151,3 +151,16 @@ def test_no_import_circles_with_function_imports_but_the_declared_lazy_ones() ->
 def test_the_circle_finder_finds_circles() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# The catalogue composes a store and vector indexes; the parts never reach back into it (the old
+# catalog <-> _consistency circle): each takes what it needs as arguments.
+CATALOG_USERS = {"index", "index.catalog", "index.cli", "index.importer"}
+
+
+def test_the_catalogue_parts_never_import_the_catalogue() -> None:
+    graph = _import_graph(functions=True)
+    users = {m for m, deps in graph.items() if m.startswith("index") and "index.catalog" in deps}
+    assert users <= CATALOG_USERS, f"{sorted(users - CATALOG_USERS)} import index.catalog"
+    for part in ("index._consistency", "index._search", "index.store", "index.space_index", "index.faiss_index"):
+        assert "index.catalog" not in graph[part]

@@ -2,17 +2,21 @@
 
 `POST /items` does the cheap, decisive work while the client waits (the upload is probed, so
 non-media is a 415 there and then; the sha256 is looked up, so a re-upload answers with the
-existing item) and commits a job row to the catalogue's database before answering 202. Workers
-embed queued jobs and report progress in segments. On start, `recover()` re-queues the jobs a
-crash interrupted (their files are under media/), fails those whose file is gone, and removes
-media that belongs to no item and no job. `cancel()` stops a job between windows and rolls its
-partial work back (the media file, and the item if it was already committed).
+existing item) and commits a job row to the catalogue's store before answering 202. Workers
+claim queued jobs from the store (woken at once by a job created here, and polling every
+`poll_s` for jobs other replicas accepted), hold a lease on each that every progress report
+renews, and embed it. A job whose worker died is re-queued once its lease runs out (with the
+embedded SQLite store, where this process is the only one, at once on start). On start,
+`recover()` also fails jobs whose file is gone and removes media that belongs to no item and no
+job. `cancel()` (on any replica) stops a job between windows and rolls its partial work back (the
+media file, and the item if it was already committed).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import os
+import socket
 import threading
 import time
 import uuid
@@ -34,41 +38,61 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_NOTE = ("identical content is already item {item}; the existing item is returned and the metadata "
                   "sent with this upload was not applied")
-_PROGRESS_EVERY_S = 0.5  # progress rows are committed at most this often per job
+_PROGRESS_EVERY_S = 0.5  # progress rows are committed at most this often per job (each renews the lease)
+_RECLAIM_EVERY_S = 5.0  # how often an idle worker re-queues jobs whose lease ran out
+_ORPHAN_MIN_AGE_S = 3600.0  # shared media: a younger file may be another replica's upload about to get its job
 
 
 class JobCancelled(Exception):
     """Raised inside a worker (between windows) when a client cancelled the job."""
 
 
+class JobLost(Exception):
+    """Raised inside a worker when its lease ran out and the job went back to the queue (another runs it)."""
+
+
 class IngestService:
     """Accepts files, runs `workers` threads that embed them and add them to the catalogue."""
 
     def __init__(self, encoder: Encoder, catalog: Catalog, store: MediaStore, metrics: Metrics, *,
-                 workers: int = 1, retention_s: float = 7 * 86400.0) -> None:
+                 workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5,
+                 lease_s: float | None = None) -> None:
         self.encoder = encoder
         self.catalog = catalog
         self.jobs: JobStore = catalog.jobs
+        if lease_s is not None:
+            self.jobs.lease_s = lease_s
         self.store = store
         self.metrics = metrics
         self.n_workers = workers
         self.retention_s = retention_s
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.poll_s = poll_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this replica, in leases
+        self.shared = catalog.store.shared
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._cancelled: set[str] = set()
         self._guard = threading.Lock()
+        self._last_reclaim = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
-        """Resume what a crash interrupted; fail jobs whose file is gone; remove orphan media."""
+        """Resume what a crash interrupted; fail jobs whose file is gone; remove orphan media.
+
+        Embedded store: this process is the only writer, so every `running` job was cut off by a crash
+        and is re-queued now. Shared store: other replicas' running jobs are alive; only those whose
+        lease ran out are re-queued (here and, later, by any idle worker)."""
         resumed = failed = 0
+        if self.shared:
+            resumed = self.jobs.reclaim_expired()
         for job in self.jobs.active():
             if job.path and Path(job.path).exists():
-                self.jobs.requeue(job.id)
-                self._queue.put(job.id)
-                resumed += 1
-            else:
-                self.jobs.fail(job.id, "the server restarted and the job's media file was gone; upload it again")
+                if job.status == "running" and not self.shared:
+                    self.jobs.requeue(job.id)
+                    resumed += 1
+            elif job.status == "queued" or not self.shared:
+                self.jobs.fail(job.id, self._gone(job))
                 failed += 1
         orphans = self.store.remove_orphans(keep=self._owned_ids())
         expired = self.jobs.expire(self.retention_s)
@@ -77,9 +101,19 @@ class IngestService:
                      "%d finished jobs expired", resumed, failed, orphans, expired)
         return {"resumed": resumed, "failed": failed, "orphans": orphans, "expired": expired}
 
+    def _gone(self, job: JobRecord) -> str:
+        if self.shared:
+            return (f"the job's media file {job.path} is not on this replica; replicas sharing a store must share "
+                    "VATT_MEDIA_DIR; upload it again")
+        return "the server restarted and the job's media file was gone; upload it again"
+
     def _owned_ids(self) -> set[str]:
-        """Item ids whose media must stay: catalogue items and queued/running jobs."""
+        """Item ids whose media must stay: catalogue items and queued/running jobs (and, with a shared media
+        directory, recent files: another replica may be between storing an upload and committing its job)."""
         ids = {j.item_id for j in self.jobs.active()}
+        if self.shared:
+            young = time.time() - _ORPHAN_MIN_AGE_S
+            ids.update(p.name.split(".", 1)[0] for p in self.store.media_dir.iterdir() if p.stat().st_mtime > young)
         offset = 0
         while True:
             page = self.catalog.list_items(limit=1000, offset=offset)
@@ -96,20 +130,15 @@ class IngestService:
         return self
 
     def close(self) -> None:
-        """Stop after the running jobs; queued ones stay queued in the database for the next start."""
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        for _ in self._threads:
-            self._queue.put(None)
+        """Stop after the running jobs; queued ones stay queued in the store for the next start (or replica)."""
+        self._stop.set()
+        self._wake.set()
         for t in self._threads:
             t.join(timeout=60)
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return int(self.jobs.counts().get("queued", 0))
 
     # --- reading --------------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
@@ -158,7 +187,7 @@ class IngestService:
         except BaseException:
             self.store.remove(item_id)  # the job was not committed: nothing of it may stay
             raise
-        self._queue.put(job.id)
+        self._wake.set()  # a worker of this process takes it now, without waiting for the next poll
         return job
 
     def _existing(self, sha: str, source: str, metadata: dict[str, Any]) -> JobRecord | None:
@@ -185,15 +214,25 @@ class IngestService:
 
     # --- running --------------------------------------------------------------------------------
     def _loop(self) -> None:
-        while True:
-            job_id = self._queue.get()
-            if job_id is None:
-                return
-            if not self.jobs.start(job_id):  # cancelled (or ended) while queued
+        while not self._stop.is_set():
+            try:
+                job = self._next()
+            except CatalogError as exc:  # the store is down: wait, it may come back
+                log.warning("ingest worker cannot read the job queue: %s", exc)
+                job = None
+            if job is None:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
                 continue
-            job = self.jobs.get(job_id)
-            if job is not None:
-                self._run(job)
+            self._run(job)
+
+    def _next(self) -> JobRecord | None:
+        now = time.monotonic()
+        if self.shared and now - self._last_reclaim >= _RECLAIM_EVERY_S:
+            self._last_reclaim = now
+            if self.jobs.reclaim_expired():
+                log.info("re-queued ingest jobs whose worker stopped renewing its lease")
+        return self.jobs.claim(self.owner)
 
     def _progress(self, job: JobRecord):
         last = [0.0]
@@ -205,18 +244,33 @@ class IngestService:
             now = time.monotonic()
             if now - last[0] >= _PROGRESS_EVERY_S:
                 last[0] = now
-                self.jobs.progress(job.id, done, total)
+                if not self.jobs.progress(job.id, done, total, owner=self.owner):  # renews the lease
+                    self._lost(job)
         return update
+
+    def _lost(self, job: JobRecord) -> None:
+        """The job is no longer ours: cancelled on another replica, or our lease ran out and it was re-queued."""
+        now = self.jobs.get(job.id)
+        if now is None or now.status == "cancelled":
+            raise JobCancelled(job.id)
+        raise JobLost(job.id)
 
     def _run(self, job: JobRecord) -> None:
         started = time.time()
         try:
             path = Path(job.path or "")
+            if not path.is_file():
+                self._fail(job, self._gone(job))
+                return
             info, _ = self.encoder.probe(path)
             emb = self.encoder.embed_file(path, info=info, progress=self._progress(job))
             item = self._add(job, emb)
         except JobCancelled:
             self._rolled_back(job, None)
+            return
+        except JobLost:
+            log.warning("ingest job %s (%s): lease lost (this worker stalled); another worker runs it", job.id,
+                        job.source)
             return
         except (MediaError, CatalogError, OSError) as exc:
             self._fail(job, str(exc))
@@ -231,7 +285,12 @@ class IngestService:
                 self.store.rename(job.item_id, item.id)
             else:
                 self.store.remove(job.item_id)
-        if not self.jobs.finish(job.id, item_id=item.id, total=emb.n_segments):
+        if not self.jobs.finish(job.id, item_id=item.id, total=emb.n_segments, owner=self.owner):
+            now = self.jobs.get(job.id)
+            if now is not None and now.status != "cancelled":  # our lease ran out: the job is another worker's
+                log.warning("ingest job %s (%s): lease lost before it finished; item %s stays, the job is another "
+                            "worker's", job.id, job.source, item.id)
+                return
             self._rolled_back(job, item.id if new_item else None)  # cancelled while the item was committed
             return
         self.metrics.ingested_items.labels(emb.kind).inc()
@@ -258,7 +317,9 @@ class IngestService:
         log.info("ingest job %s (%s) cancelled; its partial work was rolled back", job.id, job.source)
 
     def _fail(self, job: JobRecord, message: str) -> None:
-        self.jobs.fail(job.id, message)
+        if not self.jobs.fail(job.id, message, owner=self.owner):  # cancelled, or another worker's by now
+            log.warning("ingest job %s (%s) failed after it stopped being ours: %s", job.id, job.source, message)
+            return
         self.store.remove(job.item_id)
         self.metrics.failed_jobs.inc()
         log.warning("ingest job %s (%s) failed: %s", job.id, job.source, message)

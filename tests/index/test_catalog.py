@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ from index import (Catalog, CatalogLockedError, FilterError, InvalidArgumentErro
                    ReadOnlyError)
 
 
-def test_add_get_search_delete_reopen(tmp_path: Path, clusters: Clusters) -> None:
+def test_add_get_search_delete_reopen(open_catalog: Callable[..., Catalog], tmp_path: Path, clusters: Clusters) -> None:
     path = tmp_path / "cat"
-    with Catalog(path, spaces=SPACES) as cat:
+    with open_catalog(path, spaces=SPACES) as cat:
         items = [add_video(cat, i, 4, clusters, metadata={"i": i}) for i in range(20)]
         audio = add_video(cat, "a", 3, clusters, kind="audio", spaces=("va",))
         got = cat.get_item(items[5].id)
@@ -39,7 +40,7 @@ def test_add_get_search_delete_reopen(tmp_path: Path, clusters: Clusters) -> Non
             cat.get_item(items[5].id)
         assert all(h.item.id != items[5].id for h in cat.search("vt", x[2], k=30))
         assert cat.count() == 20 and cat.check().ok
-    with Catalog(path) as cat:  # spaces and index type come from the stored meta
+    with open_catalog(path) as cat:  # spaces and index type come from the stored meta
         assert cat.spaces == SPACES and cat.count() == 20
         assert cat.search("vt", x[2], k=30)[0].item.id != items[5].id
         segs, x7 = cat.item_vectors(items[7].id, "va")
@@ -167,27 +168,28 @@ def test_batch_queries_match_single_queries(catalog: Catalog, clusters: Clusters
         assert all(a.score >= b.score for a, b in zip(res, res[1:]))
 
 
-def test_one_writer_per_directory_and_readonly(tmp_path: Path, clusters: Clusters) -> None:
+def test_one_writer_per_directory_and_readonly(open_catalog: Callable[..., Catalog],
+                                               tmp_path: Path, clusters: Clusters) -> None:
     path = tmp_path / "cat"
-    with Catalog(path, spaces=SPACES) as cat:
+    with open_catalog(path, spaces=SPACES) as cat:
         it = add_video(cat, 1, 2, clusters)
         cat.flush()
         with pytest.raises(CatalogLockedError, match="open for writing in another process"):
-            Catalog(path)
-        with Catalog(path, readonly=True) as ro:
+            open_catalog(path)
+        with open_catalog(path, readonly=True) as ro:
             assert ro.get_item(it.id) == it and ro.check().ok
             with pytest.raises(ReadOnlyError, match="readonly"):
                 ro.delete_item(it.id)
     with pytest.raises(InvalidArgumentError, match="holds spaces"):
-        Catalog(path, spaces={"va": 64})
+        open_catalog(path, spaces={"va": 64})
     with pytest.raises(InvalidArgumentError, match=r"call rebuild\(index_type='hnsw'\)"):
-        Catalog(path, index_type="hnsw")
+        open_catalog(path, index_type="hnsw")
 
 
-def test_concurrent_readers_and_one_writer(tmp_path: Path) -> None:
+def test_concurrent_readers_and_one_writer(open_catalog: Callable[..., Catalog], tmp_path: Path) -> None:
     gen = Clusters(seed=5)
     errors: list[BaseException] = []
-    with Catalog(tmp_path / "cat", spaces=SPACES, index_type="hnsw", flush_every=40) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES, index_type="hnsw", flush_every=40) as cat:
         for i in range(10):
             add_video(cat, f"seed{i}", 3, gen)
         stop = threading.Event()

@@ -1,5 +1,5 @@
 """A writer SIGKILLed in the middle of a stream of adds leaves a catalogue that opens, passes check(),
-and holds every item whose add_item had returned."""
+and holds every item whose add_item had returned — on SQLite and on PostgreSQL (the `store` fixture)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from index import Catalog
 
-    path, index_type, flush = sys.argv[1], sys.argv[2], sys.argv[3]
+    path, index_type, flush, store = sys.argv[1:5]
     rng = np.random.default_rng(0)
     cat = Catalog(path, spaces={"va": 32, "vt": 16}, index_type=index_type,
-                  flush_every=None if flush == "never" else 1)
+                  flush_every=None if flush == "never" else 1, store=store)
     i = 0
     while True:
         n = int(rng.integers(1, 6))
@@ -47,10 +47,10 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("index_type, flush", [("flat", "always"), ("hnsw", "always"), ("hnsw", "never"),
                                                ("flat", "auto")])
-def test_sigkill_mid_stream_loses_nothing_returned(tmp_path: Path, index_type: str, flush: str) -> None:
+def test_sigkill_mid_stream_loses_nothing_returned(tmp_path: Path, index_type: str, flush: str, store: str) -> None:
     path = tmp_path / "cat"
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), index_type, flush], cwd=ROOT, env=env,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), index_type, flush, store], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     added: list[str] = []
     deleted: list[str] = []
@@ -65,7 +65,7 @@ def test_sigkill_mid_stream_loses_nothing_returned(tmp_path: Path, index_type: s
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    with Catalog(path) as cat:
+    with Catalog(path, store=store) as cat:
         report = cat.check()
         assert report.ok, report.problems
         ids = {it.id for it in cat.list_items(limit=10_000)}
@@ -75,5 +75,5 @@ def test_sigkill_mid_stream_loses_nothing_returned(tmp_path: Path, index_type: s
             segs, x = cat.item_vectors(item_id, "va")
             assert cat.search("va", x[0], k=1)[0].moments[0].segment_id == segs[0].id
         assert not list(path.glob(".*.tmp"))  # a half-written FAISS file never survives an open
-    with Catalog(path, readonly=True) as cat:
+    with Catalog(path, readonly=True, store=store) as cat:
         assert cat.check().ok

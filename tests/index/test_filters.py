@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -88,10 +89,11 @@ def test_bad_filters_say_what_is_accepted(where: object, message: str) -> None:
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivfpq"])
-def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str) -> None:
+def test_selective_filter_still_returns_k_items(open_catalog: Callable[..., Catalog],
+                                                tmp_path: Path, index_type: str) -> None:
     gen = Clusters(seed=11)
     opts = {"train_min": 800} if index_type == "ivfpq" else {}
-    with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
         for i in range(300):
             add_video(cat, i, 4, gen, metadata={"group": i % 50, "half": i % 2}, spaces=("va",))
         assert cat.stats()["spaces"]["va"]["structure"] == index_type
@@ -109,12 +111,13 @@ def test_selective_filter_still_returns_k_items(tmp_path: Path, index_type: str)
 
 
 @pytest.mark.parametrize("index_type", ["hnsw", "ivfpq"])
-def test_filtered_approximate_path_widens_then_falls_back_to_exact(tmp_path: Path, index_type: str) -> None:
+def test_filtered_approximate_path_widens_then_falls_back_to_exact(open_catalog: Callable[..., Catalog],
+                                                                   tmp_path: Path, index_type: str) -> None:
     gen = Clusters(seed=12)
     # exact_below=1: the selector path even for tiny allowed sets (normally they go straight to exact search)
     opts = {"train_min": 800, "nprobe": 1, "exact_below": 1} if index_type == "ivfpq" else \
         {"ef_search": 16, "exact_below": 1}
-    with Catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES, index_type=index_type, index_options=opts) as cat:
         for i in range(300):
             add_video(cat, i, 4, gen, metadata={"group": i % 100}, spaces=("va",))
         assert cat.stats()["spaces"]["va"]["structure"] == index_type

@@ -1,5 +1,5 @@
 """MilvusSpaceIndex against a real Milvus server: exactness against numpy, deletes, filters, ids, reopen,
-an approximate index past train_min, and an unreachable or hung server (VectorsUnavailableError)."""
+an approximate index past train_min, and an unreachable or hung server (StoreUnavailableError)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index import milvus as milvus_mod
-from index.errors import InvalidArgumentError, VectorsUnavailableError
+from index.errors import InvalidArgumentError, StoreUnavailableError
 from index.milvus import MilvusSpaceIndex, parse_uri
 from index.vectors import IndexOptions, brute_force
 
@@ -33,8 +33,8 @@ def open_index(milvus_server) -> Iterator:
     opened: list[MilvusSpaceIndex] = []
 
     def open_(**kw) -> MilvusSpaceIndex:
-        kw = {"catalog": catalog, "space": "va", "dim": DIM, **kw}
-        vi = MilvusSpaceIndex(milvus_server.uri, **kw)
+        kw = {"space": "va", "dim": DIM, **kw}
+        vi = MilvusSpaceIndex(f"{milvus_server.uri}/{kw.pop('catalog', catalog)}", **kw)
         opened.append(vi)
         return vi
 
@@ -143,35 +143,43 @@ def test_reopen_and_catalogues_share_a_server(open_index, filled) -> None:
         open_index(dim=DIM * 2)
 
 
-def test_hnsw_past_train_min(open_index) -> None:
-    """A small hnsw space is FLAT (exact); past train_min it switches to HNSW once and still finds itself."""
-    vi = open_index(space="vh", index_type="hnsw", options=IndexOptions(train_min=400, hnsw_m=8))
+def test_hnsw_from_the_start_ivf_past_train_min(open_index) -> None:
+    """hnsw is HNSW at once (as with FAISS); ivfpq is FLAT (exact) until train_min, then IVF_FLAT, switched
+    once; both still find a stored vector."""
+    vh = open_index(space="vh", index_type="hnsw", options=IndexOptions(hnsw_m=8))
+    assert vh.structure == "hnsw" and vh.approximate and not vh.exact_in_memory
+    vi = open_index(space="vi", index_type="ivfpq", options=IndexOptions(train_min=400, nlist=8))
     ids = np.arange(600, dtype=np.int64)
     x = unit(len(ids), 8)
     vi.add(ids[:300], x[:300], items=["a"] * 300, kinds=["video"] * 300)
-    assert vi.structure == "flat"
+    assert vi.structure == "flat" and not vi.approximate and vi.exact_in_memory
     vi.add(ids[300:], x[300:], items=["b"] * 300, kinds=["video"] * 300)
-    assert vi.structure == "hnsw" and vi.live == 600
-    _, i = vi.search(x[::50], 1)
-    assert i[:, 0].tolist() == ids[::50].tolist()
+    assert vi.structure == "ivfpq" and vi.live == 600
+    assert vi.exact(x[:1], 1) is None  # no brute force on an IVF collection: the catalogue uses the store
+    for v in (vh, vi):
+        if v is vh:
+            v.add(ids, x, items=["a"] * 600, kinds=["video"] * 600)
+        _, i = v.search(x[::50], 1)
+        assert i[:, 0].tolist() == ids[::50].tolist()
 
 
 def test_uri() -> None:
-    assert parse_uri("milvus://db.example:1234") == ("db.example", 1234)
-    assert parse_uri("milvus://127.0.0.1") == ("127.0.0.1", 19530)
-    with pytest.raises(InvalidArgumentError, match="milvus://host:port"):
-        parse_uri("http://x:1")
+    assert parse_uri("milvus://db.example:1234/lib_2") == ("db.example", 1234, "lib_2")
+    assert parse_uri("milvus://127.0.0.1") == ("127.0.0.1", 19530, "vatt")
+    for bad in ("http://x:1", "milvus://x:1/a-b", "milvus:///name"):
+        with pytest.raises(InvalidArgumentError, match="milvus://host:port"):
+            parse_uri(bad)
 
 
 def test_nothing_listening_is_unavailable() -> None:
     from servers.milvus import free_ports
 
-    with pytest.raises(VectorsUnavailableError, match="unavailable"):
-        MilvusSpaceIndex(f"milvus://127.0.0.1:{free_ports(1)[0]}", catalog="c", space="va", dim=DIM, timeout=2)
+    with pytest.raises(StoreUnavailableError, match="unavailable"):
+        MilvusSpaceIndex(f"milvus://127.0.0.1:{free_ports(1)[0]}", space="va", dim=DIM, timeout=2)
 
 
 def test_hung_server_then_back(milvus_server, open_index) -> None:
-    """A server that answers nothing (SIGSTOP) → VectorsUnavailableError within the handle's timeout;
+    """A server that answers nothing (SIGSTOP) → StoreUnavailableError within the handle's timeout;
     once it answers again the same handle works, with nothing lost."""
     vi = open_index(space="vd", timeout=2)
     ids = np.arange(50, dtype=np.int64)
@@ -179,7 +187,7 @@ def test_hung_server_then_back(milvus_server, open_index) -> None:
     vi.add(ids, x, items=["a"] * 50, kinds=["video"] * 50)
     milvus_server.pause()
     try:
-        with pytest.raises(VectorsUnavailableError, match="unavailable"):
+        with pytest.raises(StoreUnavailableError, match="unavailable"):
             vi.search(x[:1], 1)
     finally:
         milvus_server.resume()

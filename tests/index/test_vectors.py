@@ -171,8 +171,9 @@ def test_stale_file_is_caught_up_from_sqlite(tmp_path: Path, caplog: pytest.LogC
             assert _finds_itself(cat, new) == 1.0
             assert all(h.item.id != ids[0] for h in cat.search("va", np.ones(32), k=40))
             assert cat.stats()["spaces"]["va"]["tombstones"] == 5
+            assert cat.stats()["spaces"]["va"]["on_open"] == "caught up on open (file epoch 30, catalogue 35)"
     msgs = [r.getMessage() for r in caplog.records]
-    assert any("va.faiss: file epoch 30, catalogue epoch 35" in m and "(+20, -5 vectors)" in m for m in msgs), msgs
+    assert any("'va'" in m and "caught up from the store on open (+20, -5 vectors" in m for m in msgs), msgs
 
 
 def test_index_options_on_reopen_apply_and_structural_ones_rebuild(tmp_path: Path,
