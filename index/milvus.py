@@ -39,7 +39,7 @@ import threading
 import time
 import warnings
 from typing import Any, Callable, Sequence, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -60,8 +60,9 @@ STRUCTURE_TTL_S = 10.0  # how long a handle trusts its view of the collection's 
 
 
 def parse_uri(uri: str) -> tuple[str, int, str]:
-    """`milvus://host:port/name` → (host, port, catalogue name); port 19530 and name "vatt" by default.
-    The name prefixes the collections, so catalogues sharing a server must use different names."""
+    """`milvus://host:port/name?timeout=S` → (host, port, catalogue name); port 19530 and name "vatt" by
+    default. The name prefixes the collections, so catalogues sharing a server must use different names;
+    `timeout` (seconds per Milvus call, 10 by default) is read by MilvusBackend."""
     parts = urlsplit(uri)
     name = parts.path.strip("/") or "vatt"
     if parts.scheme != "milvus" or not parts.hostname or _NAME.search(name):
@@ -89,9 +90,14 @@ class MilvusBackend:
 
     name = "milvus"
 
-    def __init__(self, uri: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, uri: str) -> None:
         parse_uri(uri)  # refuse a bad URI before any space is opened
-        self.uri, self.timeout = uri, timeout
+        query = parse_qs(urlsplit(uri).query)
+        try:
+            self.timeout = float(query.get("timeout", ["10"])[0])
+        except ValueError:
+            raise InvalidArgumentError(f"{uri!r}: timeout must be a number of seconds") from None
+        self.uri = uri
 
     def open_space(self, source: VectorSource, *, index_type: str, options: IndexOptions,
                    readonly: bool) -> MilvusSpaceIndex:
