@@ -16,13 +16,15 @@ Structures, per the catalogue's index_type and IndexOptions (the same names as f
   cosines, which the catalogue's grouping relies on.
 
 As with FAISS, an ivfpq space stays FLAT (exact) until it holds `train_min` vectors, then switches once;
-hnsw is HNSW from the start. (Milvus indexes sealed segments only: rows still in a growing segment are
-searched by brute force, so small collections are exact whatever they are configured for.)
+hnsw is HNSW from the start.
 
 Consistency: every search and query is Strong, so a segment added or removed through one replica is seen
 through any other at once (what replicas behind a load balancer need; Session consistency holds for one
 client only, Bounded lets a fresh item be missing for up to gracefulTime). The price is a wait for the
-server's time tick on each search (bench/index.py --backend milvus measures it). Deletes are by primary key.
+server's next time tick on each search: ~210 ms with Milvus's default proxy.timeTickInterval of 200 ms,
+~37 ms with 20 ms (measured here on a loaded 2-core box; the tests' server uses 20). Deployments that
+search a lot should lower that setting. Deletes are by primary key. `live` is the store's count when the
+catalogue opened the space (the collection is caught up to it), so it costs no Milvus round trip.
 
 Durability: an insert acknowledged by Milvus is in its write-ahead log, so `flush()` does not seal
 segments (sealing after every write makes many tiny segments, which Milvus documents against).

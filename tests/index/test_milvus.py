@@ -66,6 +66,18 @@ def test_search_is_exact_with_flat(filled) -> None:
     np.testing.assert_allclose(d[:, 0], 1.0, atol=1e-5)
 
 
+def test_flat_stays_exact_past_interim_index_sizes(open_index) -> None:
+    """Milvus builds an approximate interim index on growing segments past ~1k rows; FLAT must not be
+    approximated by it (3000 rows, unflushed)."""
+    vi = open_index(space="vx")
+    ids = np.arange(3000, dtype=np.int64)
+    x = unit(len(ids), 10)
+    vi.add(ids, x, items=["a"] * len(ids), kinds=["video"] * len(ids))
+    q = unit(20, 11)
+    _, i = vi.search(q, 10)
+    assert (i == brute_force(q, x, ids, 10)[1]).all()
+
+
 def test_k_beyond_the_collection_is_padded(filled) -> None:
     vi, ids, _ = filled
     d, i = vi.search(unit(2, 2), len(ids) + 5)
