@@ -159,12 +159,19 @@ class MilvusSpaceIndex:
                 return fn()
         except pm.exceptions.MilvusException as e:
             if _unreachable(e):
-                raise StoreUnavailableError(f"vector engine {self.uri} is unavailable: {e.message}") from e
+                raise StoreUnavailableError(self._down(e)) from e
             raise
         except Exception as e:  # grpc errors that pymilvus does not wrap
             if type(e).__module__.startswith("grpc") or isinstance(e, (ConnectionError, TimeoutError)):
-                raise StoreUnavailableError(f"vector engine {self.uri} is unavailable: {e}") from e
+                raise StoreUnavailableError(self._down(e)) from e
             raise
+
+    def _down(self, e: Exception) -> str:
+        """One line for the 503: which engine, and gRPC's status name rather than its multi-line repr."""
+        code = getattr(e, "code", None)
+        why = code().name if callable(code) and hasattr(code(), "name") else str(getattr(e, "message", e))
+        where = f"milvus://{self.host}:{self.port}"
+        return f"vector engine {where} is unavailable ({why.splitlines()[0][:160]}); retry when it is back"
 
     def _connect(self) -> None:
         conns = self._pm.connections
