@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", default="faiss", help="vector indexes of the vectors path: faiss, milvus or both")
     p.add_argument("--milvus-uri", default=None,
                    help="milvus://host:port to measure; default: start a throwaway server for the run")
+    p.add_argument("--milvus-tick-ms", type=int, default=20,
+                   help="throwaway server's proxy.timeTickInterval (Milvus's default: 200); a Strong search "
+                        "waits for the next tick")
     p.add_argument("--catalog-max", type=int, default=100_000, help="largest size also run through Catalog")
     p.add_argument("--segments-per-item", type=int, default=10, help="catalog path: segments per item")
     p.add_argument("--seed", type=int, default=0)
@@ -240,7 +243,7 @@ def bench_milvus(args: argparse.Namespace, uri: str, pgid: int | None, x: np.nda
     return rows
 
 
-def start_milvus() -> tuple[str, int, Callable[[], None]]:
+def start_milvus(tick_ms: int) -> tuple[str, int, Callable[[], None]]:
     """A throwaway Milvus server for the run (tests/servers/milvus.py): (uri, process group, stop)."""
     import shutil
 
@@ -248,8 +251,8 @@ def start_milvus() -> tuple[str, int, Callable[[], None]]:
     from servers.milvus import MilvusServer
 
     root = Path(tempfile.mkdtemp(prefix="vatt-bench-milvus-"))
-    server = MilvusServer(root).start()
-    print(f"milvus: started in {server.started_in:.1f} s on {server.uri}", flush=True)
+    server = MilvusServer(root, tick_ms=tick_ms).start()
+    print(f"milvus: started in {server.started_in:.1f} s on {server.uri}, time tick {tick_ms} ms", flush=True)
 
     def stop() -> None:
         server.stop()
@@ -336,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     backends = set(args.backend.split(","))
     milvus_uri, milvus_pgid, stop_milvus = args.milvus_uri, None, None
     if "milvus" in backends and milvus_uri is None:
-        milvus_uri, milvus_pgid, stop_milvus = start_milvus()
+        milvus_uri, milvus_pgid, stop_milvus = start_milvus(args.milvus_tick_ms)
     print(HEADER, flush=True)
     rows: list[dict] = []
     try:

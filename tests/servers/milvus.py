@@ -39,10 +39,8 @@ initial-cluster: default=http://127.0.0.1:{peer}
 """
 
 # A SIGTERM'ed Milvus otherwise waits up to 30 min (gracefulStopTimeout) for its query node to hand its
-# segments to another node, which a standalone server has not. A Strong search waits for the next time
-# tick (200 ms by default: ~210 ms per search measured here); 20 ms keeps the catalogue suite's hundreds
-# of searches fast. Deployments choose their own (docs: proxy.timeTickInterval).
-_EXTRA = ("--extra-config", "common.gracefulStopTimeout=5", "--extra-config", "proxy.timeTickInterval=20")
+# segments to another node, which a standalone server has not.
+_EXTRA = ("--extra-config", "common.gracefulStopTimeout=5")
 
 
 def free_ports(n: int) -> list[int]:
@@ -66,8 +64,10 @@ def milvus_executable() -> str | None:
 class MilvusServer:
     """One standalone Milvus in `root`; `stop()` then `start()` restarts it on the same ports and data."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, *, tick_ms: int = 20) -> None:
+        """`tick_ms`: proxy.timeTickInterval. A Strong search waits for the next tick (Milvus's default 200 ms
+        cost ~210 ms per search here); 20 ms keeps the catalogue suite's hundreds of searches fast."""
+        self.root, self.tick_ms = root, tick_ms
         *ports, self.etcd_peer_port = free_ports(len(_PORT_FLAGS) + 1)
         self.ports = dict(zip(_PORT_FLAGS, ports))
         self.proc: subprocess.Popen | None = None
@@ -88,7 +88,8 @@ class MilvusServer:
             raise RuntimeError("milvus-server not found: `pip install -e .[dev]` installs the milvus wheel")
         etcd_config = self.root / "etcd.yaml"
         etcd_config.write_text(_ETCD_CONFIG.format(client=self.ports["etcd-port"], peer=self.etcd_peer_port))
-        args = [exe, "--data", str(self.root / "data"), *_EXTRA]
+        args = [exe, "--data", str(self.root / "data"), *_EXTRA,
+                "--extra-config", f"proxy.timeTickInterval={self.tick_ms}"]
         for flag, port in self.ports.items():
             args += [f"--{flag}", str(port)]
         t0 = time.monotonic()
