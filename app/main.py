@@ -83,7 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
         log.warning("ingest recovery postponed: %s", exc)
     ingest.start()
-    metrics.track_catalog(catalog.count)
+    metrics.track_catalog(lambda: _count_or_nan(catalog))
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
     app.state.admission = Admission(s.max_concurrent_encodes)
@@ -103,6 +103,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog.close()
         for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths", "admission"):
             setattr(app.state, name, None)
+
+
+def _count_or_nan(catalog: Catalog) -> float:
+    """/metrics keeps rendering while a shared store is down (the gauge reads NaN meanwhile)."""
+    try:
+        return catalog.count()
+    except CatalogError:
+        return float("nan")
 
 
 def _mount_web(app: FastAPI) -> None:

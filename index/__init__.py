@@ -10,6 +10,9 @@ Knows nothing of the model (never imports torch or another project package): it 
                                 metadata={"year": 2004, "tags": ["cat"]})
         hits = cat.search("vt", text_vec, k=10, kinds="video", where={"year": {"gte": 2000}})
         # hits[0].item, hits[0].score, hits[0].moments[0].start / .end / .score
+
+    # the same catalogue in PostgreSQL, written by several processes (each keeps a FAISS cache in its directory)
+    Catalog("cache/catalog", store="postgresql://vatt:secret@db:5432/vatt")
 """
 
 from .catalog import DEFAULT_SPACES, Catalog

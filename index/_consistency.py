@@ -2,7 +2,9 @@
 
 The rule "a vector index missing data the store has is caught up from the store" lives here once,
 over the `SpaceIndex` seam (`ids()`, `add()`, `remove()`) and the store's `space_ids()` /
-`iter_vectors(ids=...)`, so it holds for FAISS files and for Milvus alike. Functions take the
+`iter_vectors(ids=...)`, so it holds for FAISS files and for Milvus alike. A per-process cache of a
+shared store follows the other processes' writes by replaying the store's change log (`replay`),
+and compares id sets (`catch_up`) only when the log no longer reaches back far enough. Functions take the
 store, the spaces and the indexes explicitly: nothing here knows the `Catalog` class.
 """
 
@@ -41,6 +43,35 @@ def catch_up(index: SpaceIndex, store: Store, *, why: str = "on open") -> tuple[
                 "space %r: vector index caught up from the store %s (+%d, -%d vectors, store epoch %d)",
                 index.space, why, len(missing), len(extra), epoch)
     return epoch, len(missing), len(extra)
+
+
+def replay(index: SpaceIndex, store: Store, changes: list[tuple[int, bool, np.ndarray]], *,
+           skip: set[int] = frozenset()) -> tuple[int, int]:
+    """Apply the store's logged changes (epoch, added?, ids) to an index that was in sync before the first one;
+    epochs in `skip` are this process's own writes, already applied. Returns (added, removed).
+
+    The net effect only: ids added then removed within the window are never fetched."""
+    add: set[int] = set()
+    rem: set[int] = set()
+    for epoch, added, ids in changes:
+        if epoch in skip:
+            continue
+        if added:
+            add.update(ids.tolist())
+        else:
+            for i in ids.tolist():
+                if i in add:
+                    add.discard(i)
+                else:
+                    rem.add(i)
+    if rem:
+        index.remove(np.fromiter(sorted(rem), dtype=np.int64, count=len(rem)))
+    n = 0
+    source = VectorSource(store, index.space, index.dim)
+    for ids, x, items, kinds in source.owned_chunks(np.fromiter(sorted(add), dtype=np.int64, count=len(add))):
+        index.add(ids, x, items=items, kinds=kinds)  # ids deleted since are simply not found
+        n += len(ids)
+    return n, len(rem)
 
 
 def _few(ids: Any, n: int = 5) -> str:

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _search
-from ._consistency import catch_up, check_catalog, stats
+from ._consistency import catch_up, check_catalog, replay, stats
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
@@ -113,6 +113,7 @@ class Catalog:
             self.backend = open_vectors(vectors, self.path)
             self._vectors: dict[str, SpaceIndex] = {}
             self._synced: dict[str, int] = {}  # store epoch each index is known to reflect (shared stores)
+            self._own: dict[str, set[int]] = {s: set() for s in self.spaces}  # our epochs past _synced (applied)
             self._pending = 0
             self._unindexed: set[str] = set()  # spaces add_items(index=False) left behind the store
             self._behind: set[str] = set()  # spaces whose index missed a committed write (engine down)
@@ -234,10 +235,6 @@ class Catalog:
         """Current write epoch per space (as committed in the store)."""
         return self._reader().epochs(self.spaces)
 
-    def index_path(self, space: str) -> Path:
-        """Where a space's FAISS file lives (with the FAISS backend)."""
-        return self.path / f"{space}.faiss"
-
     # --- writes -------------------------------------------------------------------------------
     def add_item(self, *, kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                  vectors: Mapping[str, Any], duration: float | None = None,
@@ -251,30 +248,33 @@ class Catalog:
         check_item_id(item_id)
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
-        store = self._store()
         for attempt in range(3):  # another process may commit the same content between our read and insert
             try:
-                with self._write_lock:
-                    with store.transaction() as tx:
-                        existing = tx.find_sha256(sha)
-                        if existing is not None and not replace:
-                            log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
-                            return existing
-                        removed = tx.delete_item(existing.id) if existing is not None else {}
-                        if existing is None and item_id is not None and tx.get_item(item_id) is not None:
-                            raise InvalidArgumentError(f"item_id {item_id!r} is already used by another item")
-                        new_id = existing.id if existing is not None else item_id or uuid.uuid4().hex
-                        ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha,
-                                             duration=duration, metadata_json=meta_json, segments=segs, vectors=vecs)
-                        item = tx.get_item(new_id)
-                        after = self._after(tx)
-                    self._apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids))
-                                          for s, x in vecs.items()}, after)
-                return item
-            except store.dialect.conflict:
+                return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id)
+            except self._store().dialect.conflict:
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _add_item(self, kind: str, source: str, sha: str, segs: np.ndarray, duration: float | None, meta_json: str,
+                  vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None) -> Item:
+        with self._write_lock:
+            with self._store().transaction() as tx:
+                existing = tx.find_sha256(sha)
+                if existing is not None and not replace:
+                    log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
+                    return existing
+                removed = tx.delete_item(existing.id) if existing is not None else {}
+                if existing is None and item_id is not None and tx.get_item(item_id) is not None:
+                    raise InvalidArgumentError(f"item_id {item_id!r} is already used by another item")
+                new_id = existing.id if existing is not None else item_id or uuid.uuid4().hex
+                ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha, duration=duration,
+                                     metadata_json=meta_json, segments=segs, vectors=vecs)
+                item = tx.get_item(new_id)
+                after = self._after(tx)
+            self._apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids)) for s, x in vecs.items()},
+                        after)
+        return item
 
     def _after(self, tx: Session) -> dict[str, tuple[int, int]] | None:
         """With a shared store: (epoch after, bumps of this transaction) per space written, read inside the
@@ -388,14 +388,17 @@ class Catalog:
         for space, (epoch, bumps) in (after or {}).items():
             if epoch - bumps == self._synced[space]:  # nobody else wrote in between: still in sync
                 self._synced[space] = epoch
+                self._own[space] = {e for e in self._own[space] if e > epoch}
+            else:  # others wrote before us: our epochs are applied, theirs are replayed by the next _sync
+                self._own[space].update(range(epoch - bumps + 1, epoch + 1))
         self._pending += changed
         live = sum(v.live for v in self._vectors.values())
         if self.flush_every is not None and self._pending >= max(self.flush_every, live // 4):
             self.flush()
 
     def _sync(self, space: str) -> None:
-        """Catch up when a write reached the store but not the index (a vector engine that was down), or, with
-        a shared store and a per-process index, when another process wrote to the space."""
+        """Follow the other processes' writes before answering (shared store, per-process index), and catch up
+        a space whose index missed a write that reached the store (a vector engine that was down)."""
         vi = self._vectors[space]
         if space in self._behind:
             with self._write_lock:
@@ -407,7 +410,17 @@ class Catalog:
         if self._reader().epochs([space])[space] == self._synced[space]:
             return
         with self._write_lock:
-            self._synced[space] = catch_up(vi, self._store(), why="after another process wrote")[0]
+            db = self._reader()
+            since, now = self._synced[space], db.epochs([space])[space]
+            changes = db.changes(space, since, now) if now > since else None
+            if changes is not None:
+                added, removed = replay(vi, self._store(), changes, skip=self._own[space])
+                log.debug("space %r: replayed epochs %d..%d from the store (+%d, -%d vectors)", space, since + 1,
+                          now, added, removed)
+            else:  # the log does not reach back far enough: compare id sets
+                now = catch_up(vi, self._store(), why="after another process wrote")[0]
+            self._synced[space] = now
+            self._own[space] = {e for e in self._own[space] if e > now}
 
     def flush(self) -> None:
         """Persist every vector index that is behind the store (FAISS: files written atomically). Called by
@@ -435,6 +448,7 @@ class Catalog:
                 self._vectors[space] = self.backend.build_space(self._source(space), index_type=index_type,
                                                                 options=options)
                 self._synced[space] = catch_up(self._vectors[space], store, why="after rebuild")[0]
+                self._own[space] = set()
                 old.close()
             self.index_type, self.options = index_type, options
             self._unindexed.clear()

@@ -28,7 +28,14 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _existing(path: Path) -> Path:
+STORE = typer.Option("sqlite", "--store", envvar="VATT_STORE",
+                     help="the catalogue's store: sqlite (in the directory) or a postgresql:// DSN (the directory "
+                          "then holds only the FAISS cache)")
+
+
+def _existing(path: Path, store: str = "sqlite") -> Path:
+    if store != "sqlite":
+        return path
     if not path.is_dir():
         raise _fail(f"no catalogue directory at {path}", 2)
     if not (path / DB_NAME).is_file():
@@ -39,13 +46,13 @@ def _existing(path: Path) -> Path:
 class _Open:
     """Open a catalogue and turn its errors into exit codes."""
 
-    def __init__(self, path: Path, *, readonly: bool) -> None:
-        self.path, self.readonly = _existing(path), readonly
+    def __init__(self, path: Path, *, readonly: bool, store: str = "sqlite") -> None:
+        self.path, self.readonly, self.store = _existing(path, store), readonly, store
         self.cat: Catalog | None = None
 
     def __enter__(self) -> Catalog:
         try:
-            self.cat = Catalog(self.path, readonly=self.readonly, create=False)
+            self.cat = Catalog(self.path, readonly=self.readonly, create=False, store=self.store)
         except CatalogLockedError as e:
             raise _fail(str(e), 1) from None
         except CatalogError as e:
@@ -66,23 +73,25 @@ def _lines(s: dict) -> Iterator[str]:
         yield (f"space {name:<4} dim {sp['dim']}, {sp['vectors']} vectors, {sp['factory']}"
                + (f", {sp['tombstones']} tombstones" if sp["tombstones"] else "")
                + f", file {sp['file_bytes'] / 2**20:.1f} MiB ({sp['file']})")
-    yield f"sqlite     {s['sqlite_bytes'] / 2**20:.1f} MiB"
+    yield f"{s['store']:<10} {s['store_bytes'] / 2**20:.1f} MiB"
 
 
 @app.command("stats")
 def stats_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
-              as_json: bool = typer.Option(False, "--json", help="print JSON instead of text")) -> None:
+              as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
+              store: str = STORE) -> None:
     """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
-    with _Open(path, readonly=True) as cat:
+    with _Open(path, readonly=True, store=store) as cat:
         s = cat.stats()
     typer.echo(json.dumps(s, indent=2) if as_json else "\n".join(_lines(s)))
 
 
 @app.command("check")
 def check_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
-              verbose: bool = typer.Option(False, "--verbose", "-v", help="also print notes")) -> None:
-    """Verify SQLite and FAISS agree; exit 1 with one line per problem if not."""
-    with _Open(path, readonly=True) as cat:
+              verbose: bool = typer.Option(False, "--verbose", "-v", help="also print notes"),
+              store: str = STORE) -> None:
+    """Verify the store and the vector indexes agree; exit 1 with one line per problem if not."""
+    with _Open(path, readonly=True, store=store) as cat:
         report = cat.check()
     for problem in report.problems:
         typer.echo(problem)
@@ -100,8 +109,8 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
                     None, "--type", help=f"new index type: {' | '.join(INDEX_TYPES)} (default: keep)"),
                 options: Optional[str] = typer.Option(
                     None, "--options", help='index options as JSON, e.g. {"hnsw_m": 32, "ef_search": 128}'),
-                ) -> None:
-    """Rebuild every FAISS index from the vectors in SQLite, optionally changing its type."""
+                store: str = STORE) -> None:
+    """Rebuild every vector index from the vectors in the store, optionally changing its type."""
     if index_type is not None and index_type not in INDEX_TYPES:
         raise _fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
     parsed = None
@@ -110,8 +119,8 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
             parsed = json.loads(options)
         except ValueError as e:
             raise _fail(f"--options is not valid JSON ({e})", 2) from None
-    _existing(path)
-    with _Open(path, readonly=False) as cat:
+    _existing(path, store)
+    with _Open(path, readonly=False, store=store) as cat:
         try:
             cat.rebuild(index_type=index_type, index_options=parsed)
         except InvalidArgumentError as e:
@@ -131,7 +140,7 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                index_type: Optional[str] = typer.Option(
                    None, "--type", help=f"index type: {' | '.join(INDEX_TYPES)} (default: the catalogue's, "
                                         "flat for a new one)"),
-               ) -> None:
+               store: str = STORE) -> None:
     """Load shards: one transaction per shard, each space's index built once at the end."""
     from .importer import check_shards, import_shards
     from .shards import ShardError
@@ -145,9 +154,9 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
     path = catalog if catalog is not None else data / "catalog"
     try:
         found, _ = check_shards(shards)
-        exists = (path / DB_NAME).exists()
+        exists = (path / DB_NAME).exists() if store == "sqlite" else None  # PostgreSQL: checked against the store
         with Catalog(path, spaces=None if exists else next(iter(found.values())).spaces,
-                     index_type=None if exists else index_type) as cat:
+                     index_type=index_type if exists is False else None, store=store) as cat:
             report = import_shards(cat, shards, index_type=index_type)
     except (ShardError, CatalogError) as e:
         raise _fail(str(e), 1) from None

@@ -13,6 +13,9 @@ Grammar (all conditions are ANDed)::
     {"source_url": {"exists": True}}            presence (non-null)
     {"author.name": {"ne": "x"}}                dotted names reach into nested objects
 
+A value only matches values of its own JSON type: numbers (2004 = 2004.0), strings, booleans (true is
+not 1), never arrays or objects — on SQLite and PostgreSQL alike.
+
 Values never enter the SQL text: field names are checked against a strict pattern and become
 JSON paths passed as parameters, operands are bound parameters. Both dialects use `?` marks; the
 store turns them into its driver's style.
@@ -61,7 +64,19 @@ def _jsonb(value: Any) -> Any:
     return Jsonb(value)
 
 
+def _json_types(value: Any) -> str:
+    """The JSON types (as SQLite's json_type/json_each name them) a value compares equal or ordered with."""
+    if isinstance(value, bool):
+        return "('true')" if value else "('false')"
+    if isinstance(value, (int, float)):
+        return "('integer', 'real')"
+    return "('text')"
+
+
 def _condition(field: str, op: str, value: Any, column: str, dialect: str) -> tuple[str, list[Any]]:
+    """SQLite: json_extract gives SQL values, so each comparison also checks the JSON type: numbers compare
+    with numbers, strings with strings, true/false with booleans only (not 1/0), never arrays or objects —
+    the same answers as PostgreSQL's jsonb comparisons."""
     if dialect == "postgresql":
         return _pg_condition(field, op, value, column)
     path = _path(field)
@@ -70,9 +85,15 @@ def _condition(field: str, op: str, value: Any, column: str, dialect: str) -> tu
         return (f"{expr} IS NULL" if op == "eq" else f"{expr} IS NOT NULL"), [path]
     if op in _COMPARE:
         v = _scalar(field, op, value, ordered=op not in ("eq", "ne"))
+        typed = f"json_type({column}, ?) IN {_json_types(v)}"
+        if isinstance(v, bool):  # the type is the value
+            same, params = typed, [path]
+        else:
+            # value first: the type is then checked only on rows the comparison lets through (cheap filters)
+            same, params = f"({expr} {_COMPARE['eq' if op == 'ne' else op]} ? AND {typed})", [path, v, path]
         if op == "ne":  # a missing field is "not equal" too
-            return f"({expr} IS NULL OR {expr} != ?)", [path, path, v]
-        return f"{expr} {_COMPARE[op]} ?", [path, v]
+            return f"({expr} IS NULL OR NOT {same})", [path, *params]
+        return same, params
     if op in ("in", "nin"):
         if not isinstance(value, (list, tuple, set, frozenset)):
             raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, "
@@ -83,14 +104,26 @@ def _condition(field: str, op: str, value: Any, column: str, dialect: str) -> tu
         values = [_scalar(field, op, v) for v in value]
         if not values:
             return ("1=0" if op == "in" else "1=1"), []
-        marks = ", ".join("?" * len(values))
+        groups: dict[str, list[Any]] = {}
+        for v in values:
+            groups.setdefault(_json_types(v), []).append(v)
+        parts, params = [], []
+        for types, vs in groups.items():
+            if types in ("('true')", "('false')"):
+                parts.append(f"json_type({column}, ?) IN {types}")
+                params.append(path)
+            else:
+                parts.append(f"({expr} IN ({', '.join('?' * len(vs))}) AND json_type({column}, ?) IN {types})")
+                params += [path, *vs, path]
+        member = parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
         if op == "in":
-            return f"{expr} IN ({marks})", [path, *values]
-        return f"({expr} IS NULL OR {expr} NOT IN ({marks}))", [path, path, *values]
+            return member, params
+        return f"({expr} IS NULL OR NOT {member})", [path, *params]
     if op == "contains":
         v = _scalar(field, op, value)
+        typed = f"je.type IN {_json_types(v)}"
         return (f"(json_type({column}, ?) = 'array' AND EXISTS "
-                f"(SELECT 1 FROM json_each({column}, ?) AS je WHERE je.value = ?))"), [path, path, v]
+                f"(SELECT 1 FROM json_each({column}, ?) AS je WHERE je.value = ? AND {typed}))"), [path, path, v]
     if op == "exists":
         if not isinstance(value, bool):
             raise FilterError(f"filter {field!r}: operator 'exists' takes true or false, got {value!r}")

@@ -69,13 +69,16 @@ class JobStore:
 
     def __init__(self, store: Store, *, lease_s: float = LEASE_S) -> None:
         self.store, self.lease_s = store, lease_s
+        self._table = False  # seen once, the table stays
 
     def _write(self, sql: str, params: tuple) -> int:
         with self.store.transaction() as tx:
             return tx.execute(sql, params).rowcount
 
     def _read(self) -> Session | None:
-        return self.store.reader() if self.store.has_table("jobs") else None  # an old read-only catalogue
+        """A session, or None for an old catalogue opened read-only that has no jobs table."""
+        self._table = self._table or self.store.has_table("jobs")
+        return self.store.reader() if self._table else None
 
     # --- create and read ----------------------------------------------------------------------
     def create(self, *, item_id: str, source: str, sha256: str, path: str | None, total: int,
@@ -130,6 +133,9 @@ class JobStore:
     # --- claiming and leases --------------------------------------------------------------------
     def claim(self, owner: str) -> JobRecord | None:
         """Take the oldest queued job for `owner` (queued -> running with a lease); None when none is queued."""
+        db = self._read()
+        if db is None or db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
+            return None  # idle polls stay reads: no write transaction unless there is work
         now = time.time()
         with self.store.transaction() as tx:
             row = tx.execute(f"UPDATE jobs SET status = 'running', started = ?, owner = ?, lease_until = ? "

@@ -3,9 +3,9 @@
 Transactions replace SQLite's single-writer lock: segment ids come from a sequence (never reused,
 never colliding between writers), each write bumps its spaces' epochs inside its transaction
 (the meta rows are locked in one order, so writers never deadlock), and metadata is JSONB, filtered
-by the same `where` language. One connection per thread (autocommit outside explicit transactions);
-a connection that fails is dropped and the next call reconnects, so a server that went away gives
-`StoreUnavailableError` (503 in the service) and the catalogue recovers when it is back.
+by the same `where` language. A small pool bounds the connections of a process (autocommit reads
+borrow one per statement); a connection that fails is dropped and the next call reconnects, so a server
+that went away gives `StoreUnavailableError` (503 in the service) and the catalogue recovers when it is back.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg
 
@@ -64,15 +64,32 @@ DDL = [
         owner TEXT,
         lease_until DOUBLE PRECISION)""",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created)",
+    """CREATE TABLE IF NOT EXISTS changes (
+        space TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        added BOOLEAN NOT NULL,
+        ids BYTEA NOT NULL,
+        PRIMARY KEY (space, epoch))""",
 ]
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
-POSTGRES = Dialect(name="postgresql", ddl=";\n".join(DDL), placeholder="%s", json_param="CAST(? AS jsonb)",
+
+def _down(e: BaseException) -> bool:
+    """A lost or refused connection (no SQLSTATE, class 08, or a server shutting down), not a failed statement
+    (a deadlock, a full disk: those keep their own error)."""
+    state = getattr(e, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS jsonb)",
                    cross_join="JOIN",
                    has_space="strpos(',' || i.spaces || ',', ',' || CAST(? AS text) || ',') > 0",
                    byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",
-                   unavailable=(psycopg.OperationalError, psycopg.InterfaceError),
-                   conflict=(psycopg.errors.UniqueViolation,))
+                   unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
+                   # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
+                   conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback),
+                   invalid=(psycopg.DataError,),  # NUL in text or in a JSONB string
+                   changelog=True)
 
 
 def redact(dsn: str) -> str:
@@ -80,18 +97,81 @@ def redact(dsn: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)
 
 
+class _Pool:
+    """At most `size` connections, reused last-in first-out. A broken connection is dropped on return, and the
+    idle ones with it (after a server restart they are all dead); connecting is tried on demand, never in a
+    background retry loop, so an outage is a prompt 503 and the first call after it comes back succeeds."""
+
+    def __init__(self, dsn: str, *, size: int, wait_s: float, connect_timeout: int,
+                 unavailable: Callable[[BaseException], StoreUnavailableError]) -> None:
+        self.dsn, self.size, self.wait_s, self.connect_timeout = dsn, size, wait_s, connect_timeout
+        self._unavailable = unavailable
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def borrow(self) -> Iterator[psycopg.Connection]:
+        if not self._slots.acquire(timeout=self.wait_s):
+            raise StoreUnavailableError(f"all {self.size} connections to the catalogue's PostgreSQL store stayed busy "
+                                        f"for {self.wait_s:.0f} s; retry later")
+        conn = None
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                try:
+                    conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
+                except psycopg.OperationalError as e:
+                    raise self._unavailable(e) from e
+            yield conn
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+            self._slots.release()
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        healthy = not (conn.closed or conn.broken) and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._lock:
+            if healthy and not self._closed:
+                self._idle.append(conn)
+                return
+            stale = [conn] + (self._idle if not healthy else [])
+            if not healthy:
+                self._idle = []
+        for c in stale:
+            try:
+                c.close()
+            except Exception:  # noqa: S110 - closing a dead connection is best effort
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for c in idle:
+            try:
+                c.close()
+            except Exception:  # noqa: S110 - closing is best effort
+                pass
+
+
 class PostgresStore(Store):
-    """A catalogue in a PostgreSQL database (`postgresql://user:pass@host:port/db`)."""
+    """A catalogue in a PostgreSQL database (`postgresql://user:pass@host:port/db`).
+
+    Reads borrow a pooled connection per statement (autocommit); a transaction or snapshot holds one for
+    its block. `connections` bounds what one process opens, whatever its number of threads."""
 
     dialect = POSTGRES
     shared = True
 
-    def __init__(self, dsn: str, *, readonly: bool = False, connect_timeout: int = 5) -> None:
-        self.dsn, self.readonly, self.connect_timeout = dsn, readonly, connect_timeout
+    def __init__(self, dsn: str, *, readonly: bool = False, connections: int = 16, wait_s: float = 30.0,
+                 connect_timeout: int = 5) -> None:
+        self.dsn, self.readonly = dsn, readonly
         self.location = redact(dsn)
-        self._local = threading.local()
-        self._all: list[psycopg.Connection] = []
-        self._guard = threading.Lock()
+        self._pool = _Pool(dsn, size=connections, wait_s=wait_s, connect_timeout=connect_timeout,
+                           unavailable=self._unavailable)
         if not readonly:
             with self.transaction() as tx:
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
@@ -103,52 +183,21 @@ class PostgresStore(Store):
         return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable ({first}); "
                                      "retry when it is back")
 
-    def _drop(self) -> None:
-        """Forget this thread's connection (broken): the next call opens a new one."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            with self._guard:
-                if conn in self._all:
-                    self._all.remove(conn)
-            try:
-                conn.close()
-            except Exception:  # noqa: S110 - already broken; closing is best effort
-                pass
-
-    def _conn(self) -> psycopg.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and (conn.closed or conn.broken):
-            self._drop()
-            conn = None
-        if conn is None:
-            try:
-                conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
-            except psycopg.OperationalError as e:
-                raise self._unavailable(e) from e
-            self._local.conn = conn
-            with self._guard:
-                self._all.append(conn)
-        return conn
-
     def reader(self) -> Session:
-        return Session(self._conn(), POSTGRES, on_broken=self._drop)
+        return Session(None, POSTGRES, borrow=self._pool.borrow)
 
     @contextmanager
     def _tx(self, *, first: str | None) -> Iterator[Session]:
-        conn = self._conn()
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:  # nested: a savepoint
-            with conn.transaction():
-                yield Session(conn, POSTGRES, on_broken=self._drop)
-            return
-        try:
-            with conn.transaction():
-                if first:
-                    conn.execute(first)
-                yield Session(conn, POSTGRES, on_broken=self._drop)
-        except POSTGRES.unavailable as e:
-            self._drop()
-            raise self._unavailable(e) from e
+        with self._pool.borrow() as conn:
+            try:
+                with conn.transaction():
+                    if first:
+                        conn.execute(first)
+                    yield Session(conn, POSTGRES)
+            except POSTGRES.unavailable as e:
+                if not _down(e):
+                    raise
+                raise self._unavailable(e) from e
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -170,11 +219,4 @@ class PostgresStore(Store):
         return int(self.reader().execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
     def close(self) -> None:
-        with self._guard:
-            conns, self._all = self._all, []
-        for c in conns:
-            try:
-                c.close()
-            except Exception:  # noqa: S110 - closing is best effort
-                pass
-        self._local = threading.local()
+        self._pool.close()

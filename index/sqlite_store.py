@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
 """
 
-SQLITE = Dialect(name="sqlite", ddl=DDL, placeholder="?", json_param="?", cross_join="CROSS JOIN",
+SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CROSS JOIN",
                  has_space="instr(',' || i.spaces || ',', ',' || ? || ',') > 0", byte_length="length",
                  skip_locked="")
 
@@ -118,8 +118,6 @@ class SqliteStore(Store):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self._guard is None:
-                raise CatalogError(f"catalogue {self.location} is closed")
             conn = connect(self.db, readonly=True)
             self._local.conn = conn
             with self._guard:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,11 +21,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import CatalogCorruptError, StoreUnavailableError
+from .errors import CatalogCorruptError, InvalidArgumentError, StoreUnavailableError
 from .filters import compile_where
 from .types import Item, Segment
 
 SCHEMA_VERSION = 1
+CHANGES_KEPT = 100_000  # epochs of changes a shared store keeps per space; a cache further behind compares id sets
 ITEM_COLS = "id, kind, source, sha256, duration, metadata, created, spaces, n_segments"
 
 
@@ -33,15 +35,17 @@ class Dialect:
     """What differs between the SQL engines; the queries themselves are shared."""
 
     name: str  # "sqlite" or "postgresql" (also the filter dialect)
-    ddl: str
     placeholder: str  # "?" or "%s"
     json_param: str  # how a metadata JSON text is bound ("?" or "CAST(? AS jsonb)")
     cross_join: str  # SQLite's CROSS JOIN fixes the loop order; PostgreSQL plans it itself
     has_space: str  # condition: item i lists the space bound as the parameter
     byte_length: str  # length of a BLOB/BYTEA in bytes
     skip_locked: str  # suffix of a row-claiming SELECT ("" where the writer is already alone)
-    unavailable: tuple[type[BaseException], ...] = ()  # driver errors meaning "the engine is unreachable"
+    unavailable: tuple[type[BaseException], ...] = ()  # driver errors that may mean "the engine is unreachable"
+    down: Callable[[BaseException], bool] = lambda e: True  # … and which of them do
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
+    invalid: tuple[type[BaseException], ...] = ()  # a value the engine cannot hold (PostgreSQL: NUL in text)
+    changelog: bool = False  # log each epoch's segment ids (stores several processes write)
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -58,20 +62,37 @@ class Dialect:
 
 
 class Session:
-    """One connection: every query of the catalogue and the job table, in the engine's dialect."""
+    """Every query of the catalogue and the job table, in the engine's dialect, over one connection (`conn`:
+    a transaction's, or SQLite's per-thread reader) or over one borrowed per statement (`borrow`: a pool's)."""
 
-    def __init__(self, conn: Any, dialect: Dialect, *, on_broken: Callable[[], None] = lambda: None) -> None:
-        self.conn, self.dialect, self._on_broken = conn, dialect, on_broken
+    def __init__(self, conn: Any, dialect: Dialect, *,
+                 borrow: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+        self.conn, self.dialect, self._borrow = conn, dialect, borrow
         self.bumps: dict[str, int] = {}  # epochs advanced by this transaction, per space
 
+    def _unavailable(self, e: BaseException) -> StoreUnavailableError:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first}); "
+                                     "retry when it is back")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; the cursor holds its rows (drivers fetch them client-side)."""
         try:
-            return self.conn.execute(self.dialect.sql(sql), params)
+            if self._borrow is None:
+                return self.conn.execute(self.dialect.sql(sql), params)
+            with self._borrow() as conn:
+                return conn.execute(self.dialect.sql(sql), params)
         except self.dialect.unavailable as e:
-            self._on_broken()
-            raise StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable "
-                                        f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
-                                        "retry when it is back") from e
+            if not self.dialect.down(e):
+                raise
+            raise self._unavailable(e) from e
+        except self.dialect.invalid as e:
+            raise self._invalid(e) from e
+
+    def _invalid(self, e: BaseException) -> InvalidArgumentError:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request ({first}); "
+                                    "accepted: text without NUL characters, numbers within the engine's range")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
@@ -81,9 +102,11 @@ class Session:
                 with self.conn.cursor() as cur:
                     cur.executemany(self.dialect.sql(sql), rows)
         except self.dialect.unavailable as e:
-            self._on_broken()
-            raise StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({e}); "
-                                        "retry when it is back") from e
+            if not self.dialect.down(e):
+                raise
+            raise self._unavailable(e) from e
+        except self.dialect.invalid as e:
+            raise self._invalid(e) from e
 
     # --- schema and meta -------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
@@ -92,7 +115,7 @@ class Session:
             rows = self.execute("SELECT key, value FROM meta").fetchall()
         except StoreUnavailableError:
             raise
-        except Exception as e:  # noqa: BLE001 - any driver's "no such table / not a database"
+        except Exception as e:  # any driver's "no such table" or "not a database"
             raise CatalogCorruptError(f"cannot read the catalogue's meta table ({e}); "
                                       "accepted: a catalogue created by index.Catalog") from e
         return {k: json.loads(v) for k, v in rows}
@@ -108,11 +131,32 @@ class Session:
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                          [(k, json.dumps(v)) for k, v in values.items()])
 
-    def bump(self, space: str, added: int) -> None:
-        """Advance a space's write epoch and adjust its vector count (inside the write's transaction)."""
+    def bump(self, space: str, ids: np.ndarray, *, added: bool) -> None:
+        """Advance a space's write epoch and adjust its vector count (inside the write's transaction). The epoch
+        row stays locked until commit, so epochs are handed out in commit order; a store shared by processes
+        also logs which segment ids each epoch added or removed, for caches to replay (`changes`)."""
         self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = ?", (f"epoch.{space}",))
-        self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + ? WHERE key = ?", (added, f"count.{space}"))
+        self.execute("UPDATE meta SET value = CAST(value AS BIGINT) + ? WHERE key = ?",
+                     (len(ids) if added else -len(ids), f"count.{space}"))
         self.bumps[space] = self.bumps.get(space, 0) + 1
+        if self.dialect.changelog:
+            self.execute("INSERT INTO changes(space, epoch, added, ids) SELECT ?, CAST(value AS BIGINT), ?, ? "
+                         "FROM meta WHERE key = ?", (space, added, np.asarray(ids, dtype="<i8").tobytes(),
+                                                     f"epoch.{space}"))
+            if self.bumps[space] == 1:  # once per transaction: forget what every cache has long replayed
+                self.execute("DELETE FROM changes WHERE space = ? AND epoch < (SELECT CAST(value AS BIGINT) FROM meta "
+                             "WHERE key = ?) - ?", (space, f"epoch.{space}", CHANGES_KEPT))
+
+    def changes(self, space: str, after: int, upto: int) -> list[tuple[int, bool, np.ndarray]] | None:
+        """(epoch, added?, segment ids) for each epoch in (after, upto], in order; None when the log no longer
+        holds all of them (pruned, or a store that keeps none): the caller compares id sets instead."""
+        if not self.dialect.changelog:
+            return None
+        rows = self.execute("SELECT epoch, added, ids FROM changes WHERE space = ? AND epoch > ? AND epoch <= ? "
+                            "ORDER BY epoch", (space, after, upto)).fetchall()
+        if len(rows) != upto - after:
+            return None
+        return [(int(e), bool(a), np.frombuffer(b, dtype="<i8").astype(np.int64)) for e, a, b in rows]
 
     def epochs(self, spaces: Iterable[str]) -> dict[str, int]:
         """Committed write epoch per space (one query: the cheap "has the store moved on?" check)."""
@@ -152,7 +196,7 @@ class Session:
             x = np.ascontiguousarray(vectors[space], dtype="<f4")
             self.executemany("INSERT INTO vectors(segment_id, space, vec) VALUES (?, ?, ?)",
                              [(int(i), space, x[j].tobytes()) for j, i in enumerate(ids)])
-            self.bump(space, n)
+            self.bump(space, ids, added=True)
         return ids
 
     def delete_item(self, item_id: str) -> dict[str, np.ndarray]:
@@ -164,7 +208,7 @@ class Session:
             removed.setdefault(space, []).append(sid)
         self.execute("DELETE FROM items WHERE id = ?", (item_id,))
         for space in sorted(removed):
-            self.bump(space, -len(removed[space]))
+            self.bump(space, np.asarray(removed[space], dtype=np.int64), added=False)
         return {s: np.asarray(ids, dtype=np.int64) for s, ids in removed.items()}
 
     def get_item(self, item_id: str) -> Item | None:
@@ -178,7 +222,7 @@ class Session:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             for row in self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id IN ({','.join('?' * len(chunk))})",
-                                    chunk).fetchall():
+                                    chunk):
                 out[row[0]] = self._item(row)
         return out
 
@@ -223,7 +267,7 @@ class Session:
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
             for r in self.execute(f"SELECT id, item_id, start_s, end_s FROM segments WHERE id IN "
-                                  f"({','.join('?' * len(chunk))})", chunk).fetchall():
+                                  f"({','.join('?' * len(chunk))})", chunk):
                 out[r[0]] = (r[1], r[2], r[3])
         return out
 
@@ -266,7 +310,7 @@ class Session:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             rows = self.execute(f"SELECT i.id FROM items i WHERE i.id IN ({','.join('?' * len(chunk))}) AND {cond}",
-                                [*chunk, *params]).fetchall()
+                                [*chunk, *params])
             out.update(r[0] for r in rows)
         return out
 
@@ -275,7 +319,7 @@ class Session:
         """Stream (ids [m], vectors [m, dim]) for a space, optionally only for the given ids."""
         def pack(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
             sids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            x = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+            x = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
             return sids, x.astype(np.float32, copy=False)
 
         if ids is None:
@@ -302,7 +346,7 @@ class Session:
                             "ON v.segment_id = s.id AND v.space = ? WHERE s.item_id = ? ORDER BY s.id",
                             (space, item_id)).fetchall()
         segs = [Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]) for r in rows]
-        x = np.frombuffer(b"".join(bytes(r[4]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        x = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").reshape(len(rows), dim)
         return segs, x.astype(np.float32)
 
     def sample_vectors(self, space: str, dim: int, m: int) -> np.ndarray:
@@ -310,7 +354,7 @@ class Session:
         rows = self.execute("SELECT vec FROM vectors WHERE space = ? AND segment_id IN "
                             "(SELECT segment_id FROM vectors WHERE space = ? ORDER BY random() LIMIT ?)",
                             (space, space, m)).fetchall()
-        x = np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        x = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), dim)
         return x.astype(np.float32)
 
     def kind_counts(self) -> dict[str, int]:
@@ -320,7 +364,7 @@ class Session:
         return int(self.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
 
 
-class Store:
+class Store(ABC):
     """The truth behind a catalogue. Subclasses open connections; the queries live in `Session`."""
 
     dialect: Dialect
@@ -328,27 +372,33 @@ class Store:
     readonly: bool = False
     location: str = ""  # for messages: a directory or a DSN without its password
 
+    @abstractmethod
     def reader(self) -> Session:
         """This thread's session outside any transaction (sees the last committed state)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[Session]:
         """A write transaction, committed on exit and rolled back on any exception."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def snapshot(self) -> AbstractContextManager[Session]:
         """A read-only transaction whose queries all see one committed state."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def has_table(self, name: str) -> bool:
-        raise NotImplementedError
+        ...
 
     def integrity_problems(self) -> list[str]:
         """The engine's own consistency checks (SQLite: quick_check and foreign keys)."""
         return []
 
+    @abstractmethod
     def size_bytes(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        ...

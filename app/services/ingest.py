@@ -75,6 +75,7 @@ class IngestService:
         self._cancelled: set[str] = set()
         self._guard = threading.Lock()
         self._last_reclaim = 0.0
+        self._down = False  # the store was unreachable at the last poll
 
     # --- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -113,7 +114,12 @@ class IngestService:
         ids = {j.item_id for j in self.jobs.active()}
         if self.shared:
             young = time.time() - _ORPHAN_MIN_AGE_S
-            ids.update(p.name.split(".", 1)[0] for p in self.store.media_dir.iterdir() if p.stat().st_mtime > young)
+            for p in self.store.media_dir.iterdir():
+                try:
+                    if p.stat().st_mtime > young:
+                        ids.add(p.name.split(".", 1)[0])
+                except FileNotFoundError:  # removed by another replica meanwhile
+                    pass
         offset = 0
         while True:
             page = self.catalog.list_items(limit=1000, offset=offset)
@@ -217,8 +223,12 @@ class IngestService:
         while not self._stop.is_set():
             try:
                 job = self._next()
-            except CatalogError as exc:  # the store is down: wait, it may come back
-                log.warning("ingest worker cannot read the job queue: %s", exc)
+                self._down = False
+            except CatalogError as exc:  # the store is down: wait, it may come back (said once, not per poll)
+                if not self._down:
+                    log.warning("ingest workers cannot read the job queue (retrying every %.1f s): %s", self.poll_s,
+                                exc)
+                self._down = True
                 job = None
             if job is None:
                 self._wake.wait(self.poll_s)

@@ -59,16 +59,16 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """The catalogue's store: "sqlite" (in the catalogue directory) or a fresh PostgreSQL database's DSN."""
+    """The catalogue's store: "sqlite" (in the catalogue directory) or a DSN naming a fresh PostgreSQL schema."""
     if backend.startswith("sqlite"):
         yield "sqlite"
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    dsn = server.create_database()
+    dsn = server.create_schema()
     try:
         yield dsn
     finally:
-        server.drop_database(dsn)
+        server.drop_schema(dsn)
 
 
 @pytest.fixture

@@ -126,3 +126,26 @@ def test_filtered_approximate_path_widens_then_falls_back_to_exact(open_catalog:
             exact = cat.search("va", q, k=3, moments=1, where={"group": 42}, exact=True)
             assert len(hits) == 3 and all(h.item.metadata["group"] == 42 for h in hits)
             assert {h.item.id for h in hits} == {h.item.id for h in exact}
+
+
+MIXED = [{"v": 5}, {"v": "abc"}, {"v": True}, {"v": 1}, {"v": 2.5}, {"v": None}, {}, {"v": [1, "x"]},
+         {"v": {"w": 1}}, {"v": "5"}, {"v": False}, {"v": 0}]
+
+
+@pytest.mark.parametrize("where, expected", [
+    ({"v": {"gt": 3}}, [0]),  # numbers compare with numbers only: not "abc", arrays or objects
+    ({"v": {"lt": 3}}, [3, 4, 11]),  # … and never with true/false
+    ({"v": {"gt": 0.5}}, [0, 3, 4]),
+    ({"v": {"gte": "a"}}, [1]),  # strings with strings
+    ({"v": {"lt": "z"}}, [1, 9]),
+    ({"v": 1}, [3]), ({"v": True}, [2]), ({"v": 0}, [11]), ({"v": False}, [10]),  # 1 is not true, 0 not false
+    ({"v": "5"}, [9]), ({"v": 5}, [0]), ({"v": 2.5}, [4]),
+    ({"v": {"ne": 1}}, [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]),
+    ({"v": {"in": [1, "abc"]}}, [1, 3]),
+    ({"v": {"nin": [1]}}, [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]),
+    ({"v": {"contains": 1}}, [7]), ({"v": {"contains": "x"}}, [7]), ({"v": {"contains": True}}, []),
+    ({"v": {"exists": True}}, [0, 1, 2, 3, 4, 7, 8, 9, 10, 11]), ({"v": None}, [5, 6]), ({"v.w": 1}, [8]),
+])
+def test_mixed_types_give_the_same_answers_on_every_store(catalog: Catalog, where: dict, expected: list[int]) -> None:
+    ids = [add_video(catalog, f"m{i}", 1, Clusters(seed=i), metadata=m).id for i, m in enumerate(MIXED)]
+    assert sorted(ids.index(it.id) for it in catalog.list_items(where=where)) == expected

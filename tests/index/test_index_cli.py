@@ -101,3 +101,21 @@ def test_rebuild_refused_while_a_writer_holds_the_catalogue(cat_path: Path) -> N
         res = _cli("rebuild", str(cat_path), "--type", "flat")
         assert res.returncode == 1 and "open for writing in another process" in res.stderr
         assert _cli("check", str(cat_path)).returncode == 0  # readers are welcome
+
+
+def test_stats_check_rebuild_on_a_postgresql_store(tmp_path: Path, pg_server) -> None:  # noqa: ANN001
+    dsn = pg_server.create_schema()
+    try:
+        gen = Clusters(seed=5)
+        with Catalog(tmp_path / "cache", spaces=SPACES, store=dsn) as cat:
+            for i in range(6):
+                add_video(cat, i, 2, gen)
+        res = runner.invoke(app, ["stats", str(tmp_path / "other-cache"), "--store", dsn])  # a fresh replica's view
+        assert res.exit_code == 0, res.output
+        assert "items      6 (video 6" in res.stdout and "postgresql" in res.stdout
+        res = runner.invoke(app, ["check", str(tmp_path / "cache")], env={"VATT_STORE": dsn})
+        assert res.exit_code == 0 and res.stdout.startswith("ok: items 6, segments 12"), res.output
+        res = runner.invoke(app, ["rebuild", str(tmp_path / "cache"), "--type", "hnsw", "--store", dsn])
+        assert res.exit_code == 0 and "as hnsw" in res.stdout, res.output
+    finally:
+        pg_server.drop_schema(dsn)

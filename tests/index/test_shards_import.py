@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -60,9 +61,9 @@ def test_a_shard_without_manifest_is_unfinished_and_cleared(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.json", "s0.parquet"]
 
 
-def test_import_is_idempotent_and_builds_the_index_once(tmp_path: Path) -> None:
+def test_import_is_idempotent_and_builds_the_index_once(open_catalog: Callable[..., Catalog], tmp_path: Path) -> None:
     items = _shards(tmp_path / "shards")
-    with Catalog(tmp_path / "cat", spaces=SPACES, index_type="hnsw") as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES, index_type="hnsw") as cat:
         report = import_shards(cat, tmp_path / "shards")
         assert (report.shards, report.items_added, report.items_present) == (3, 30, 0)
         assert report.segments_added == sum(len(i.starts) for i in items)
@@ -75,22 +76,24 @@ def test_import_is_idempotent_and_builds_the_index_once(tmp_path: Path) -> None:
         assert cat.count() == 30
 
 
-def test_crash_before_the_index_build_is_caught_up_on_reopen(tmp_path: Path) -> None:
+def test_crash_before_the_index_build_is_caught_up_on_reopen(open_catalog: Callable[..., Catalog],
+                                                             tmp_path: Path) -> None:
     items = _shards(tmp_path / "shards", n=1)
-    with Catalog(tmp_path / "cat", spaces=SPACES) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES) as cat:
         added = cat.add_items(({"kind": i.kind, "source": i.source, "sha256": i.key, "vectors": i.vectors,
                                 "segments": list(zip(i.starts, i.ends)), "duration": i.duration} for i in items),
                               model=MODEL, index=False)
         assert added[0] == 10
-    with Catalog(tmp_path / "cat") as cat:  # close() left the FAISS files behind: reopening catches up
+    with open_catalog(tmp_path / "cat") as cat:  # close() left the FAISS files behind: reopening catches up
         assert cat.check().ok
         assert cat.search("va", items[3].vectors["va"][0], k=1)[0].item.sha256 == items[3].key
 
 
-def test_shards_of_another_model_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+def test_shards_of_another_model_are_refused_before_anything_is_written(open_catalog: Callable[..., Catalog],
+                                                                        tmp_path: Path) -> None:
     _shards(tmp_path / "mine")
     _shards(tmp_path / "theirs", model={"name": "base", "config_hash": "b" * 64}, n=1)
-    with Catalog(tmp_path / "cat", spaces=SPACES) as cat:
+    with open_catalog(tmp_path / "cat", spaces=SPACES) as cat:
         import_shards(cat, tmp_path / "mine")
         with pytest.raises(CatalogError, match="config hash bbbbbbbbbbbb"):
             import_shards(cat, tmp_path / "theirs")
@@ -98,5 +101,5 @@ def test_shards_of_another_model_are_refused_before_anything_is_written(tmp_path
     write_shard(tmp_path / "mine", ShardManifest(name="z", model={"name": "base", "config_hash": "b" * 64},
                                                  spaces=SPACES), [])
     with pytest.raises(ShardError, match="one model's shards at a time"):
-        with Catalog(tmp_path / "cat2", spaces=SPACES) as cat:
+        with open_catalog(tmp_path / "cat2", spaces=SPACES) as cat:
             import_shards(cat, tmp_path / "mine")

@@ -4,6 +4,7 @@ away gives StoreUnavailableError and the catalogue recovers when it is back."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -13,15 +14,15 @@ import pytest
 from index_helpers import SPACES, Clusters, add_video
 from servers.postgres import PostgresServer
 
-from index import Catalog, JobStore, StoreUnavailableError
+from index import Catalog, InvalidArgumentError, JobStore, StoreUnavailableError
 from index.pg_store import PostgresStore
 
 
 @pytest.fixture
 def dsn(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database()
+    dsn = pg_server.create_schema()
     yield dsn
-    pg_server.drop_database(dsn)
+    pg_server.drop_schema(dsn)
 
 
 def test_two_replicas_see_each_others_writes(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
@@ -128,3 +129,66 @@ def test_a_store_that_goes_away_gives_unavailable_and_recovers(tmp_path: Path, c
             assert cat.check().ok
     finally:
         server.remove()
+
+
+def test_a_process_opens_at_most_its_pool_of_connections(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
+    store = PostgresStore(dsn, connections=3)
+    try:
+        with Catalog(tmp_path / "c", spaces=SPACES, store=store) as cat:
+            items = [add_video(cat, i, 2, clusters) for i in range(4)]
+            seen: list[int] = []
+            errors: list[BaseException] = []
+
+            def read() -> None:
+                try:
+                    for it in items * 5:
+                        assert cat.search("va", cat.item_vectors(it.id, "va")[1][0], k=1)[0].item.id == it.id
+                        seen.append(cat.store.reader().execute(
+                            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND backend_type = 'client backend'").fetchone()[0])
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=read) for _ in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert errors == [] and len(seen) == 12 * 20
+            assert max(seen) <= 3  # twelve threads, three connections
+    finally:
+        store.close()
+
+
+def test_values_postgresql_cannot_hold_are_invalid_arguments(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
+    with Catalog(tmp_path / "c", spaces=SPACES, store=dsn) as cat:
+        with pytest.raises(InvalidArgumentError, match="cannot hold a value"):
+            add_video(cat, "nul", 2, clusters, metadata={"title": "a\u0000b"})
+        with pytest.raises(InvalidArgumentError, match="cannot hold a value"):
+            cat.count(where={"title": "a\u0000"})
+        assert cat.count() == 0 and cat.check().ok  # nothing half-written
+
+
+@pytest.mark.parametrize("kept", [100_000, 2])
+def test_a_cache_replays_the_change_log_or_compares_ids_when_it_is_pruned(
+        tmp_path: Path, dsn: str, clusters: Clusters, kept: int, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import index.store
+
+    monkeypatch.setattr(index.store, "CHANGES_KEPT", kept)
+    with Catalog(tmp_path / "a", spaces=SPACES, store=dsn) as a, Catalog(tmp_path / "b", store=dsn) as b:
+        b.search("va", np.ones(32), k=1)
+        mine = add_video(b, "b0", 2, clusters)  # b's own write, interleaved with a's
+        items = [add_video(a, i, 3, clusters) for i in range(6)]
+        a.delete_item(items[1].id)
+        a.add_item(kind="video", source="r.mp4", sha256=items[2].sha256, segments=[[0, 1]], replace=True,
+                   vectors={"va": clusters(1, 32), "vt": clusters(1, 16)})  # replace: delete + add in one write
+        gone = add_video(a, "short-lived", 2, clusters)
+        a.delete_item(gone.id)
+        with caplog.at_level(logging.DEBUG, logger="index"):
+            for it in [mine, *items[3:]]:
+                assert b.search("va", b.item_vectors(it.id, "va")[1][0], k=1)[0].item.id == it.id
+        assert b.check().ok
+        assert b.stats()["spaces"]["va"]["vectors"] == 2 + 6 * 3 - 3 - 3 + 1  # mine, six, a delete, a replace
+        msgs = " ".join(r.getMessage() for r in caplog.records)
+        assert ("replayed epochs" in msgs) == (kept > 2) and ("caught up from the store" in msgs) == (kept == 2)
