@@ -58,6 +58,7 @@ ITEM_ID_MAX = 64  # index._validate: item ids are 1-64 characters
 KIND_MAX = 16
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 _CONNECT_LOCK = threading.Lock()
+BUILD_TIMEOUT_S = 1800.0  # create_index waits for the build (HNSW over 100k 512-d: minutes on 2 busy cores)
 STRUCTURE_TTL_S = 10.0  # how long a handle trusts its view of the collection's index (a peer may switch it)
 
 
@@ -73,11 +74,12 @@ def parse_uri(uri: str) -> tuple[str, int, str]:
     return parts.hostname, parts.port or 19530, name
 
 
-def _pymilvus() -> Any:
-    """Imported on first use only: the embedded default never loads it. pymilvus 2.3 imports
-    pkg_resources, whose deprecation warning says nothing about this project."""
+def load_pymilvus() -> Any:
+    """Imported on first use only: the embedded default never loads it. pymilvus 2.3 (pkg_resources) and its
+    environs 9.5 (marshmallow.__version_info__) use deprecated APIs on import; nothing here can act on that."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         import pymilvus
     return pymilvus
 
@@ -138,7 +140,7 @@ class MilvusSpaceIndex:
         self.host, self.port, catalog = parse_uri(uri)
         self.alias = f"vatt-{self.host}:{self.port}"
         self.name = collection_name(catalog, space)
-        self._pm = _pymilvus()
+        self._pm = load_pymilvus()
         self._nlist: int | None = None  # ivfpq: the built IVF's lists, read from Milvus once it exists
         self._structure: tuple[float, str] | None = None  # (when read, structure)
         self._collection = self._call(self._open)
@@ -255,13 +257,12 @@ class MilvusSpaceIndex:
         n = self.live
         if n < self.options.train_min:
             return
-        coll, pm = self._collection, self._pm
+        coll = self._collection
         log.info("milvus %s: %d vectors, switching FLAT -> %s", self.name, n, self.structure_names[self.index_type])
         coll.release(timeout=self.timeout)
         coll.drop_index(timeout=self.timeout)
         coll.flush(timeout=max(self.timeout, 60))  # seal, so the new index covers what is there now
-        coll.create_index("vector", self._index_params(self.index_type, n), timeout=self.timeout)
-        pm.utility.wait_for_index_building_complete(self.name, using=self.alias, timeout=600)
+        coll.create_index("vector", self._index_params(self.index_type, n), timeout=BUILD_TIMEOUT_S)
         coll.load(timeout=max(self.timeout, 60))
         self._structure = None
 
@@ -273,8 +274,7 @@ class MilvusSpaceIndex:
             coll.drop_index(timeout=self.timeout)
             coll.flush(timeout=max(self.timeout, 60))  # seal, so the new index covers what is there now
             kind = self._wanted(n)
-            coll.create_index("vector", self._index_params(kind, n), timeout=self.timeout)
-            self._pm.utility.wait_for_index_building_complete(self.name, using=self.alias, timeout=600)
+            coll.create_index("vector", self._index_params(kind, n), timeout=BUILD_TIMEOUT_S)
             coll.load(timeout=max(self.timeout, 60))
             self._nlist = self._structure = None
         self._call(go)
@@ -430,7 +430,7 @@ class MilvusSpaceIndex:
 def _unreachable(e: Exception) -> bool:
     """pymilvus reports an unreachable server as MilvusUnavailableException, ConnectError or a
     MilvusException whose message names the connection (its retries have given up by then)."""
-    pm_exc = _pymilvus().exceptions
+    pm_exc = load_pymilvus().exceptions
     if isinstance(e, (pm_exc.MilvusUnavailableException, pm_exc.ConnectError)):
         return True
     text = str(getattr(e, "message", e)).lower()

@@ -106,7 +106,10 @@ class MilvusServer:
         return self
 
     def _wait_ready(self, deadline: float) -> None:
-        from pymilvus import connections, utility
+        from index.milvus import load_pymilvus
+
+        pm = load_pymilvus()
+        connections, utility = pm.connections, pm.utility
 
         alias = f"probe-{self.port}"
         while True:
