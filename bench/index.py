@@ -6,12 +6,17 @@ from the same distribution. For each size it measures, per index: build ("add") 
 latency p50/p99, recall@10 against exact search, and memory (RSS growth while building).
 
 Two paths:
-* `vectors` — index/vectors.py's VectorIndex directly, segment level; every size.
+* `vectors` — index/vectors.py's VectorIndex directly, segment level; every size. With
+  `--backend faiss,milvus` the same vectors and queries also go through index/milvus.py's
+  MilvusSpaceIndex (flat → FLAT, hnsw → HNSW, ivfpq → IVF_FLAT), one gRPC round trip per query with
+  Strong consistency, on `--milvus-uri` or on a throwaway server started for the run
+  (tests/servers/milvus.py); its mem column is the server's RSS growth.
 * `catalog` — the full Catalog (SQLite commit per item, grouping, IVF-PQ re-ranking), item level,
   recall against `Catalog.search(exact=True)`; only for sizes ≤ --catalog-max (ingesting 1M
   vectors one item at a time through SQLite with fsync is slow on a shared 2-core box).
 
 Usage: python bench/index.py --sizes 100000,1000000 --queries 300
+       python bench/index.py --sizes 100000 --backend faiss,milvus --paths vectors
 Prints a markdown table; writes JSON with machine facts to bench/results/index.json.
 """
 
@@ -59,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="FAISS threads for building, 0: all cores (on a shared, busy 2-core box OpenMP "
                         "with 2 threads was several times slower)")
     p.add_argument("--paths", default="vectors,catalog", help="which paths to run: vectors, catalog")
+    p.add_argument("--backend", default="faiss", help="vector indexes of the vectors path: faiss, milvus or both")
+    p.add_argument("--milvus-uri", default=None,
+                   help="milvus://host:port to measure; default: start a throwaway server for the run")
+    p.add_argument("--milvus-tick-ms", type=int, default=20,
+                   help="throwaway server's proxy.timeTickInterval (Milvus's default: 200); a Strong search "
+                        "waits for the next tick")
     p.add_argument("--catalog-max", type=int, default=100_000, help="largest size also run through Catalog")
     p.add_argument("--segments-per-item", type=int, default=10, help="catalog path: segments per item")
     p.add_argument("--seed", type=int, default=0)
@@ -182,6 +193,73 @@ def bench_vectors(args: argparse.Namespace, x: np.ndarray, q: np.ndarray, truth:
     return rows
 
 
+def _group_rss_mb(pgid: int) -> float:
+    """RSS of every process in a process group (a Milvus server we started), MiB."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # fields after the command name: state, ppid, pgrp, ...
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def bench_milvus(args: argparse.Namespace, uri: str, pgid: int | None, x: np.ndarray, q: np.ndarray,
+                 truth: np.ndarray) -> list[dict]:
+    """The vectors path on Milvus: insert everything FLAT, then build each index type (rebuild), time queries."""
+    from index.milvus import MilvusSpaceIndex
+
+    n, k, rows = len(x), args.k, []
+    ids = np.arange(n, dtype=np.int64)
+    for t in args.types.split(","):
+        opts = IndexOptions(hnsw_m=args.hnsw_m, ef_construction=args.ef_construction, train_min=n)
+        before = _group_rss_mb(pgid) if pgid else float("nan")
+        vi = MilvusSpaceIndex(f"{uri}/bench{os.getpid()}", space=f"va_{t}", dim=x.shape[1], index_type=t,
+                              options=opts, timeout=60)
+        try:
+            start = time.perf_counter()
+            for s in range(0, n, 20_000):
+                vi.add(ids[s:s + 20_000], x[s:s + 20_000], items=["i"] * len(ids[s:s + 20_000]),
+                       kinds=["video"] * len(ids[s:s + 20_000]))
+            vi.rebuild()  # seals what was inserted and builds the index type over all of it
+            add_s = time.perf_counter() - start
+            mem = _group_rss_mb(pgid) - before if pgid else float("nan")
+            sweeps: list[tuple[str, dict]] = [("FLAT", {})]
+            if t == "hnsw":
+                sweeps = [(f"HNSW M={args.hnsw_m} efC={args.ef_construction} ef={ef}", {"ef_search": int(ef)})
+                          for ef in args.ef_search.split(",")]
+            elif t == "ivfpq":
+                sweeps = [(f"IVF_FLAT nprobe={p}", {"nprobe": int(p)}) for p in args.nprobe.split(",")]
+            for label, o in sweeps:
+                vi.options = IndexOptions(**{**opts.to_dict(), **o})
+                p50, p99, outs = latency(lambda i: vi.search(q[i:i + 1], k)[1][0], args.queries)
+                rows.append({"path": "vectors", "n": n, "index": f"milvus {t}", "params": label, "add_s": add_s,
+                             "p50_ms": p50, "p99_ms": p99, "recall": recall(outs, truth, k), "mem_mb": mem})
+                print(_row(rows[-1]), flush=True)
+        finally:
+            vi.drop()
+    return rows
+
+
+def start_milvus(tick_ms: int) -> tuple[str, int, Callable[[], None]]:
+    """A throwaway Milvus server for the run (tests/servers/milvus.py): (uri, process group, stop)."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers.milvus import MilvusServer
+
+    root = Path(tempfile.mkdtemp(prefix="vatt-bench-milvus-"))
+    server = MilvusServer(root, tick_ms=tick_ms).start()
+    print(f"milvus: started in {server.started_in:.1f} s on {server.uri}, time tick {tick_ms} ms", flush=True)
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return server.uri, server.proc.pid, stop
+
+
 def bench_catalog(args: argparse.Namespace, x: np.ndarray, q: np.ndarray) -> list[dict]:
     """The same vectors through Catalog: items of --segments-per-item segments, item-level recall."""
     n, k, per, rows = len(x), args.k, args.segments_per_item, []
@@ -233,6 +311,24 @@ def _row(r: dict) -> str:
             f"{r['p99_ms']:.3f} | {r['recall']:.3f} | {r['mem_mb']:.0f} |")
 
 
+def _run_sizes(args: argparse.Namespace, backends: set[str], milvus_uri: str | None, milvus_pgid: int | None,
+               rng: np.random.Generator, centres: np.ndarray, basis: np.ndarray) -> list[dict]:
+    rows: list[dict] = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        x = clustered(n, args.dim, centres, basis, args.noise, rng)
+        q = clustered(args.queries, args.dim, centres, basis, args.noise, rng)
+        truth = np.concatenate([ground_truth(x, q[s:s + 50], args.k) for s in range(0, len(q), 50)])
+        if "vectors" in args.paths and "faiss" in backends:
+            rows += bench_vectors(args, x, q, truth)
+        if "vectors" in args.paths and "milvus" in backends:
+            rows += bench_milvus(args, milvus_uri, milvus_pgid, x, q, truth)
+        if "catalog" in args.paths and n <= args.catalog_max and "faiss" in backends:
+            rows += bench_catalog(args, x, q)
+        del x
+        gc.collect()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -240,18 +336,17 @@ def main(argv: list[str] | None = None) -> None:
     basis = np.linalg.qr(rng.standard_normal((args.dim, args.intrinsic)))[0].T.astype(np.float32)  # [r, dim]
     facts = machine()
     print(f"machine: {facts['cpu']}, {facts['cores']} cores, load {facts['loadavg_start']}", flush=True)
+    backends = set(args.backend.split(","))
+    milvus_uri, milvus_pgid, stop_milvus = args.milvus_uri, None, None
+    if "milvus" in backends and milvus_uri is None:
+        milvus_uri, milvus_pgid, stop_milvus = start_milvus(args.milvus_tick_ms)
     print(HEADER, flush=True)
     rows: list[dict] = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        x = clustered(n, args.dim, centres, basis, args.noise, rng)
-        q = clustered(args.queries, args.dim, centres, basis, args.noise, rng)
-        truth = np.concatenate([ground_truth(x, q[s:s + 50], args.k) for s in range(0, len(q), 50)])
-        if "vectors" in args.paths:
-            rows += bench_vectors(args, x, q, truth)
-        if "catalog" in args.paths and n <= args.catalog_max:
-            rows += bench_catalog(args, x, q)
-        del x
-        gc.collect()
+    try:
+        rows = _run_sizes(args, backends, milvus_uri, milvus_pgid, rng, centres, basis)
+    finally:
+        if stop_milvus:
+            stop_milvus()
     facts["loadavg_end"] = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

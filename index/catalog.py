@@ -116,6 +116,7 @@ class Catalog:
             self._own: dict[str, set[int]] = {s: set() for s in self.spaces}  # our epochs past _synced (applied)
             self._pending = 0
             self._unindexed: set[str] = set()  # spaces add_items(index=False) left behind the store
+            self._behind: set[str] = set()  # spaces whose index missed a committed write (engine down)
             for space in self.spaces:
                 self._vectors[space] = self.backend.open_space(self._source(space), index_type=self.index_type,
                                                                options=self.options, readonly=readonly)
@@ -373,13 +374,17 @@ class Catalog:
         changed = 0
         for space in set(removed) | set(added):
             vi = self._vectors[space]
-            if space in removed:
-                vi.remove(removed[space])
-                changed += len(removed[space])
-            if space in added:
-                ids, x, items, kinds = added[space]
-                vi.add(ids, x, items=items, kinds=kinds)
-                changed += len(ids)
+            try:
+                if space in removed:
+                    vi.remove(removed[space])
+                    changed += len(removed[space])
+                if space in added:
+                    ids, x, items, kinds = added[space]
+                    vi.add(ids, x, items=items, kinds=kinds)
+                    changed += len(ids)
+            except BaseException:
+                self._behind.add(space)  # the store has it: caught up before the space is used again
+                raise
         for space, (epoch, bumps) in (after or {}).items():
             if epoch - bumps == self._synced[space]:  # nobody else wrote in between: still in sync
                 self._synced[space] = epoch
@@ -392,8 +397,14 @@ class Catalog:
             self.flush()
 
     def _sync(self, space: str) -> None:
-        """Shared store, per-process index: follow the other processes' writes before answering."""
+        """Follow the other processes' writes before answering (shared store, per-process index), and catch up
+        a space whose index missed a write that reached the store (a vector engine that was down)."""
         vi = self._vectors[space]
+        if space in self._behind:
+            with self._write_lock:
+                self._synced[space] = catch_up(vi, self._store(), why="after a failed index write")[0]
+                self._behind.discard(space)
+            return
         if vi.shared or not self._store().shared:
             return
         if self._reader().epochs([space])[space] == self._synced[space]:

@@ -33,5 +33,5 @@ class CatalogCorruptError(CatalogError):
 
 
 class StoreUnavailableError(CatalogError):
-    """The store's engine (a PostgreSQL server) cannot be reached right now; the request may be retried.
-    The catalogue reconnects on the next call once the engine is back."""
+    """The store's engine (a PostgreSQL server) or the vector engine (a Milvus server) cannot be reached
+    right now; the request may be retried. The catalogue reconnects on the next call once the engine is back."""

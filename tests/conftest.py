@@ -18,6 +18,9 @@ if str(TESTS) not in sys.path:
 
 from media_factory import make_audio, make_video  # noqa: E402
 
+# session fixtures for real servers, started only by the tests that ask for them
+pytest_plugins = ("servers.milvus",)
+
 
 @pytest.fixture(scope="session")
 def tiny_config():

@@ -1,9 +1,11 @@
 """Fixtures for the catalogue tests: real SQLite and FAISS in temporary directories, small dimensions, and the
-same tests again on a real PostgreSQL server (a throwaway cluster started once per session)."""
+same tests again on a real PostgreSQL server (a throwaway cluster started once per session), with FAISS and
+with a real Milvus server (tests/servers/milvus.py) as the vector index."""
 
 from __future__ import annotations
 
 import sys
+import uuid
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,10 +40,27 @@ def pg_server() -> Iterator[PostgresServer]:
         server.remove()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[str]:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a store runs on SQLite+FAISS and PostgreSQL+FAISS; those that open a catalogue (they use
+    `vectors`) also on PostgreSQL+Milvus, the scale-out pair. (SQLite+Milvus works too; it adds nothing the
+    three do not cover.)"""
+    if "store" in metafunc.fixturenames:
+        pairs = ["sqlite+faiss", "postgresql+faiss"]
+        if "vectors" in metafunc.fixturenames:
+            pairs.append("postgresql+milvus")
+        metafunc.parametrize("backend", pairs, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """"store+vectors", parametrised by pytest_generate_tests."""
+    return request.param
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """The catalogue's store: "sqlite" (in the catalogue directory) or a DSN naming a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
+    if backend.startswith("sqlite"):
         yield "sqlite"
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
@@ -53,9 +72,28 @@ def store(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def open_catalog(store: str) -> Callable[..., Catalog]:
-    """`Catalog(path, **kw)` on this test's store (with PostgreSQL, `path` holds only the FAISS cache)."""
-    return partial(Catalog, store=store)
+def vectors(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The catalogue's vector index: "faiss" (files in the catalogue directory) or this test's own collections
+    on the session's Milvus server (dropped afterwards)."""
+    if backend.endswith("faiss"):
+        yield "faiss"
+        return
+    from index.milvus import MilvusSpaceIndex
+
+    server = request.getfixturevalue("milvus_server")
+    uri = f"{server.uri}/t{uuid.uuid4().hex[:12]}"
+    try:
+        yield uri
+    finally:
+        for space, dim in SPACES.items():
+            MilvusSpaceIndex(uri, space=space, dim=dim).drop()
+
+
+@pytest.fixture
+def open_catalog(store: str, vectors: str) -> Callable[..., Catalog]:
+    """`Catalog(path, **kw)` on this test's store and vector index (with PostgreSQL, `path` holds only the
+    FAISS cache, if any)."""
+    return partial(Catalog, store=store, vectors=vectors)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Real database and vector-engine servers that the tests start and stop themselves (no Docker)."""
