@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from media_factory import make_audio
+from servers.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +16,13 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     d = tmp_path_factory.mktemp("tones")
     return [make_audio(d / f"tone{i}.wav", duration=40.0, sample_rate=16000, tone_hz=220.0 + 55.0 * i, channels=1)
             for i in range(8)]
+
+
+@pytest.fixture
+def pg() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test's own: replica tests stop and restart it."""
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()

@@ -91,3 +91,14 @@ def vatt(*args: str) -> subprocess.CompletedProcess:
     """Run the `vatt` CLI in a child process."""
     return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+
+
+def wait_job(c: httpx.Client, job_id: str, timeout: float = 120) -> dict:
+    """Poll GET /jobs/{id} until the job has finished one way or another."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = c.get(f"/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")

@@ -5,35 +5,17 @@ message, and once it answers again searches work and an ingest that failed meanw
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from media_factory import make_audio
-from server_proc import ServerProcess
+from server_proc import ServerProcess, wait_job
 from servers.postgres import PostgresServer
 
 
-@pytest.fixture
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        yield server.start()
-    finally:
-        server.remove()
 
 
-def _wait_job(c: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = c.get(f"/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
 def _ingest(c: httpx.Client, server: ServerProcess, path: Path) -> str:
@@ -62,14 +44,14 @@ def test_two_replicas_on_postgresql_and_milvus(tmp_path: Path, pg: PostgresServe
         a.start()
         b.start()
         with a.client() as ca, b.client() as cb:
-            job = _wait_job(cb, _ingest(ca, a, tones[0]))  # accepted by a, polled on b
+            job = wait_job(cb, _ingest(ca, a, tones[0]))  # accepted by a, polled on b
             assert job["status"] == "done", job
             first = job["item_id"]
             assert cb.get(f"/items/{first}").status_code == 200
             assert _found(cb, first)  # b searches the same Milvus collection: no catch-up needed
             assert cb.get(f"/media/{first}").status_code == 200  # the shared media directory
 
-            job = _wait_job(ca, _ingest(cb, b, tones[1]))
+            job = wait_job(ca, _ingest(cb, b, tones[1]))
             assert job["status"] == "done", job
             second = job["item_id"]
             assert _found(ca, second)
@@ -85,7 +67,7 @@ def test_two_replicas_on_postgresql_and_milvus(tmp_path: Path, pg: PostgresServe
                 assert down.status_code == 503, down.text
                 assert down.json()["error"] == "store_unavailable" and "milvus" in down.json()["detail"]
                 assert cb.get("/items").status_code == 200  # the store still answers what needs no vectors
-                failed = _wait_job(cb, _ingest(cb, b, tones[2]))  # in the store, not in Milvus
+                failed = wait_job(cb, _ingest(cb, b, tones[2]))  # in the store, not in Milvus
             finally:
                 milvus_server.resume()
             assert failed["status"] == "failed", failed

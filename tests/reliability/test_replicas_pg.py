@@ -5,33 +5,15 @@ a PostgreSQL that goes away gives 503 with a message, and the services recover w
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
 from media_factory import make_audio
-from server_proc import ServerProcess
+from server_proc import ServerProcess, wait_job
 from servers.postgres import PostgresServer
 
 
-@pytest.fixture
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()  # its own cluster: this test stops and restarts it
-    try:
-        yield server.start()
-    finally:
-        server.remove()
 
 
-def _wait_job(c: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = c.get(f"/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
 def test_two_replicas_share_a_postgresql_store_and_survive_it_going_away(tmp_path: Path, pg: PostgresServer) -> None:
@@ -47,7 +29,7 @@ def test_two_replicas_share_a_postgresql_store_and_survive_it_going_away(tmp_pat
             with open(tones[0], "rb") as fh:
                 accepted = ca.post("/items", headers=a.headers(), files={"file": (tones[0].name, fh)})
             assert accepted.status_code == 202, accepted.text
-            job = _wait_job(cb, accepted.json()["job_id"])  # polled on the other replica
+            job = wait_job(cb, accepted.json()["job_id"])  # polled on the other replica
             assert job["status"] == "done", job
             item_id = job["item_id"]
             assert cb.get(f"/items/{item_id}").status_code == 200
@@ -57,7 +39,7 @@ def test_two_replicas_share_a_postgresql_store_and_survive_it_going_away(tmp_pat
 
             with open(tones[1], "rb") as fh:  # accepted by b: a worker of either replica may run it
                 second = cb.post("/items", headers=b.headers(), files={"file": (tones[1].name, fh)}).json()
-            assert _wait_job(ca, second["job_id"])["status"] == "done"
+            assert wait_job(ca, second["job_id"])["status"] == "done"
 
             assert cb.delete(f"/items/{item_id}", headers=b.headers()).status_code == 200
             assert ca.get(f"/items/{item_id}").status_code == 404
@@ -95,7 +77,7 @@ def test_a_job_whose_replica_dies_is_finished_by_another(tmp_path: Path, pg: Pos
         assert job["status"] == "running", job
         b.start()
         with b.client() as cb:
-            done = _wait_job(cb, job_id, timeout=180)
+            done = wait_job(cb, job_id, timeout=180)
             assert done["status"] == "done", done  # re-queued when the lease ran out, run again by b
             assert cb.get(f"/items/{done['item_id']}").status_code == 200
             assert cb.get("/items").json()["total"] == 1
@@ -120,7 +102,7 @@ def test_a_replica_without_the_shared_media_says_so(tmp_path: Path, pg: Postgres
         a.start()
         with a.client() as ca, open(tone, "rb") as fh:
             job_id = ca.post("/items", headers=a.headers(), files={"file": (tone.name, fh)}).json()["job_id"]
-            item_id = _wait_job(ca, job_id)["item_id"]
+            item_id = wait_job(ca, job_id)["item_id"]
         a.stop()
         b.start()
         with b.client() as cb:
@@ -132,7 +114,7 @@ def test_a_replica_without_the_shared_media_says_so(tmp_path: Path, pg: Postgres
                                              path=str(tmp_path / "media-a" / "feedc0de.wav"), total=1)
             finally:
                 store.close()
-            failed = _wait_job(cb, job.id)
+            failed = wait_job(cb, job.id)
             assert failed["status"] == "failed" and "must share VATT_MEDIA_DIR" in failed["error"], failed
     finally:
         a.stop()
