@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -75,19 +75,25 @@ class Session:
         return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first}); "
                                      "retry when it is back")
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement; the cursor holds its rows (drivers fetch them client-side)."""
+    @contextmanager
+    def _engine_errors(self) -> Iterator[None]:
+        """The engine's errors in the catalogue's family: a lost connection is a 503, a value it cannot hold a 400."""
         try:
-            if self._borrow is None:
-                return self.conn.execute(self.dialect.sql(sql), params)
-            with self._borrow() as conn:
-                return conn.execute(self.dialect.sql(sql), params)
+            yield
         except self.dialect.unavailable as e:
             if not self.dialect.down(e):
                 raise
             raise self._unavailable(e) from e
         except self.dialect.invalid as e:
             raise self._invalid(e) from e
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; the cursor holds its rows (drivers fetch them client-side)."""
+        with self._engine_errors():
+            if self._borrow is None:
+                return self.conn.execute(self.dialect.sql(sql), params)
+            with self._borrow() as conn:
+                return conn.execute(self.dialect.sql(sql), params)
 
     def _invalid(self, e: BaseException) -> InvalidArgumentError:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -95,18 +101,12 @@ class Session:
                                     "accepted: text without NUL characters, numbers within the engine's range")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        try:
+        with self._engine_errors():
             if hasattr(self.conn, "executemany"):
                 self.conn.executemany(self.dialect.sql(sql), rows)
             else:
                 with self.conn.cursor() as cur:
                     cur.executemany(self.dialect.sql(sql), rows)
-        except self.dialect.unavailable as e:
-            if not self.dialect.down(e):
-                raise
-            raise self._unavailable(e) from e
-        except self.dialect.invalid as e:
-            raise self._invalid(e) from e
 
     # --- schema and meta -------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
