@@ -95,13 +95,7 @@ def _condition(field: str, op: str, value: Any, column: str, dialect: str) -> tu
             return f"({expr} IS NULL OR NOT {same})", [path, *params]
         return same, params
     if op in ("in", "nin"):
-        if not isinstance(value, (list, tuple, set, frozenset)):
-            raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, "
-                              f"got {type(value).__name__}")
-        if len(value) > MAX_VALUES:
-            raise FilterError(f"filter {field!r}: operator {op!r} lists {len(value)} values; the limit is "
-                              f"{MAX_VALUES}")
-        values = [_scalar(field, op, v) for v in value]
+        values = [_scalar(field, op, v) for v in _listed(field, op, value)]
         if not values:
             return ("1=0" if op == "in" else "1=1"), []
         groups: dict[str, list[Any]] = {}
@@ -131,6 +125,15 @@ def _condition(field: str, op: str, value: Any, column: str, dialect: str) -> tu
     raise FilterError(f"unknown filter operator {op!r} for {field!r}; accepted: {', '.join(OPERATORS)}")
 
 
+def _listed(field: str, op: str, value: Any) -> Any:
+    """The operand of in / nin: a list of at most MAX_VALUES values (the same rule on every store)."""
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, got {type(value).__name__}")
+    if len(value) > MAX_VALUES:
+        raise FilterError(f"filter {field!r}: operator {op!r} lists {len(value)} values; the limit is {MAX_VALUES}")
+    return value
+
+
 def _pg_condition(field: str, op: str, value: Any, column: str) -> tuple[str, list[Any]]:
     """The same operators over JSONB: the path is a text[] parameter, operands are jsonb parameters."""
     path = _path(field)[2:].split(".")
@@ -146,13 +149,7 @@ def _pg_condition(field: str, op: str, value: Any, column: str) -> tuple[str, li
         typ = "string" if isinstance(value, str) else "number"  # jsonb orders across types; SQLite does not
         return f"(jsonb_typeof({expr}) = '{typ}' AND {expr} {_COMPARE[op]} ?)", [path, path, v]
     if op in ("in", "nin"):
-        if not isinstance(value, (list, tuple, set, frozenset)):
-            raise FilterError(f"filter {field!r}: operator {op!r} takes a list of values, "
-                              f"got {type(value).__name__}")
-        if len(value) > MAX_VALUES:
-            raise FilterError(f"filter {field!r}: operator {op!r} lists {len(value)} values; the limit is "
-                              f"{MAX_VALUES}")
-        values = [_jsonb(_scalar(field, op, v)) for v in value]
+        values = [_jsonb(_scalar(field, op, v)) for v in _listed(field, op, value)]
         if not values:
             return ("1=0" if op == "in" else "1=1"), []
         marks = ", ".join("?" * len(values))
