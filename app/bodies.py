@@ -13,17 +13,18 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from model.media import MediaError
 
 from .errors import ServiceError
 from .limits import loads_limited
+from .schemas import JsonObject
 from .settings import Settings
 from .uploads import ParsedForm, UploadedFile, read_json
 
 __all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS",
-           "split_list", "named_upload"]
+           "split_list", "named_upload", "where_param"]
 
 M = TypeVar("M", bound=BaseModel)
 DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {}
@@ -36,6 +37,24 @@ def validate(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        raise RequestValidationError(errors) from None
+
+
+_WHERE = TypeAdapter(JsonObject)
+
+
+def where_param(raw: str | None) -> dict[str, Any] | None:
+    """A `where` query parameter: JSON within the depth limit, an object, its text valid (as in bodies)."""
+    if not raw:
+        return None
+    filters = loads_limited(raw, what="'where'")
+    if not isinstance(filters, dict):
+        raise ServiceError(400, "'where' must be a JSON object, e.g. {\"lang\": \"en\"}")
+    try:
+        return _WHERE.validate_python(filters)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("query", "where", *e["loc"])}
+                  for e in exc.errors(include_url=False, include_context=False)]
         raise RequestValidationError(errors) from None
 
 

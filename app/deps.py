@@ -4,7 +4,8 @@ They are `async def` although they only read attributes: FastAPI runs a plain `d
 in its threadpool, a thread hop per dependency per request.
 
 `WriteAuth` guards the writes (POST /items, DELETE /items/{id}) when an API key is configured:
-no key is a 401, a wrong one a 403, both with a sentence saying what to send.
+no key is a 401, a wrong one a 403, both with a sentence saying what to send. The key goes in
+`X-API-Key`, or as `Authorization: Bearer <key>` (what OpenAI clients send): the same key either way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from index import Catalog
 
@@ -36,6 +37,7 @@ __all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "JobsDep", "QueryDep", "St
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="needed for writes when the server has an API key")
+_bearer = HTTPBearer(auto_error=False, description="the same key as X-API-Key, as OpenAI clients send it")
 
 
 def _state(request: Request, name: str) -> Any:
@@ -96,19 +98,28 @@ def _key_matches(key: str | None, accepted: list[Any]) -> bool:
 
 def _check_key(key: str | None, accepted: list[Any], what: str) -> None:
     if not key:
-        raise ServiceError(401, f"{what} needs an API key: send it in the X-API-Key header",
-                           headers={"WWW-Authenticate": "APIKey"})
+        raise ServiceError(401, f"{what} needs an API key: send it in the X-API-Key header "
+                                "(or as 'Authorization: Bearer <key>')", headers={"WWW-Authenticate": "APIKey"})
     if not _key_matches(key, accepted):
-        raise ServiceError(403, "the API key in X-API-Key is not valid for this endpoint")
+        raise ServiceError(403, "the API key sent (X-API-Key or Bearer) is not valid for this endpoint")
 
 
-async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
+async def _sent_key(key: Annotated[str | None, Security(_api_key_header)] = None,
+                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> str | None:
+    """The key a client sent: X-API-Key, else a Bearer token."""
+    return key or (bearer.credentials if bearer is not None else None)
+
+
+SentKey = Annotated[str | None, Depends(_sent_key)]
+
+
+async def require_api_key(settings: SettingsDep, key: SentKey = None) -> None:
     """Writes and uploads: the write key (VATT_API_KEY); a no-op when the server has none."""
     if settings.api_key is not None:
         _check_key(key, [settings.api_key], "this endpoint (it changes state or takes an upload)")
 
 
-async def require_read_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
+async def require_read_key(settings: SettingsDep, key: SentKey = None) -> None:
     """Reads: open unless VATT_READ_API_KEY is set; then the read key or the write key."""
     if settings.read_api_key is not None:
         _check_key(key, [settings.read_api_key, settings.api_key], "reading from this server")
@@ -154,7 +165,8 @@ async def _encode_form(request: Request, settings: SettingsDep,
     if not is_multipart(request):
         yield Upload(None)
         return
-    await require_api_key(settings, request.headers.get("x-api-key"))  # uploads cost: the write key
+    bearer = await _bearer(request)
+    await require_api_key(settings, await _sent_key(request.headers.get("x-api-key"), bearer))  # uploads: write key
     async with admission.slot(request) as token:
         form = await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
         try:

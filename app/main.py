@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from index import Catalog, CatalogError
 from model.pretrained import model_identity
 
+from .access_log import install_redaction
 from .bodies import add_documented_models
 from .deps import ReadAuth
 from .errors import install_error_handlers
@@ -76,8 +77,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("model not recorded in the catalogue: %s", exc)
     batcher.stats.observers.append(metrics.observe_batch)
     store = MediaStore(s.media_dir, s.thumbs_dir)
+    paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
     ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
-                           retention_s=s.job_retention_s, poll_s=s.job_poll_s, lease_s=s.job_lease_s)
+                           retention_s=s.job_retention_s, poll_s=s.job_poll_s, lease_s=s.job_lease_s, paths=paths)
     try:
         ingest.recover()
     except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
@@ -87,7 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
     app.state.admission = Admission(s.max_concurrent_encodes)
-    app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
+    app.state.paths = paths
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.settings, app.state.metrics, app.state.ready = settings, metrics, False
     install_error_handlers(app)
+    install_redaction(k.get_secret_value() for k in (settings.api_key, settings.read_api_key) if k is not None)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])

@@ -6,10 +6,14 @@ unknown fields, so a typo ("kind" for "kinds") is a 422 instead of a silently ig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from index import InvalidArgumentError
+from index._validate import MAX_SOURCE_CHARS, metadata_json, text_problem
 from model import SPACES
 
 __all__ = [
@@ -20,6 +24,7 @@ __all__ = [
     "ClassifyResponse", "Health", "Readiness", "Deleted", "Kind", "Space", "item_out",
     "Metadata", "ItemPatch", "SegmentVector", "SpaceVectors", "ItemWithVectors",
     "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
+    "Text", "StoredText", "JsonObject",
 ]
 
 Kind = Literal["video", "audio", "text"]
@@ -31,9 +36,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# An item's metadata, the same type wherever a client sends it (upload, server path, PATCH), so one
-# set of rules (and any limit added here) applies to all of them.
-Metadata = Annotated[dict[str, Any], Field(description="a JSON object stored with the item")]
+# --- text a client sends -------------------------------------------------------------------------
+# Every request field that carries text is one of these types, so the rules are checked once, where
+# the request enters (a 422 naming the field), before a tokenizer, a store or a response encoder
+# meets the value. The rules themselves live with the catalogue's (index._validate), which applies
+# them again to whatever reaches it by other ways (imports, the library).
+def _rule(check: Callable[[Any], str | None]) -> AfterValidator:
+    def run(value: Any) -> Any:
+        try:
+            problem = check(value)
+        except InvalidArgumentError as exc:
+            problem = str(exc)
+        if problem is not None:
+            raise PydanticCustomError("invalid_text", "{reason}", {"reason": problem})
+        return value
+    return AfterValidator(run)
+
+
+def _strings(value: Any) -> str | None:
+    """The first problem of any key or string inside a JSON value (where filters: not stored)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if (problem := text_problem(v, stored=False)) is not None:
+                return problem
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
+def _metadata(value: Any) -> None:
+    metadata_json(value)  # raises InvalidArgumentError naming the rule
+
+
+Text = Annotated[str, _rule(lambda v: text_problem(v, stored=False))]  # tokenised or echoed, never stored
+StoredText = Annotated[str, _rule(text_problem)]  # stored with an item: no NUL either (PostgreSQL refuses it)
+JsonObject = Annotated[dict[str, Any], _rule(_strings)]
+# An item's metadata, the same type wherever a client sends it (upload, server path, PATCH): the
+# catalogue's metadata rules (types, depth, size, text) as a 422 before any work is accepted.
+Metadata = Annotated[dict[str, Any], _rule(_metadata),
+                     Field(description="a JSON object stored with the item")]
 
 
 class ErrorBody(BaseModel):
@@ -73,16 +119,17 @@ class Deleted(BaseModel):
 class ItemCreateRequest(_Strict):
     """Ingest a file already on the server (only when `allow_server_paths` is on)."""
 
-    path: str = Field(min_length=1, max_length=4096, description="absolute path under a configured root")
+    path: Text = Field(min_length=1, max_length=4096, description="absolute path under a configured root")
     metadata: Metadata = Field(default_factory=dict)
-    source: str | None = Field(None, max_length=1024, description="defaults to the path")
+    source: StoredText | None = Field(None, max_length=MAX_SOURCE_CHARS, description="defaults to the path")
 
 
 class ItemForm(_Strict):
     """Form fields beside an uploaded file."""
 
     metadata: Metadata = Field(default_factory=dict, description="a JSON object (as a JSON string in forms)")
-    source: str | None = Field(None, min_length=1, max_length=1024, description="defaults to the file name")
+    source: StoredText | None = Field(None, min_length=1, max_length=MAX_SOURCE_CHARS,
+                                      description="defaults to the file name")
 
 
 class ItemPatch(_Strict):
@@ -147,7 +194,7 @@ class SearchOptions(_Strict):
 
     k: int = Field(10, ge=1, le=1000, description="items to return (capped by the max_k setting)")
     kinds: list[Kind] | None = Field(None, description="target kinds; default: every kind the query space reaches")
-    where: dict[str, Any] | None = Field(None, description="metadata filter (index.filters grammar)")
+    where: JsonObject | None = Field(None, description="metadata filter (index.filters grammar)")
     space: Space | None = Field(None, description="for video queries: va (default) or vt")
     moments: int = Field(3, ge=1, le=50, description="best moments per item")
     offset: int = Field(0, ge=0, le=10_000, description="skip this many results (paging: offset, then k)")
@@ -159,8 +206,8 @@ class SearchOptions(_Strict):
 class SearchRequest(SearchOptions):
     """JSON query by `text`, `item_id` or `vector` (a file query is multipart with the same options)."""
 
-    text: str | None = Field(None, min_length=1, max_length=2000)
-    item_id: str | None = Field(None, min_length=1, max_length=64)
+    text: Text | None = Field(None, min_length=1, max_length=2000)
+    item_id: Text | None = Field(None, min_length=1, max_length=64)
     vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
         None, min_length=1, max_length=65_536, description="a query vector in `space` (required with it)")
 
@@ -193,7 +240,7 @@ class SearchResponse(BaseModel):
 
 # --- embed -------------------------------------------------------------------------------------------
 class EmbedTextRequest(_Strict):
-    texts: list[str] = Field(min_length=1, max_length=10_000)
+    texts: list[Text] = Field(min_length=1, max_length=10_000)
 
 
 class EmbedForm(_Strict):
@@ -230,9 +277,9 @@ class OpenAIEmbeddingRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # OpenAI clients may send fields we do not use (e.g. user)
 
-    input: str | Annotated[list[str], Field(min_length=1, max_length=10_000)] = Field(
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=10_000)] = Field(
         description="a text or a list of texts (token arrays are not accepted)")
-    model: str = Field(min_length=1, max_length=200, description="echoed back; this server has one model")
+    model: Text = Field(min_length=1, max_length=200, description="echoed back; this server has one model")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1, description="must equal the vt dimension when given")
 
@@ -259,15 +306,15 @@ class OpenAIEmbeddingResponse(BaseModel):
 class ClassifyForm(_Strict):
     """Zero-shot labels; a file query sends these as multipart form fields."""
 
-    labels: list[str] = Field(min_length=1, max_length=10_000)
-    template: str = Field(DEFAULT_TEMPLATE, min_length=1, max_length=500,
+    labels: list[Text] = Field(min_length=1, max_length=10_000)
+    template: Text = Field(DEFAULT_TEMPLATE, min_length=1, max_length=500,
                           description="'{}' is replaced by each label")
 
 
 class ClassifyRequest(ClassifyForm):
     """Zero-shot labels for a catalogued item."""
 
-    item_id: str = Field(min_length=1, max_length=64)
+    item_id: Text = Field(min_length=1, max_length=64)
 
 
 class SegmentProbabilities(BaseModel):

@@ -43,6 +43,32 @@ def check_type(index_type: str) -> str:
 
 MAX_METADATA_DEPTH = 16  # nesting of objects and arrays; every reader (SQLite json1, pydantic) copes
 MAX_METADATA_BYTES = 64 * 1024  # of the stored JSON text
+MAX_SOURCE_CHARS = 1024  # an item's `source` as a client or a shard may give it (uploads and imports alike)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_OR_NUL = re.compile("[\ud800-\udfff\x00]")
+
+
+def text_problem(value: str, *, stored: bool = True) -> str | None:
+    """Why `value` cannot be used as text, or None.
+
+    A lone surrogate (JSON allows the escape "\\ud800") is not Unicode: the JSON encoder of every
+    response, the tokenizers and UTF-8 stores all refuse it, so once stored it breaks every read.
+    NUL is refused in `stored` text because PostgreSQL cannot hold it (the rule is the same on
+    every store); the tokenizers take it."""
+    m = (_SURROGATE_OR_NUL if stored else _SURROGATE).search(value)
+    if m is None:
+        return None
+    if m.group() == "\x00":
+        return f"contains a NUL character (at {m.start()}); accepted: text without NUL"
+    return (f"contains a lone surrogate U+{ord(m.group()):04X} (at {m.start()}); accepted: valid Unicode "
+            "text (a surrogate only as half of a pair)")
+
+
+def check_text(value: str, what: str, *, stored: bool = True) -> None:
+    """`text_problem` as an InvalidArgumentError naming `what`."""
+    problem = text_problem(value, stored=stored)
+    if problem is not None:
+        raise InvalidArgumentError(f"{what} {problem}")
 
 
 def _check_json_value(value: Any, depth: int) -> None:
@@ -51,7 +77,10 @@ def _check_json_value(value: Any, depth: int) -> None:
     if depth > MAX_METADATA_DEPTH and isinstance(value, (list, tuple, Mapping)):
         raise InvalidArgumentError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep; "
                                    f"accepted: at most {MAX_METADATA_DEPTH}")
-    if value is None or isinstance(value, (str, bool)):
+    if isinstance(value, str):
+        check_text(value, "a metadata value")
+        return
+    if value is None or isinstance(value, bool):
         return
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
@@ -69,6 +98,7 @@ def _check_json_value(value: Any, depth: int) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidArgumentError(f"metadata key {k!r} is not a string; accepted: JSON objects")
+            check_text(k, "a metadata key")
             _check_json_value(v, depth + 1)
         return
     raise InvalidArgumentError(f"metadata is not JSON-serialisable (it holds a {type(value).__name__}); accepted: "
@@ -89,6 +119,25 @@ def metadata_json(metadata: Mapping[str, Any] | None) -> str:
     return text
 
 
+def metadata_from_json(text: str) -> dict[str, Any]:
+    """Metadata sent as JSON text (a shard's column): at most MAX_METADATA_BYTES before it is parsed
+    (so no parse of a huge or 100k-deep text), a JSON object, then `metadata_json`'s rules."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(f"metadata is {size} bytes of JSON; the limit is {MAX_METADATA_BYTES} bytes")
+    try:
+        value = json.loads(text)  # NaN/Infinity parse, and metadata_json refuses them
+    except RecursionError:
+        raise InvalidArgumentError(f"metadata is nested too deep to parse; accepted: at most {MAX_METADATA_DEPTH} "
+                                   "levels") from None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"metadata must be a JSON object, got {type(value).__name__}")
+    metadata_json(value)
+    return value
+
+
 def check_item(kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                duration: float | None, metadata: Mapping[str, Any] | None
                ) -> tuple[str, str, np.ndarray, float | None, str]:
@@ -96,6 +145,7 @@ def check_item(kind: str, source: str, sha256: str, segments: Sequence[Sequence[
     kind = check_kinds(kind)[0]
     if not isinstance(source, str) or not source:
         raise InvalidArgumentError("source must be a non-empty string (file name, URL…)")
+    check_text(source, "source")  # not its length: a server path's default source may be longer
     sha = sha256.lower() if isinstance(sha256, str) else ""
     if not _SHA256.match(sha):
         raise InvalidArgumentError(f"sha256 must be 64 hex characters, got {sha256!r}")

@@ -164,4 +164,8 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                f"({report.segments_added} segments), {report.items_present} already present, "
                f"{report.errors} inputs failed at embedding; {report.seconds:.1f} s "
                f"(index build {report.index_seconds:.1f} s)")
+    for line in report.bad:
+        typer.echo(f"error: {line}", err=True)
+    if report.bad:
+        raise typer.Exit(1)
 

@@ -2,7 +2,10 @@
 
 Every manifest is read and checked before anything is written, so shards of two models (or of a
 model other than the catalogue's) are refused before the first row lands. Items are keyed by
-their sha256 like uploads, so importing the same shards twice adds nothing.
+their sha256 like uploads, so importing the same shards twice adds nothing. Each shard's columns
+are all checked (types, vector widths, metadata JSON and its limits, source length: the uploads'
+rules, from `_validate`) before its transaction: a bad shard adds nothing and is reported in one
+line (`ImportReport.bad`), and the other shards are imported.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import Catalog
+from .errors import InvalidArgumentError
 from .shards import ShardError, ShardManifest, finished_shards, read_items
 
 __all__ = ["ImportReport", "import_shards", "check_shards"]
@@ -34,6 +38,7 @@ class ImportReport:
     errors: int = 0  # inputs the shards list as failed to embed
     seconds: float = 0.0
     index_seconds: float = 0.0
+    bad: list[str] = field(default_factory=list)  # one line per shard refused (nothing of it was imported)
 
 
 def check_shards(directory: Path) -> tuple[dict[str, ShardManifest], dict]:
@@ -63,14 +68,19 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
                          "import into a catalogue made for this model")
     report = ImportReport()
     for name, manifest in shards.items():
-        every = list(read_items(directory / f"{name}.parquet", spaces))
-        items = [it for it in every if catalog.get_by_sha256(it.key) is None]  # add_items checks again, inside
-        report.items_present += len(every) - len(items)                         # its transaction
-        added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,
-                                    "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
-                                    "duration": it.duration, "metadata": it.metadata} for it in items),
-                                  model=model, index=False)
+        try:
+            every = list(read_items(directory / f"{name}.parquet", spaces))  # every row checked before writing
+            items = [it for it in every if catalog.get_by_sha256(it.key) is None]  # add_items checks again,
+            added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,  # inside
+                                        "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,  # its
+                                        "duration": it.duration, "metadata": it.metadata} for it in items),  # tx
+                                      model=model, index=False)
+        except (ShardError, InvalidArgumentError) as e:  # add_items validates all rows before its transaction
+            report.bad.append(f"shard {name}: {e}")
+            log.warning("shard %s not imported: %s", name, e)
+            continue
         report.shards += 1
+        report.items_present += len(every) - len(items)
         report.items_added += added
         report.items_present += len(items) - added
         report.segments_added += segments

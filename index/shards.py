@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import CatalogError
+from ._validate import MAX_SOURCE_CHARS, metadata_from_json
+from .errors import CatalogError, InvalidArgumentError
 
 __all__ = ["SHARD_FORMAT", "ShardItem", "ShardManifest", "ShardError", "write_shard", "finished_shards",
            "read_items", "clear_unfinished"]
@@ -71,13 +73,26 @@ class ShardManifest:
     def read(cls, path: Path) -> ShardManifest:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ShardError(f"cannot read shard manifest {path} ({e})") from None
-        if doc.get("format") != SHARD_FORMAT:
-            raise ShardError(f"{path}: shard format {doc.get('format')!r}; accepted: {SHARD_FORMAT}")
-        return cls(name=doc["name"], model=doc["model"], spaces={k: int(v) for k, v in doc["spaces"].items()},
-                   options=doc.get("options", {}), inputs=doc.get("inputs", []), rows=int(doc.get("rows", 0)),
-                   rank=int(doc.get("rank", 0)))
+        except (OSError, ValueError, RecursionError) as e:
+            raise ShardError(f"cannot read shard manifest {path} ({type(e).__name__}: {str(e)[:200]})") from None
+        if not isinstance(doc, dict) or doc.get("format") != SHARD_FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise ShardError(f"{path}: shard format {found!r}; accepted: {SHARD_FORMAT}")
+        try:
+            manifest = cls(name=str(doc["name"]), model=dict(doc["model"]),
+                           spaces={str(k): int(v) for k, v in doc["spaces"].items()},
+                           options=dict(doc.get("options", {})), inputs=list(doc.get("inputs", [])),
+                           rows=int(doc.get("rows", 0)), rank=int(doc.get("rank", 0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ShardError(f"{path}: malformed manifest ({type(e).__name__}: {e}); accepted: manifests written "
+                             "by app.bulk") from None
+        if any(d < 1 for d in manifest.spaces.values()) or not all(isinstance(i, dict) for i in manifest.inputs):
+            raise ShardError(f"{path}: malformed manifest (a space dimension below 1, or an input that is not an "
+                             "object); accepted: manifests written by app.bulk")
+        return manifest
+
+
+_NOT_NULL = ("item_key", "source", "kind", "metadata", "start", "end")  # duration may be null
 
 
 def _schema(spaces: Mapping[str, int]) -> pa.Schema:
@@ -149,18 +164,47 @@ def clear_unfinished(directory: Path, names: Sequence[str]) -> None:
             (directory / leftover).unlink(missing_ok=True)
 
 
+def _check_columns(path: Path, table: pa.Table, spaces: Mapping[str, int]) -> None:
+    """Every column as app.bulk writes it (type, vector width, no nulls where a value is needed,
+    `source` within the uploads' limit), checked on the Arrow columns before a value is converted."""
+    expected = _schema(spaces)
+    missing = [f.name for f in expected if f.name not in table.column_names]
+    if missing:
+        raise ShardError(f"{path} lacks columns {missing}; accepted: shards written by app.bulk")
+    for f in expected:
+        got = table.schema.field(f.name).type
+        if got != f.type:
+            raise ShardError(f"{path}: column {f.name!r} is {got}; accepted: {f.type}"
+                             + (f" (the model's {f.name} vectors have {spaces[f.name]} dimensions)"
+                                if f.name in spaces else ""))
+    for name in _NOT_NULL:
+        nulls = table.column(name).null_count
+        if nulls:
+            raise ShardError(f"{path}: column {name!r} has {nulls} null values; accepted: a value in every row")
+    lengths = pc.utf8_length(table.column("source"))
+    too_long = pc.greater(lengths, MAX_SOURCE_CHARS)
+    if pc.any(too_long).as_py():
+        row = pc.index(too_long, True).as_py()
+        raise ShardError(f"{path} row {row}: source is {lengths[row].as_py()} characters; the limit is "
+                         f"{MAX_SOURCE_CHARS} (as for uploads)")
+
+
 def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
-    """The items of one shard's Parquet file, in file order (rows of an item are contiguous)."""
+    """The items of one shard's Parquet file, in file order (rows of an item are contiguous).
+
+    Every column is checked (`_check_columns`, then each item's metadata with the uploads' rules)
+    and a problem is a ShardError naming the shard and row; call `list()` on it before writing
+    anything, so a bad shard adds nothing."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as e:
         raise ShardError(f"cannot read shard {path} ({e})") from None
-    missing = [c for c in ("item_key", "source", "kind", "duration", "metadata", "start", "end", *spaces)
-               if c not in table.column_names]
-    if missing:
-        raise ShardError(f"{path} lacks columns {missing}; accepted: shards written by app.bulk")
-    keys = table.column("item_key").to_pylist()
-    cols = {c: table.column(c).to_pylist() for c in ("source", "kind", "duration", "metadata")}
+    _check_columns(path, table, spaces)
+    try:
+        keys = table.column("item_key").to_pylist()
+        cols = {c: table.column(c).to_pylist() for c in ("source", "kind", "duration", "metadata")}
+    except (UnicodeDecodeError, pa.ArrowException) as e:
+        raise ShardError(f"{path}: a text column is not valid UTF-8 ({e})") from None
     starts = table.column("start").to_numpy()
     ends = table.column("end").to_numpy()
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (vectors [rows, d], null mask [rows])
@@ -181,7 +225,10 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
                 vectors[s] = x[i:j]
             elif nulls != j - i:
                 raise ShardError(f"{path}: item {keys[i]} has a vector in space {s!r} for only some segments")
+        try:
+            metadata = metadata_from_json(cols["metadata"][i])
+        except InvalidArgumentError as e:
+            raise ShardError(f"{path} row {i}: {e}") from None
         yield ShardItem(key=keys[i], source=cols["source"][i], kind=cols["kind"][i], duration=cols["duration"][i],
-                        metadata=json.loads(cols["metadata"][i]), starts=starts[i:j].tolist(),
-                        ends=ends[i:j].tolist(), vectors=vectors)
+                        metadata=metadata, starts=starts[i:j].tolist(), ends=ends[i:j].tolist(), vectors=vectors)
         i = j

@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, request_body
+from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, request_body, where_param
 from ..deps import CatalogDep, FileOrJson, JobsDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
-from ..limits import loads_limited
 from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
 from ..services.encoder import normalized_mean
@@ -60,11 +59,7 @@ async def list_items(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> ItemsPage:
-    filters: dict[str, Any] | None = None
-    if where:
-        filters = loads_limited(where, what="'where'")
-        if not isinstance(filters, dict):
-            raise ServiceError(400, "'where' must be a JSON object, e.g. {\"lang\": \"en\"}")
+    filters = where_param(where)
 
     def page() -> tuple[list, int]:
         return (catalog.list_items(kinds=kind, where=filters, limit=limit, offset=offset),

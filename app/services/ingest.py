@@ -30,6 +30,7 @@ from model.media import MediaError
 
 from ..metrics import Metrics
 from .encoder import Encoder
+from .paths import ServerPaths
 from .storage import MediaStore
 
 __all__ = ["IngestService", "JobCancelled", "DUPLICATE_NOTE"]
@@ -56,8 +57,9 @@ class IngestService:
 
     def __init__(self, encoder: Encoder, catalog: Catalog, store: MediaStore, metrics: Metrics, *,
                  workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5,
-                 lease_s: float | None = None) -> None:
+                 lease_s: float | None = None, paths: ServerPaths | None = None) -> None:
         self.encoder = encoder
+        self.paths = paths or ServerPaths(allowed=False, roots=[])  # which files a worker may read
         self.catalog = catalog
         self.jobs: JobStore = catalog.jobs
         if lease_s is not None:
@@ -272,8 +274,9 @@ class IngestService:
             if not path.is_file():
                 self._fail(job, self._gone(job))
                 return
-            info, _ = self.encoder.probe(path)
-            emb = self.encoder.embed_file(path, info=info, progress=self._progress(job))
+            with self.paths.opened(path, self.store.media_dir, sha256=job.sha256) as handle:  # checked now, read once
+                info, _ = self.encoder.probe(handle)
+                emb = self.encoder.embed_file(handle, info=info, progress=self._progress(job))
             item = self._add(job, emb)
         except JobCancelled:
             self._rolled_back(job, None)
