@@ -173,10 +173,13 @@ def _check_columns(path: Path, table: pa.Table, spaces: Mapping[str, int]) -> No
         raise ShardError(f"{path} lacks columns {missing}; accepted: shards written by app.bulk")
     for f in expected:
         got = table.schema.field(f.name).type
-        if got != f.type:
-            raise ShardError(f"{path}: column {f.name!r} is {got}; accepted: {f.type}"
-                             + (f" (the model's {f.name} vectors have {spaces[f.name]} dimensions)"
-                                if f.name in spaces else ""))
+        if got == f.type:
+            continue
+        if f.name in spaces:
+            width = got.list_size if pa.types.is_fixed_size_list(got) else "variable"
+            raise ShardError(f"{path}: column {f.name!r} holds vectors of width {width} ({got}); accepted: "
+                             f"{spaces[f.name]} float32 values per row (the model's {f.name} dimension)")
+        raise ShardError(f"{path}: column {f.name!r} is {got}; accepted: {f.type}")
     for name in _NOT_NULL:
         nulls = table.column(name).null_count
         if nulls:
