@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from index import InvalidArgumentError
@@ -41,8 +41,12 @@ class _Strict(BaseModel):
 # the request enters (a 422 naming the field), before a tokenizer, a store or a response encoder
 # meets the value. The rules themselves live with the catalogue's (index._validate), which applies
 # them again to whatever reaches it by other ways (imports, the library).
-def _rule(check: Callable[[Any], str | None]) -> AfterValidator:
+def _rule(kind: type, check: Callable[[Any], str | None]) -> BeforeValidator:
+    """Runs before pydantic's own checks (whose message for a surrogate says only "unable to parse");
+    a value of another type is left to them."""
     def run(value: Any) -> Any:
+        if not isinstance(value, kind):
+            return value
         try:
             problem = check(value)
         except InvalidArgumentError as exc:
@@ -50,7 +54,7 @@ def _rule(check: Callable[[Any], str | None]) -> AfterValidator:
         if problem is not None:
             raise PydanticCustomError("invalid_text", "{reason}", {"reason": problem})
         return value
-    return AfterValidator(run)
+    return BeforeValidator(run)
 
 
 def _strings(value: Any) -> str | None:
@@ -73,12 +77,12 @@ def _metadata(value: Any) -> None:
     metadata_json(value)  # raises InvalidArgumentError naming the rule
 
 
-Text = Annotated[str, _rule(lambda v: text_problem(v, stored=False))]  # tokenised or echoed, never stored
-StoredText = Annotated[str, _rule(text_problem)]  # stored with an item: no NUL either (PostgreSQL refuses it)
-JsonObject = Annotated[dict[str, Any], _rule(_strings)]
+Text = Annotated[str, _rule(str, lambda v: text_problem(v, stored=False))]  # tokenised or echoed, never stored
+StoredText = Annotated[str, _rule(str, text_problem)]  # stored with an item: no NUL either (PostgreSQL refuses it)
+JsonObject = Annotated[dict[str, Any], _rule(dict, _strings)]
 # An item's metadata, the same type wherever a client sends it (upload, server path, PATCH): the
 # catalogue's metadata rules (types, depth, size, text) as a 422 before any work is accepted.
-Metadata = Annotated[dict[str, Any], _rule(_metadata),
+Metadata = Annotated[dict[str, Any], _rule(dict, _metadata),
                      Field(description="a JSON object stored with the item")]
 
 

@@ -182,3 +182,64 @@ def test_absurd_content_length_is_a_4xx_on_a_raw_socket(hostile_server: ServerPr
     assert 400 <= status < 500, reply[:300]
     with hostile_server.client() as client:
         assert client.get("/healthz").status_code == 200
+
+
+LONE = "\\ud800"  # a lone surrogate as a JSON escape: valid JSON syntax, not Unicode text
+BAD_TEXT = [
+    # (method, path, raw JSON body, the field the message names, what it names)
+    ("POST", "/embed", '{"texts": ["ok", "%s"]}' % LONE, "texts.1", "lone surrogate"),
+    ("POST", "/v1/embeddings", '{"input": "%s", "model": "m"}' % LONE, "input", "lone surrogate"),
+    ("POST", "/v1/embeddings", '{"input": ["ok", "x%s"], "model": "m"}' % LONE, "input", "lone surrogate"),
+    ("POST", "/v1/embeddings", '{"input": "ok", "model": "%s"}' % LONE, "model", "lone surrogate"),
+    ("POST", "/classify", '{"labels": ["%s"], "item_id": "x"}' % LONE, "labels.0", "lone surrogate"),
+    ("POST", "/classify", '{"labels": ["a"], "template": "%s {}", "item_id": "x"}' % LONE, "template",
+     "lone surrogate"),
+    ("POST", "/search", '{"text": "%s"}' % LONE, "text", "lone surrogate"),
+    ("POST", "/search", '{"text": "red", "where": {"a": "%s"}}' % LONE, "where", "lone surrogate"),
+    ("POST", "/items", '{"path": "/x/%s.wav"}' % LONE, "path", "lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_TEXT, ids=[f"{c[1]} {c[3]}" for c in BAD_TEXT])
+def test_lone_surrogates_are_a_422_naming_the_field(hostile_server: ServerProcess, case) -> None:
+    method, path, body, field, fragment = case
+    with hostile_server.client() as client:
+        r = client.request(method, path, content=body.encode(),
+                           headers={"content-type": "application/json", **hostile_server.headers()})
+        assert r.status_code == 422, (r.status_code, r.text[:300])
+        assert fragment in r.text and field in r.text, r.text[:300]
+        r = client.get("/items", params={"where": '{"a": "%s"}' % LONE})
+        assert r.status_code == 422 and "lone surrogate" in r.json()["detail"], r.text[:300]
+        assert client.get("/healthz").status_code == 200
+
+
+def test_bad_metadata_text_commits_nothing_and_reads_keep_working(hostile_server: ServerProcess,
+                                                                 tones: list[Path]) -> None:
+    """Issue 23 #6: a lone surrogate (or NUL) in metadata used to commit on SQLite and 500 every read."""
+    s = hostile_server
+    json_headers = {"content-type": "application/json", **s.headers()}
+    with s.client() as client:
+        r = _upload(client, s, tones[4], '{"v": 1}')
+        assert r.status_code == 202, r.text
+        item = _wait(client, r.json()["job_id"])["item_id"]
+        jobs_before = client.get("/jobs").json()["total"]
+        for meta, fragment in [('{"s": "%s"}' % LONE, "lone surrogate"), ('{"%s": 1}' % LONE, "lone surrogate"),
+                               ('{"a": {"b": ["x%s"]}}' % LONE, "lone surrogate"),
+                               ('{"s": "a\\u0000b"}', "NUL")]:
+            r = client.patch(f"/items/{item}", content=('{"metadata": %s}' % meta).encode(), headers=json_headers)
+            assert r.status_code == 422 and fragment in r.json()["detail"], (meta, r.status_code, r.text[:300])
+            assert "metadata" in r.json()["detail"], r.text[:300]
+            r = _upload(client, s, tones[5], meta)  # the same metadata with a new upload: refused, no job
+            assert r.status_code == 422 and fragment in r.json()["detail"], (meta, r.status_code, r.text[:300])
+            r = client.post("/items", content=('{"path": "%s", "metadata": %s}' % (s.root / "a.wav", meta)).encode(),
+                            headers=json_headers)
+            assert r.status_code == 422 and fragment in r.json()["detail"], (meta, r.status_code, r.text[:300])
+        with open(tones[5], "rb") as fh:  # a NUL in the source (a form field) is refused too
+            r = client.post("/items", headers=s.headers(), files={"file": (tones[5].name, fh, "audio/wav")},
+                            data={"source": "a\x00b"})
+        assert r.status_code == 422 and "NUL" in r.json()["detail"], r.text[:300]
+        assert client.get("/jobs").json()["total"] == jobs_before  # nothing accepted
+        r = client.get(f"/items/{item}")
+        assert r.status_code == 200 and r.json()["metadata"] == {"v": 1}, r.text[:300]
+        assert client.get("/items", params={"limit": 1000}).status_code == 200
+        assert client.post("/search", json={"text": "a tone", "k": 50}).status_code == 200
