@@ -26,8 +26,10 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m uvicorn --factory app.main:create_app` with VATT_* settings from `env`."""
 
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, log: Path | None = None,
+                 log_level: str = "warning") -> None:
         self.data_dir = data_dir
+        self.log_level = log_level  # "info" writes uvicorn's access log too
         self.env = {"VATT_MODEL_DIR": str(DEMO_MODEL), "VATT_DATA_DIR": str(data_dir), "VATT_API_KEY": API_KEY,
                     "VATT_TORCH_THREADS": "1", **(env or {})}
         self.log = log or data_dir.parent / f"{data_dir.name}-server.log"
@@ -48,7 +50,7 @@ class ServerProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--log-level", "warning"],
+                 "--port", str(self.port), "--log-level", self.log_level],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         return self.proc
 
