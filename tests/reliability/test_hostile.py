@@ -184,19 +184,23 @@ def test_absurd_content_length_is_a_4xx_on_a_raw_socket(hostile_server: ServerPr
         assert client.get("/healthz").status_code == 200
 
 
-LONE = "\\ud800"  # a lone surrogate as a JSON escape: valid JSON syntax, not Unicode text
+def _lone(template: str) -> str:
+    """JSON text with a lone surrogate escape at each '@': valid JSON syntax, not Unicode text."""
+    return template.replace("@", "\\ud800")
+
+
 BAD_TEXT = [
     # (method, path, raw JSON body, the field the message names, what it names)
-    ("POST", "/embed", '{"texts": ["ok", "%s"]}' % LONE, "texts.1", "lone surrogate"),
-    ("POST", "/v1/embeddings", '{"input": "%s", "model": "m"}' % LONE, "input", "lone surrogate"),
-    ("POST", "/v1/embeddings", '{"input": ["ok", "x%s"], "model": "m"}' % LONE, "input", "lone surrogate"),
-    ("POST", "/v1/embeddings", '{"input": "ok", "model": "%s"}' % LONE, "model", "lone surrogate"),
-    ("POST", "/classify", '{"labels": ["%s"], "item_id": "x"}' % LONE, "labels.0", "lone surrogate"),
-    ("POST", "/classify", '{"labels": ["a"], "template": "%s {}", "item_id": "x"}' % LONE, "template",
+    ("POST", "/embed", _lone('{"texts": ["ok", "@"]}'), "texts.1", "lone surrogate"),
+    ("POST", "/v1/embeddings", _lone('{"input": "@", "model": "m"}'), "input", "lone surrogate"),
+    ("POST", "/v1/embeddings", _lone('{"input": ["ok", "x@"], "model": "m"}'), "input", "lone surrogate"),
+    ("POST", "/v1/embeddings", _lone('{"input": "ok", "model": "@"}'), "model", "lone surrogate"),
+    ("POST", "/classify", _lone('{"labels": ["@"], "item_id": "x"}'), "labels.0", "lone surrogate"),
+    ("POST", "/classify", _lone('{"labels": ["a"], "template": "@ {}", "item_id": "x"}'), "template",
      "lone surrogate"),
-    ("POST", "/search", '{"text": "%s"}' % LONE, "text", "lone surrogate"),
-    ("POST", "/search", '{"text": "red", "where": {"a": "%s"}}' % LONE, "where", "lone surrogate"),
-    ("POST", "/items", '{"path": "/x/%s.wav"}' % LONE, "path", "lone surrogate"),
+    ("POST", "/search", _lone('{"text": "@"}'), "text", "lone surrogate"),
+    ("POST", "/search", _lone('{"text": "red", "where": {"a": "@"}}'), "where", "lone surrogate"),
+    ("POST", "/items", _lone('{"path": "/x/@.wav"}'), "path", "lone surrogate"),
 ]
 
 
@@ -208,7 +212,7 @@ def test_lone_surrogates_are_a_422_naming_the_field(hostile_server: ServerProces
                            headers={"content-type": "application/json", **hostile_server.headers()})
         assert r.status_code == 422, (r.status_code, r.text[:300])
         assert fragment in r.text and field in r.text, r.text[:300]
-        r = client.get("/items", params={"where": '{"a": "%s"}' % LONE})
+        r = client.get("/items", params={"where": _lone('{"a": "@"}')})
         assert r.status_code == 422 and "lone surrogate" in r.json()["detail"], r.text[:300]
         assert client.get("/healthz").status_code == 200
 
@@ -223,16 +227,15 @@ def test_bad_metadata_text_commits_nothing_and_reads_keep_working(hostile_server
         assert r.status_code == 202, r.text
         item = _wait(client, r.json()["job_id"])["item_id"]
         jobs_before = client.get("/jobs").json()["total"]
-        for meta, fragment in [('{"s": "%s"}' % LONE, "lone surrogate"), ('{"%s": 1}' % LONE, "lone surrogate"),
-                               ('{"a": {"b": ["x%s"]}}' % LONE, "lone surrogate"),
-                               ('{"s": "a\\u0000b"}', "NUL")]:
-            r = client.patch(f"/items/{item}", content=('{"metadata": %s}' % meta).encode(), headers=json_headers)
+        for meta, fragment in [(_lone('{"s": "@"}'), "lone surrogate"), (_lone('{"@": 1}'), "lone surrogate"),
+                               (_lone('{"a": {"b": ["x@"]}}'), "lone surrogate"), ('{"s": "a\\u0000b"}', "NUL")]:
+            r = client.patch(f"/items/{item}", content=('{"metadata": ' + meta + '}').encode(), headers=json_headers)
             assert r.status_code == 422 and fragment in r.json()["detail"], (meta, r.status_code, r.text[:300])
             assert "metadata" in r.json()["detail"], r.text[:300]
             r = _upload(client, s, tones[5], meta)  # the same metadata with a new upload: refused, no job
             assert r.status_code == 422 and fragment in r.json()["detail"], (meta, r.status_code, r.text[:300])
-            r = client.post("/items", content=('{"path": "%s", "metadata": %s}' % (s.root / "a.wav", meta)).encode(),
-                            headers=json_headers)
+            body = '{"path": "' + str(s.root / "a.wav") + '", "metadata": ' + meta + "}"
+            r = client.post("/items", content=body.encode(), headers=json_headers)
             assert r.status_code == 422 and fragment in r.json()["detail"], (meta, r.status_code, r.text[:300])
         with open(tones[5], "rb") as fh:  # a NUL in the source (a form field) is refused too
             r = client.post("/items", headers=s.headers(), files={"file": (tones[5].name, fh, "audio/wav")},
