@@ -68,14 +68,16 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
                          "import into a catalogue made for this model")
     report = ImportReport()
     for name, manifest in shards.items():
+        # every row is read and checked first; add_items checks each item again (and looks the sha256 up
+        # again inside its transaction) before it writes anything
         try:
-            every = list(read_items(directory / f"{name}.parquet", spaces))  # every row checked before writing
-            items = [it for it in every if catalog.get_by_sha256(it.key) is None]  # add_items checks again,
-            added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,  # inside
-                                        "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,  # its
-                                        "duration": it.duration, "metadata": it.metadata} for it in items),  # tx
-                                      model=model, index=False)
-        except (ShardError, InvalidArgumentError) as e:  # add_items validates all rows before its transaction
+            every = list(read_items(directory / f"{name}.parquet", spaces))
+            items = [it for it in every if catalog.get_by_sha256(it.key) is None]
+            added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,
+                                                  "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
+                                                  "duration": it.duration, "metadata": it.metadata} for it in items),
+                                                model=model, index=False)
+        except (ShardError, InvalidArgumentError) as e:
             report.bad.append(f"shard {name}: {e}")
             log.info("shard %s not imported: %s", name, e)  # the caller reports it
             continue
