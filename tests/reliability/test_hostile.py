@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from server_proc import ServerProcess
 
+from index import Catalog, InvalidArgumentError
 from index._validate import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 
@@ -246,3 +248,21 @@ def test_bad_metadata_text_commits_nothing_and_reads_keep_working(hostile_server
         assert r.status_code == 200 and r.json()["metadata"] == {"v": 1}, r.text[:300]
         assert client.get("/items", params={"limit": 1000}).status_code == 200
         assert client.post("/search", json={"text": "a tone", "k": 50}).status_code == 200
+
+
+def test_the_catalogue_refuses_bad_text_from_any_caller_and_keeps_reading(tmp_path: Path) -> None:
+    """The same rules at the store's door (library callers, imports): nothing is written, and a reopened
+    catalogue reads as before."""
+    vectors = {"vt": np.eye(2, 4, dtype=np.float32)}
+    with Catalog(tmp_path / "cat", spaces={"vt": 4}) as cat:
+        item = cat.add_item(kind="audio", source="a.wav", sha256="a" * 64, segments=[[0, 1], [1, 2]],
+                            vectors=vectors, metadata={"v": 1})
+        for bad in ({"s": "\ud800"}, {"\udfff": 1}, {"s": ["a\x00b"]}):
+            with pytest.raises(InvalidArgumentError, match="lone surrogate|NUL"):
+                cat.update_metadata(item.id, bad, merge=False)
+        for source in ("\ud800.wav", "a\x00.wav"):
+            with pytest.raises(InvalidArgumentError, match="lone surrogate|NUL"):
+                cat.add_item(kind="audio", source=source, sha256="b" * 64, segments=[[0, 1], [1, 2]], vectors=vectors)
+    with Catalog(tmp_path / "cat") as cat:
+        assert cat.count() == 1 and cat.get_item(item.id).metadata == {"v": 1}
+        json.dumps([dict(i.metadata) for i in cat.list_items()], ensure_ascii=False).encode()  # as responses do
