@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from model import sha256_file
+from model.media import MediaError
 
 from ..errors import ServiceError
 
@@ -90,7 +91,10 @@ class ServerPaths:
             if sha256 is not None and stored.is_symlink() and sha256_file(handle) != sha256:
                 raise ServerPathError("the server path's content changed after the job was accepted "
                                       "(its sha256 differs); ingest it again")
-            yield handle
+            try:
+                yield handle
+            except MediaError as exc:  # name the media file, not the descriptor
+                raise type(exc)(str(exc).replace(repr(handle.name), repr(stored.name))) from None
         finally:
             os.close(fd)
 
