@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-__all__ = ["Capability", "probe_capability", "BF16_FLAGS", "INT8_FLAGS"]
+__all__ = ["Capability", "probe_capability", "matmul_gflops", "BF16_FLAGS", "INT8_FLAGS"]
 
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bf16 matrix instructions
 INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot products (VNNI / AMX)
@@ -77,3 +78,19 @@ def probe_capability(device: str | torch.device = "cpu") -> Capability:
         cuda_bf16 = bool(torch.cuda.is_bf16_supported())
     return Capability(device=device, cpu_flags=flags, cpu_model=model or os.uname().machine,
                       torch_cpu_capability=str(torch.backends.cpu.get_cpu_capability()), cuda_bf16=cuda_bf16)
+
+
+@torch.no_grad()
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 3, device: str = "cpu") -> float:
+    """This machine's dense [n, n] @ [n, n] rate in `dtype` right now (GFLOP/s): the ceiling that
+    encoder throughput is compared with (benches, `vatt doctor`). Keep n small where bf16 is emulated."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a @ b  # warm-up: oneDNN builds its kernel on the first call
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync()
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9

@@ -20,6 +20,7 @@ from model.inference import MIN_COSINE, Calibration, calibrate_int8, prepare_for
 
 DEMO = Path(__file__).resolve().parents[2] / "app" / "demo_model"
 NO_UNITS = Capability(cpu_flags=frozenset({"avx2", "fma"}), torch_cpu_capability="AVX2")
+VNNI = Capability(cpu_flags=frozenset({"avx2", "avx512f", "avx512_vnni"}), torch_cpu_capability="AVX512")
 AMX = Capability(cpu_flags=frozenset({"avx512f", "amx_bf16", "amx_int8", "avx512_bf16"}),
                  torch_cpu_capability="AVX512")
 
@@ -97,26 +98,30 @@ def test_auto_is_bf16_where_the_machine_has_bf16_units(tiny_model) -> None:
     assert choice.precision == "fp32"
 
 
-def test_auto_without_bf16_units_measures_int8_against_fp32_on_the_model(tiny_model) -> None:
+def test_auto_without_bf16_or_int8_units_is_fp32_without_measuring(tiny_model) -> None:
+    def never(model):
+        raise AssertionError("no int8 units: nothing to calibrate")
+
+    choice, ready = resolve_precision(tiny_model, "auto", capability=NO_UNITS, calibrate=never)
+    assert (choice.precision, ready) == ("fp32", None) and "no bf16 or int8 matrix units (AVX2)" in choice.reason
+
+
+def test_auto_with_int8_units_measures_int8_against_fp32_on_the_model(tiny_model) -> None:
     cal, quantized = calibrate_int8(tiny_model)
-    assert 0.9 < cal.cosine <= 1.0 + 1e-6 and cal.fp32_s > 0 and cal.int8_s > 0
+    assert 0.9 < cal.cosine <= 1.0 + 1e-6
     assert isinstance(quantized.video.tx.blocks[0].attn.q, torch.ao.nn.quantized.dynamic.Linear)
-    choice, ready = resolve_precision(tiny_model, "auto", capability=NO_UNITS)
-    assert choice.precision in ("fp32", "int8") and "no bf16 units; int8 cosine" in choice.reason
-    assert (ready is not None) == (choice.precision == "int8")
+    choice, ready = resolve_precision(tiny_model, "auto", capability=VNNI)
+    assert choice.precision == ("int8" if cal.cosine >= MIN_COSINE else "fp32"), choice.reason
+    assert f"int8 cosine {cal.cosine:.5f}" in choice.reason and (ready is not None) == (choice.precision == "int8")
 
 
-@pytest.mark.parametrize(("cosine", "int8_s", "want"), [
-    (0.9995, 0.5, "int8"),  # holds the cosine and is faster
-    (0.9985, 0.5, "fp32"),  # faster but drifts
-    (0.9999, 0.99, "fp32"),  # holds the cosine but is not clearly faster: never slower than fp32
-])
-def test_auto_picks_int8_only_when_it_holds_the_cosine_and_is_faster(tiny_model, cosine, int8_s, want) -> None:
-    measured = Calibration(cosine=cosine, fp32_s=1.0, int8_s=int8_s)
-    choice, ready = resolve_precision(tiny_model, "auto", capability=NO_UNITS,
-                                      calibrate=lambda m: (measured, "int8 model"))
+@pytest.mark.parametrize(("cosine", "want"), [(0.9995, "int8"), (0.9985, "fp32")])
+def test_auto_picks_int8_only_when_it_holds_the_cosine(tiny_model, cosine, want) -> None:
+    choice, ready = resolve_precision(tiny_model, "auto", capability=VNNI,
+                                      calibrate=lambda m: (Calibration(cosine=cosine), "int8 model"))
     assert choice.precision == want and (ready == "int8 model") == (want == "int8"), choice.reason
-    assert f"int8 cosine {cosine:.5f}" in choice.reason
+    model = prepare_for_inference(copy.deepcopy(tiny_model), precision="auto", capability=VNNI)
+    assert model.precision_choice.requested == "auto"
 
 
 def test_a_forced_precision_is_kept_whatever_the_machine(tiny_model) -> None:
