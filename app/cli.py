@@ -298,6 +298,15 @@ def _root(
 
 
 # --- doctor ------------------------------------------------------------------------------------------
+def _has_bf16_units() -> bool:
+    """Whether training's default device (CUDA when present, else the CPU) has bf16 matrix units."""
+    import torch
+
+    from model import probe_capability
+
+    return probe_capability("cuda" if torch.cuda.is_available() else "cpu").bf16_units
+
+
 @app.command()
 @one_line_errors
 def doctor(
@@ -464,6 +473,8 @@ def demo(
         flags = ["--train-manifest", str(corpus / "train.jsonl"), *RECIPE, "--steps", str(steps),
                  "--batch-size", str(max(2, min(32, clips))), "--warmup-steps", str(min(20, steps)),
                  "--output-dir", str(runs), "--name", "demo", "--log-every", str(max(1, steps // 20))]
+        if _has_bf16_units():
+            flags += ["--precision", "bf16"]  # AMX/AVX-512-BF16 or CUDA: the same recipe, faster
         if (runs / "demo").exists():
             flags += ["--resume", "latest"]  # an interrupted earlier run
         _run_training("pretrain", flags)
