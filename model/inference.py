@@ -81,13 +81,15 @@ def _quantized_engine() -> str:
 
 
 @torch.no_grad()
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Swap, in place, every Linear inside a Transformer encoder for a dynamic int8 one; returns `model`."""
+def quantize_int8(model: nn.Module, engine: str | None = None) -> nn.Module:
+    """Swap, in place, every Linear inside a Transformer encoder for a dynamic int8 one; returns `model`.
+    `engine`: PyTorch's quantised engine (default: x86, which routes to fbgemm or oneDNN per op;
+    bench/encoders.py compares x86, fbgemm and onednn)."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise ValueError("int8 inference runs on the CPU only; load the model with map_location='cpu'")
-    torch.backends.quantized.engine = _quantized_engine()
+    torch.backends.quantized.engine = engine or _quantized_engine()
     encoders = _encoders(model)
     with warnings.catch_warnings():  # torch 2.13 announces eager quantisation's move to torchao
         warnings.simplefilter("ignore", UserWarning)
