@@ -37,7 +37,8 @@ Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a 
 ModelDir = Annotated[Optional[Path], typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory (local mode)")]
 DataDir = Annotated[Optional[Path], typer.Option("--data", envvar="VATT_DATA_DIR", help="data directory (local mode)")]
 ApiKey = Annotated[Optional[str], typer.Option("--api-key", envvar="VATT_API_KEY", help="sent as X-API-Key")]
-PRECISION_HELP = "auto (bf16 where the CPU/GPU has bf16 units, else the faster of fp32/int8 at cosine >= 0.999), fp32, int8 (CPU) or bf16"
+PRECISION_HELP = ("auto (bf16 where the CPU/GPU has bf16 units, else int8 where it has int8 units and int8 holds cosine "
+                  ">= 0.999 on the model, else fp32), fp32, int8 (CPU) or bf16")
 Precision = Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION", help=PRECISION_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
 

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
                         description="where the model runs: auto (cuda when available), cpu, cuda or cuda:N")
     precision: str = Field("auto", pattern=r"^(auto|fp32|int8|bf16)$",
                            description="auto (resolved once at load: bf16 where the CPU or GPU has bf16 units, "
-                                       "else the faster of fp32/int8 that holds cosine >= 0.999), fp32, int8 (CPU) "
+                                       "else int8 where it has int8 units and holds cosine >= 0.999, else fp32), fp32, int8 (CPU) "
                                        "or bf16")
     keep_tokens: float = Field(1.0, gt=0, le=1, description="fraction of video/audio tokens kept at inference")
     temperature: float = Field(0.07, gt=0, description="softmax temperature for /classify (VATT's tau)")
