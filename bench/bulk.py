@@ -121,7 +121,8 @@ def main() -> None:
     for r in rows:
         base = next(b for b in rows if b["preset"] == r["preset"])
         ratio = r["windows_per_s"] / base["windows_per_s"]
-        print(f"| {r['preset']} | {r['asked']}={r['precision']} | {r['procs']} | {r['files']} | {r['windows']} | {r['run_s']:.1f} | {r['wall_s']:.1f} "
+        print(f"| {r['preset']} | {r['asked']}={r['precision']} | {r['procs']} | {r['files']} | {r['windows']} "
+              f"| {r['run_s']:.1f} | {r['wall_s']:.1f} "
               f"| {r['files_per_s']:.2f} | {r['windows_per_s']:.2f} | {ratio:.2f} |")
     print(f"\nimport of {imp['segments']} segments ({imp['items']} items, {imp['shards']} shards, "
           f"{imp['index_type']}): {imp['import_s']:.1f} s ({imp['segments_per_s']:.0f} segments/s, "

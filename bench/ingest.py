@@ -85,7 +85,8 @@ def bench(name: str, precision: str, path: Path, chunk: int, capped: str, device
     encode_s = _encode(model, tensors, chunk)
     n, pipeline_s = _pipeline(model, path, chunk, max_rows=2 * chunk)
     assert n == len(tensors)
-    return {"preset": name, "precision": model.precision_choice.precision, "asked": precision, "video": capped, "windows": n, "chunk": chunk,
+    return {"preset": name, "precision": model.precision_choice.precision, "asked": precision, "video": capped,
+            "windows": n, "chunk": chunk,
             "decode_s": decode_s, "encode_s": encode_s, "pipeline_s": pipeline_s,
             "decode_wps": n / decode_s, "encode_wps": n / encode_s, "pipeline_wps": n / pipeline_s,
             "overlap_ratio": pipeline_s / encode_s, "vs_serial": pipeline_s / (decode_s + encode_s),
