@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
           "| pipeline / (decode + encode) | pipeline / slower stage |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['preset']} | {r['precision']} | {r['video']} | {r['windows']} | {r['decode_wps']:.2f} "
+        label = r["precision"] if r["asked"] == r["precision"] else f"{r['asked']}={r['precision']}"
+        print(f"| {r['preset']} | {label} | {r['video']} | {r['windows']} | {r['decode_wps']:.2f} "
               f"| {r['encode_wps']:.2f} | {r['pipeline_wps']:.2f} | {r['overlap_ratio']:.2f} | {r['vs_serial']:.2f} "
               f"| {r['vs_slower_stage']:.2f} |")
     out = Path(args.out)

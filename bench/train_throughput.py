@@ -105,7 +105,7 @@ def loss_gap(preset: str, steps: int, *, batch: int, device: torch.device) -> di
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            losses.append((float(loss), float(l_vt), float(l_va)))
+            losses.append((loss.item(), l_vt.item(), l_va.item()))
         runs[precision] = losses
     gaps = [max(abs(a - b) for a, b in zip(f, h)) for f, h in zip(runs["fp32"], runs["bf16"])]
     return {"model": preset, "steps": steps, "batch": batch, "max_gap": max(gaps),
