@@ -37,6 +37,9 @@ Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a 
 ModelDir = Annotated[Optional[Path], typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory (local mode)")]
 DataDir = Annotated[Optional[Path], typer.Option("--data", envvar="VATT_DATA_DIR", help="data directory (local mode)")]
 ApiKey = Annotated[Optional[str], typer.Option("--api-key", envvar="VATT_API_KEY", help="sent as X-API-Key")]
+PRECISION_HELP = ("auto (bf16 where the CPU/GPU has bf16 units, else int8 where it has int8 units and int8 holds cosine "
+                  ">= 0.999 on the model, else fp32), fp32, int8 (CPU) or bf16")
+Precision = Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION", help=PRECISION_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
 
 
@@ -63,10 +66,12 @@ def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _connect(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None):
+def _connect(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None,
+             precision: str | None = None):
     from .client import connect
 
-    return connect(url=url, model=model, data=data, api_key=api_key, settings_overrides={"torch_threads": None})
+    overrides = {"torch_threads": None, **({"precision": precision} if precision else {})}
+    return connect(url=url, model=model, data=data, api_key=api_key, settings_overrides=overrides)
 
 
 def _json_arg(value: str | None, what: str) -> Any:
@@ -93,8 +98,7 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
-    precision: Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION",
-                                                     help="auto, fp32, int8 (CPU) or bf16 (CUDA)")] = None,
+    precision: Precision = None,
     keep_tokens: Annotated[Optional[float], typer.Option(envvar="VATT_KEEP_TOKENS", min=0.01, max=1.0,
                                                          help="fraction of video/audio tokens kept (0-1]")] = None,
     classifier: Annotated[Optional[Path], typer.Option("--classifier", envvar="VATT_CLASSIFIER_DIR",
@@ -112,7 +116,7 @@ def serve(
     load_tokenizer(model)
     given = {k: v for k, v in (("precision", precision), ("keep_tokens", keep_tokens)) if v is not None}
     settings = Settings(model_dir=model, data_dir=data, classifier_dir=classifier, **given)
-    settings.inference_precision()  # int8 on CUDA or bf16 on a CPU: one line here, not a failed lifespan
+    settings.inference_precision()  # int8 on CUDA: one line here, not a failed lifespan
     from .preflight import check_data_dir
 
     check_data_dir(settings)  # a second instance, or a read-only --data: one line and exit 1
@@ -139,13 +143,16 @@ def ingest(
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every item")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="files uploaded and followed at once")] = 4,
+    precision: Precision = None,
 ) -> None:
     """Add media files to the catalogue, with a progress bar over their segments."""
     meta = _json_arg(metadata, "--metadata") or {}
     files = _collect(paths)
     if not files:
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
-    with _connect(url, model, data, api_key) as client:
+    if precision and url:
+        raise ValueError("--precision applies to local mode (--model/--data); a running server has its own")
+    with _connect(url, model, data, api_key, precision) as client:
         _ingest_all(client, [(f, meta) for f in files], workers=workers)
 
 
@@ -291,6 +298,55 @@ def _root(
     root.setLevel(min(max(root.level + 10 * (quiet - verbose), logging.DEBUG), logging.CRITICAL))
 
 
+# --- doctor ------------------------------------------------------------------------------------------
+def _has_bf16_units() -> bool:
+    """Whether training's default device (CUDA when present, else the CPU) has bf16 matrix units."""
+    import torch
+
+    from model import probe_capability
+
+    return probe_capability("cuda" if torch.cuda.is_available() else "cpu").bf16_units
+
+
+@app.command()
+@one_line_errors
+def doctor(
+    model: ModelDir = None,
+    device: Annotated[str, typer.Option(envvar="VATT_DEVICE", help="auto, cpu or cuda[:N]")] = "auto",
+    precision: Precision = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of lines")] = False,
+) -> None:
+    """torch, the CPU's bf16/int8 capability, threads, matmul rates, and the precision `auto` (or the one
+    asked) resolves to for a model (default: the bundled demo model) and why."""
+    import json as _json
+    import os
+
+    import torch
+
+    from model import load_pretrained, probe_capability
+    from model.capability import matmul_gflops
+
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    cap = probe_capability(dev)
+    small = 2048 if cap.bf16_units else 256  # emulated bf16 runs at ~1/50 of fp32: keep it to a second
+    loaded = load_pretrained(model or BUNDLED_DEMO_MODEL, map_location=dev, precision=precision or "auto")
+    report = {"torch": torch.__version__, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+              "capability": cap.summary(),
+              "matmul_gflops": {"fp32": round(matmul_gflops(torch.float32, 1024, device=dev), 1),
+                                "bf16": round(matmul_gflops(torch.bfloat16, small, device=dev), 1)},
+              "model": str(model or BUNDLED_DEMO_MODEL), "precision": loaded.precision_choice.to_dict()}
+    if as_json:
+        typer.echo(_json.dumps(report, indent=1))
+        return
+    c = report["capability"]
+    typer.echo(f"torch {report['torch']}; {report['cpus']} CPUs, {report['threads']} torch threads; device {dev}")
+    typer.echo(f"cpu: {c['cpu_model']}; torch dispatch {c['torch_cpu_capability']}; flags {' '.join(c['cpu_flags'])}")
+    typer.echo(f"bf16 units: {'yes' if c['bf16_units'] else 'no'}; int8 dot-product units: {'yes' if c['int8_units'] else 'no'}")
+    typer.echo(f"matmul now: fp32 {report['matmul_gflops']['fp32']} GFLOP/s, bf16 {report['matmul_gflops']['bf16']} GFLOP/s")
+    p = report["precision"]
+    typer.echo(f"precision for {report['model']}: {p['precision']} (asked {p['requested']}: {p['reason']})")
+
+
 # --- training (lazy imports) ------------------------------------------------------------------------
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
@@ -418,6 +474,8 @@ def demo(
         flags = ["--train-manifest", str(corpus / "train.jsonl"), *RECIPE, "--steps", str(steps),
                  "--batch-size", str(max(2, min(32, clips))), "--warmup-steps", str(min(20, steps)),
                  "--output-dir", str(runs), "--name", "demo", "--log-every", str(max(1, steps // 20))]
+        if _has_bf16_units():
+            flags += ["--precision", "bf16"]  # AMX/AVX-512-BF16 or CUDA: the same recipe, faster
         if (runs / "demo").exists():
             flags += ["--resume", "latest"]  # an interrupted earlier run
         _run_training("pretrain", flags)

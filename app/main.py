@@ -61,7 +61,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     torch.set_num_threads(s.torch_threads or max(1, os.cpu_count() or 1))
     device = s.torch_device()
-    precision = s.inference_precision()
     encoder = build_encoder(s, device=device, max_duration_s=s.max_duration_s)
     model, batcher = encoder.model, encoder.batcher
     # the catalogue's lock comes first: a second instance must fail here, before it touches anything
@@ -93,8 +92,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
-    log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s (store %s, vectors %s)",
-             model.config.name, s.model_dir, device, precision, s.keep_tokens, catalog.count(), s.data_dir,
+    choice = model.precision_choice
+    log.info("serving model %s (%s) on %s (%s: %s, keep_tokens %.2f) with %d items from %s (store %s, vectors %s)",
+             model.config.name, s.model_dir, device, choice.precision, choice.reason, s.keep_tokens, catalog.count(), s.data_dir,
              catalog.store.location, s.vectors)
     try:
         yield

@@ -355,7 +355,7 @@ class Readiness(BaseModel):
     ready: bool
     model: str
     device: str = ""
-    precision: str = Field("", description="fp32, int8 (CPU, quantised encoders) or bf16 (CUDA autocast)")
+    precision: str = Field("", description="what the model runs in (auto resolved at load): fp32, int8 (CPU) or bf16")
     keep_tokens: float = Field(1.0, description="fraction of video/audio tokens kept at inference")
     items: int
     queued_jobs: int

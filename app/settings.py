@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="where the model runs: auto (cuda when available), cpu, cuda or cuda:N")
     precision: str = Field("auto", pattern=r"^(auto|fp32|int8|bf16)$",
-                           description="auto (bf16 on CUDA, fp32 on CPU), fp32, int8 (CPU) or bf16 (CUDA)")
+                           description="auto (resolved once at load: bf16 where the CPU or GPU has bf16 units, "
+                                       "else int8 where it has int8 units and holds cosine >= 0.999, else fp32), fp32, int8 (CPU) "
+                                       "or bf16")
     keep_tokens: float = Field(1.0, gt=0, le=1, description="fraction of video/audio tokens kept at inference")
     temperature: float = Field(0.07, gt=0, description="softmax temperature for /classify (VATT's tau)")
     max_k: int = Field(100, ge=1, description="largest k a search may ask for")
@@ -87,15 +89,11 @@ class Settings(BaseSettings):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     def inference_precision(self) -> str:
-        """The resolved precision; a combination the hardware cannot run is a ValueError naming it."""
-        cuda = self.torch_device().startswith("cuda")
-        precision = self.precision if self.precision != "auto" else ("bf16" if cuda else "fp32")
-        if precision == "int8" and cuda:
-            raise ValueError("VATT_PRECISION=int8 runs on the CPU only (quantised kernels); use bf16 on CUDA")
-        if precision == "bf16" and not cuda:
-            raise ValueError("VATT_PRECISION=bf16 is for CUDA (CPUs without bf16 units run it far slower); "
-                             "use fp32 or int8 on the CPU")
-        return precision
+        """The precision to load the model with (`auto` is resolved at load, by model.inference, which
+        knows the model and the machine); a combination the hardware cannot run is a ValueError."""
+        if self.precision == "int8" and self.torch_device().startswith("cuda"):
+            raise ValueError("VATT_PRECISION=int8 runs on the CPU only (quantised kernels); use bf16 or fp32 on CUDA")
+        return self.precision
 
     @property
     def tmp_dir(self) -> Path:

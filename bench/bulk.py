@@ -6,7 +6,10 @@ randomly initialised model of the preset, and reads the run's summary.json; `wal
 process start and model loading. The import row writes generated shards of N segments
 (va 512 + vt 256, 5 segments per item) and times `import_shards` into a new catalogue.
 
-    python bench/bulk.py [--files 24] [--base-files 2] [--segments 100000] [--index-type flat]
+    python bench/bulk.py [--files 24] [--base-files 2] [--segments 100000] [--index-type flat] [--precisions fp32,bf16]
+
+`--precisions` runs every (preset, processes) row once per precision (app.bulk --precision); the
+table names what each resolved to (auto's choice, from summary.json).
 """
 
 from __future__ import annotations
@@ -36,27 +39,28 @@ from training.synthetic import generate  # noqa: E402
 VOCAB = ["<pad>", "<unk>", "a", "video"]
 
 
-def embed_rows(preset: str, n_files: int, procs: list[int], tmp: Path) -> list[dict]:
+def embed_rows(preset: str, n_files: int, procs: list[int], tmp: Path, precisions: list[str]) -> list[dict]:
     corpus = tmp / f"corpus-{preset}"
     generate(corpus, n=n_files, n_heldout=1, seed=0, min_seconds=3.2, max_seconds=6.4)
     torch.manual_seed(0)
     model = save_pretrained(VATT(VattConfig.preset(preset)), tmp / f"model-{preset}", tokenizer=WordTokenizer(VOCAB))
     rows = []
-    for p in procs:
-        out = tmp / f"shards-{preset}-{p}"
+    for precision, p in ((x, p) for x in precisions for p in procs):
+        out = tmp / f"shards-{preset}-{precision}-{p}"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(p),
                "-m", "app.bulk", "--model", str(model), "--out", str(out), "--no-progress",
-               "--shard-files", "8", str(corpus / "train.jsonl")]
+               "--shard-files", "8", "--precision", precision, str(corpus / "train.jsonl")]
         t0 = time.perf_counter()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         wall = time.perf_counter() - t0
         if done.returncode:
             raise RuntimeError(f"{preset} x{p} failed:\n{done.stderr[-2000:]}")
         s = json.loads((out / "summary.json").read_text())
-        rows.append({"preset": preset, "procs": p, "files": s["files"], "windows": s["segments"],
+        rows.append({"preset": preset, "precision": "/".join(s["precision"]), "asked": precision, "procs": p,
+                     "files": s["files"], "windows": s["segments"],
                      "errors": s["errors"], "run_s": s["seconds"], "wall_s": wall, "files_per_s": s["files_per_s"],
                      "windows_per_s": s["windows_per_s"]})
-        print(f"  {preset} x{p}: {s['files']} files, {s['segments']} windows in {s['seconds']:.1f} s "
+        print(f"  {preset} {precision} x{p}: {s['files']} files, {s['segments']} windows in {s['seconds']:.1f} s "
               f"({s['windows_per_s']:.2f} windows/s); wall {wall:.1f} s", flush=True)
     return rows
 
@@ -99,23 +103,26 @@ def main() -> None:
     p.add_argument("--import-only", action="store_true", help="only the import benchmark")
     p.add_argument("--segments", type=int, default=100_000, help="segments in the import benchmark")
     p.add_argument("--index-type", default="flat", help="index type of the import benchmark")
+    p.add_argument("--precisions", default="auto", help="comma-separated: auto, fp32, int8, bf16 (the first is the baseline)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "bulk.json"), help="JSON output")
     args = p.parse_args()
+    precisions = args.precisions.split(",")
     facts = {"cores": os.cpu_count(), "torch": torch.__version__, "loadavg_start": os.getloadavg()}
     print(f"{facts['cores']} cores, load {facts['loadavg_start']}", flush=True)
     procs = [int(x) for x in args.procs.split(",")]
     with tempfile.TemporaryDirectory(prefix="vatt-bench-bulk-") as tmp:
-        rows = [] if args.import_only else embed_rows("tiny", args.files, procs, Path(tmp))
+        rows = [] if args.import_only else embed_rows("tiny", args.files, procs, Path(tmp), precisions)
         if args.base_files and not args.import_only:
-            rows += embed_rows(args.base, args.base_files, procs, Path(tmp))
+            rows += embed_rows(args.base, args.base_files, procs, Path(tmp), precisions)
         imp = import_row(args.segments, args.index_type, Path(tmp))
     facts["loadavg_end"] = os.getloadavg()
-    print("\n| preset | procs | files | windows | run s | wall s | files/s | windows/s | x vs 1 proc |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| preset | precision | procs | files | windows | run s | wall s | files/s | windows/s | x vs first row |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        base = next(b for b in rows if b["preset"] == r["preset"] and b["procs"] == procs[0])
+        base = next(b for b in rows if b["preset"] == r["preset"])
         ratio = r["windows_per_s"] / base["windows_per_s"]
-        print(f"| {r['preset']} | {r['procs']} | {r['files']} | {r['windows']} | {r['run_s']:.1f} | {r['wall_s']:.1f} "
+        print(f"| {r['preset']} | {r['asked']}={r['precision']} | {r['procs']} | {r['files']} | {r['windows']} "
+              f"| {r['run_s']:.1f} | {r['wall_s']:.1f} "
               f"| {r['files_per_s']:.2f} | {r['windows_per_s']:.2f} | {ratio:.2f} |")
     print(f"\nimport of {imp['segments']} segments ({imp['items']} items, {imp['shards']} shards, "
           f"{imp['index_type']}): {imp['import_s']:.1f} s ({imp['segments_per_s']:.0f} segments/s, "

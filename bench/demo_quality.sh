@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Demo search quality per inference option: builds the demo catalogue once per option (fp32, int8,
-# token budgets 0.75 and 0.5; the corpus is generated once and shared), serves it, and runs
-# bench/demo_search.py against it. Results: bench/results/demo_search_<option>.json and a table.
-#     bench/demo_quality.sh [WORKDIR]        (default /tmp/vatt-demo-quality)
+# bf16, auto, token budgets 0.75 and 0.5; the corpus is generated once and shared), serves it, and
+# runs bench/demo_search.py against it. Results: bench/results/demo_search_<option>.json and a table.
+#     bench/demo_quality.sh [WORKDIR] [OPTION...]   (default /tmp/vatt-demo-quality, every option;
+#                                                    fp32 always runs first: it is the baseline)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 VATT="${VATT_BIN:-$ROOT/.venv/bin/vatt}"
 WORK="${1:-/tmp/vatt-demo-quality}"
 mkdir -p "$WORK" "$ROOT/bench/results"
-OPTIONS=("fp32 fp32 1.0" "int8 int8 1.0" "keep075 fp32 0.75" "keep05 fp32 0.5")
-for opt in "${OPTIONS[@]}"; do
+ALL=("fp32 fp32 1.0" "int8 int8 1.0" "bf16 bf16 1.0" "auto auto 1.0" "keep075 fp32 0.75" "keep05 fp32 0.5")
+WANT=" fp32 ${*:2} "
+[ $# -le 1 ] && WANT=" fp32 int8 bf16 auto keep075 keep05 "
+RAN=()
+for opt in "${ALL[@]}"; do
   read -r name precision keep <<<"$opt"
+  [[ "$WANT" == *" $name "* ]] || continue
+  RAN+=("$name")
   data="$WORK/$name"
   if [ "$name" != fp32 ] && [ ! -e "$data/corpus" ]; then mkdir -p "$data" && ln -s "$WORK/fp32/corpus" "$data/corpus"; fi
   t0=$(date +%s)
@@ -27,10 +33,10 @@ for opt in "${OPTIONS[@]}"; do
     | grep -E '^\| (exact|colour|shape|motion)'
   kill "$server"; wait "$server" 2>/dev/null || true
 done
-"$PY" - "$ROOT/bench/results" <<'PYEOF'
+"$PY" - "$ROOT/bench/results" "${RAN[@]}" <<'PYEOF'
 import json, sys
 from pathlib import Path
-res = {n: json.loads((Path(sys.argv[1]) / f"demo_search_{n}.json").read_text())["results"] for n in ("fp32", "int8", "keep075", "keep05")}
+res = {n: json.loads((Path(sys.argv[1]) / f"demo_search_{n}.json").read_text())["results"] for n in sys.argv[2:]}
 print("\n| option | exact@1 | exact in 5 | colour@1 | shape@1 | motion@1 | exact@1 - fp32 |\n|---|---|---|---|---|---|---|")
 for n, r in res.items():
     print(f"| {n} | {r['exact_at_1']['all']:.3f} | {r['exact_in_5']['all']:.3f} | {r['colour_at_1']['all']:.3f} | "

@@ -1,13 +1,18 @@
-"""Encoder throughput: clips/s per modality, fp32 and int8, and the share of this machine's matmul rate.
+"""Encoder throughput: clips/s per modality per precision, and the share of this machine's matmul rate.
 
 The figure that matters is `achieved / matmul`: how close the encoders run to the machine's own
-dense matmul rate measured in the same run (fp32 GEMM for fp32, int8 dynamic Linear for int8).
+dense matmul rate measured in the same run (fp32 GEMM for fp32, int8 dynamic Linear for int8,
+bf16 GEMM for bf16). Precisions: fp32; int8 (the x86 engine, as served) and int8-fbgemm /
+int8-onednn (the engines compared); bf16 (weights cast, as served) and bf16-autocast (the
+alternative it was chosen over); auto (what `precision="auto"` resolves to on this machine).
+The bf16 matmul rate tells whether this CPU has bf16 units: without them bf16 is emulated, ~100x
+slower than fp32, so keep bf16 to the tiny preset there.
 FLOPs are counted exactly from the config (the formula is printed under the table), not by
 FlopCounterMode, which misses SDPA's products on some builds and all quantised kernels.
 `--keep-tokens 1,0.75,0.5` adds the token budget: speed and the cosine of each head to the
 full-token embedding. Also decoded windows/s for a 10 s 320x240 H.264+AAC file.
 
-    python bench/encoders.py [--presets tiny,vatt-ms-bbs] [--precisions fp32,int8] [--keep-tokens 1,0.75,0.5]
+    python bench/encoders.py [--presets tiny,vatt-ms-bbs] [--precisions fp32,int8,bf16,auto] [--keep-tokens 1,0.75,0.5]
     python bench/encoders.py --device cuda --batch 32     # bf16 autocast, pinned-memory transfers
 """
 
@@ -29,7 +34,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import VATT, VattConfig, quantize_int8, set_token_budget  # noqa: E402
+from model import VATT, VattConfig, cast_bf16, probe_capability, quantize_int8, set_token_budget  # noqa: E402
+from model.capability import matmul_gflops as dtype_matmul_gflops  # noqa: E402
+from model.inference import prepare_for_inference  # noqa: E402
 from model.config import EncoderConfig  # noqa: E402
 from model.layers import keep_count  # noqa: E402
 from model.media import WindowSpec, iter_windows  # noqa: E402
@@ -67,8 +74,12 @@ def clip_flops(cfg: VattConfig, modality: str, keep: float = 1.0) -> int:
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / time_call(lambda: a @ b, repeats) / 1e9
+    return dtype_matmul_gflops(torch.float32, n, repeats)
+
+
+def bf16_matmul_gflops() -> float:
+    """The bf16 ceiling; a small GEMM where the CPU emulates bf16 (it runs ~1 GFLOP/s there)."""
+    return dtype_matmul_gflops(torch.bfloat16, 2048 if probe_capability().bf16_units else 256, 3)
 
 
 def int8_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -115,8 +126,14 @@ def bench_preset(name: str, batch: int, repeats: int, precisions: list[str], kee
     for precision in precisions:
         for keep in keeps:
             model = copy.deepcopy(fp32)
-            if precision == "int8":
-                quantize_int8(model)
+            label = precision
+            if precision.startswith("int8"):
+                quantize_int8(model, None if precision == "int8" else precision.split("-")[1])
+            elif precision == "bf16":
+                cast_bf16(model)
+            elif precision == "auto":
+                model = prepare_for_inference(model, precision="auto")
+                label = f"auto={model.precision_choice.precision}"
             set_token_budget(model.to(device), keep)
             for modality in modalities:
                 if modality == "text" and keep < 1:
@@ -124,8 +141,11 @@ def bench_preset(name: str, batch: int, repeats: int, precisions: list[str], kee
                 x = inputs[modality].pin_memory() if cuda else inputs[modality]
                 encode = getattr(model, f"encode_{modality}")
 
+                autocast = cuda or precision == "bf16-autocast"
+
                 def call():
-                    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                    with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                                                                enabled=autocast):
                         return encode(x.to(device, non_blocking=True))
 
                 seconds = time_call(call, repeats, sync)
@@ -134,7 +154,7 @@ def bench_preset(name: str, batch: int, repeats: int, precisions: list[str], kee
                     reference[modality] = out
                 cos = min(F.cosine_similarity(out[k], reference[modality][k], dim=-1).min().item() for k in out)
                 flops = clip_flops(cfg, modality, keep) * batch
-                rows.append({"preset": name, "modality": modality, "precision": "bf16" if cuda else precision,
+                rows.append({"preset": name, "modality": modality, "precision": "bf16" if cuda else label,
                              "keep_tokens": keep, "batch": batch, "seconds_per_batch": seconds,
                              "clips_per_s": batch / seconds, "gflop_per_clip": flops / batch / 1e9,
                              "achieved_gflops": flops / seconds / 1e9, "cosine_to_reference": cos})
@@ -155,7 +175,9 @@ def bench_decode(repeats: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="tiny,vatt-ms-bbs", help="comma-separated VattConfig presets (MS)")
-    parser.add_argument("--precisions", default="fp32,int8", help="fp32 and/or int8 (CPU); cuda runs bf16 autocast")
+    parser.add_argument("--precisions", default="fp32,int8,auto",
+                        help="fp32 first (the baseline), then any of int8, int8-fbgemm, int8-onednn, bf16, "
+                             "bf16-autocast, auto (CPU); cuda runs bf16 autocast")
     parser.add_argument("--keep-tokens", default="1", help="comma-separated token budgets, e.g. 1,0.75,0.5")
     parser.add_argument("--modalities", default="video,audio,text")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast, pinned-memory transfers)")
@@ -171,18 +193,21 @@ def main(argv: list[str] | None = None) -> None:
     keeps = [float(k) for k in args.keep_tokens.split(",")]
     load_before = os.getloadavg()
 
-    baseline = {"fp32": matmul_gflops()}
-    if "int8" in precisions:
-        baseline["int8"] = int8_matmul_gflops()
+    int8 = any(p.startswith("int8") for p in precisions)
+    bf16 = any(p.startswith("bf16") for p in precisions) or ("auto" in precisions and probe_capability().bf16_units)
+    baseline = {"fp32": matmul_gflops(), **({"int8": int8_matmul_gflops()} if int8 else {}),
+                **({"bf16": bf16_matmul_gflops()} if bf16 else {})}
     rows = [r for name in args.presets.split(",")
             for r in bench_preset(name, args.batch, args.repeats, precisions, keeps, args.device, args.modalities.split(","))]
     decode = None if args.no_decode else bench_decode(args.repeats)
-    after = {"fp32": matmul_gflops(), **({"int8": int8_matmul_gflops()} if "int8" in precisions else {})}
+    after = {"fp32": matmul_gflops(), **({"int8": int8_matmul_gflops()} if int8 else {}),
+             **({"bf16": bf16_matmul_gflops()} if bf16 else {})}
     load_after = os.getloadavg()
     ref = {k: (baseline[k] + after[k]) / 2 for k in baseline}
 
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; {args.threads} threads; device {args.device}")
-    print("same-run matmul baselines (2048^3): " + ", ".join(
+    print(f"capability: {probe_capability().summary()}")
+    print("same-run matmul baselines (fp32 and int8 2048^3; bf16 256^3 where emulated): " + ", ".join(
         f"{k} {baseline[k]:.1f} GFLOP/s before, {after[k]:.1f} after" for k in baseline) + "\n")
     print("| preset | modality | precision | keep | batch | clips/s | speed vs fp32 full | cosine to fp32 full "
           "| GFLOP/clip | achieved GFLOP/s | / fp32 matmul | / own matmul |")
@@ -190,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     base_speed = {(r["preset"], r["modality"]): r["clips_per_s"] for r in rows
                   if r["precision"] == rows[0]["precision"] and r["keep_tokens"] == 1.0}
     for r in rows:
-        own = ref.get(r["precision"], ref["fp32"])
+        kind = r["precision"].removeprefix("auto=").split("-")[0]
+        own = ref.get(kind, ref["fp32"])
         r["ratio_to_fp32_matmul"] = r["achieved_gflops"] / ref["fp32"]
         r["ratio_to_own_matmul"] = r["achieved_gflops"] / own
         r["speedup"] = r["clips_per_s"] / base_speed[(r["preset"], r["modality"])]
@@ -208,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                     "threads": args.threads, "torch": torch.__version__, "device": args.device,
                     "gpu": torch.cuda.get_device_name() if cuda else None},
         "load_average": {"before": load_before, "after": load_after}, "flop_formula": FORMULA,
+        "capability": probe_capability().summary(),
         "matmul_gflops": {"before": baseline, "after": after}, "encoders": rows, "decode": decode,
     }, indent=2))
     print(f"\nwrote {out}")

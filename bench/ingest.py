@@ -10,7 +10,10 @@ The overlap ratio is pipeline / encode: 1.0 means decoding is fully hidden behin
 serial loop would cost. Base on a 10-minute video is hours on a small CPU: `--base-windows`
 caps its video to that many windows, and the table says so.
 
-    python bench/ingest.py [--presets tiny,vatt-ms-bbs] [--precisions fp32,int8] [--minutes 10] [--base-windows 8]
+    python bench/ingest.py [--presets tiny,vatt-ms-bbs] [--precisions fp32,int8,bf16,auto] [--minutes 10] [--base-windows 8]
+
+Precisions are applied as the service applies them (`model.inference.prepare_for_inference`);
+the table names what `auto` resolved to, and the same-run fp32 and bf16 matmul rates are printed.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.services.batcher import Batcher  # noqa: E402
 from app.services.encoder import Encoder  # noqa: E402
-from model import VATT, VattConfig, WordTokenizer, quantize_int8  # noqa: E402
+from model import VATT, VattConfig, WordTokenizer, probe_capability  # noqa: E402
+from model.capability import matmul_gflops  # noqa: E402
+from model.inference import prepare_for_inference  # noqa: E402
 from model.media import WindowSpec, count_windows, iter_windows  # noqa: E402
 
 
@@ -60,8 +65,7 @@ def _encode(model: VATT, tensors: list[torch.Tensor], chunk: int) -> float:
 
 
 def _pipeline(model: VATT, path: Path, chunk: int, max_rows: int) -> tuple[int, float]:
-    cuda = next(model.parameters()).device.type == "cuda"
-    batcher = Batcher(model, max_rows=max_rows, wait_ms=0, autocast=torch.bfloat16 if cuda else None).start()
+    batcher = Batcher(model, max_rows=max_rows, wait_ms=0).start()
     try:
         encoder = Encoder(model, WordTokenizer(["<pad>", "<unk>"]), batcher, chunk=chunk, prefetch=2 * chunk)
         t0 = time.perf_counter()
@@ -73,17 +77,16 @@ def _pipeline(model: VATT, path: Path, chunk: int, max_rows: int) -> tuple[int, 
 
 def bench(name: str, precision: str, path: Path, chunk: int, capped: str, device: str) -> dict:
     torch.manual_seed(0)
-    model = VATT(VattConfig.preset(name)).eval().requires_grad_(False)
-    if precision == "int8":
-        quantize_int8(model)
-    model.to(device)
+    model = VATT(VattConfig.preset(name), device=device).requires_grad_(False)
+    model = prepare_for_inference(model, precision=precision)
     spec = WindowSpec.from_input(model.config.input)
     _encode(model, [torch.zeros(3, spec.num_frames, spec.size, spec.size)] * min(chunk, 2), chunk)  # warm-up
     tensors, decode_s = _decode(path, spec)
     encode_s = _encode(model, tensors, chunk)
     n, pipeline_s = _pipeline(model, path, chunk, max_rows=2 * chunk)
     assert n == len(tensors)
-    return {"preset": name, "precision": "bf16" if device.startswith("cuda") else precision, "video": capped, "windows": n, "chunk": chunk,
+    return {"preset": name, "precision": model.precision_choice.precision, "asked": precision, "video": capped,
+            "windows": n, "chunk": chunk,
             "decode_s": decode_s, "encode_s": encode_s, "pipeline_s": pipeline_s,
             "decode_wps": n / decode_s, "encode_wps": n / encode_s, "pipeline_wps": n / pipeline_s,
             "overlap_ratio": pipeline_s / encode_s, "vs_serial": pipeline_s / (decode_s + encode_s),
@@ -98,11 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base-windows", type=int, default=8, help="windows for non-tiny presets (their video is cut to this)")
     p.add_argument("--chunk", type=int, default=8, help="windows per forward (the service's ingest_chunk)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast, pinned-memory transfers)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (pinned-memory transfers)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
+    small = 2048 if probe_capability(args.device).bf16_units else 256  # emulated bf16: a small GEMM
+    rates = {"fp32": matmul_gflops(torch.float32, 2048, device=args.device),
+             "bf16": matmul_gflops(torch.bfloat16, small, device=args.device)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.presets.split(","):
@@ -118,19 +124,22 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(bench(name, precision, path, args.chunk, capped, args.device))
                 print(f"done {name} {precision}", file=sys.stderr)
     load_after = os.getloadavg()
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; {args.threads} threads\n")
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; {args.threads} threads; matmul "
+          f"fp32 {rates['fp32']:.1f} GFLOP/s, bf16 {rates['bf16']:.1f} GFLOP/s (same run)\n")
     print("| preset | precision | video | windows | decode w/s | encode w/s | pipeline w/s | pipeline / encode "
           "| pipeline / (decode + encode) | pipeline / slower stage |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['preset']} | {r['precision']} | {r['video']} | {r['windows']} | {r['decode_wps']:.2f} "
+        label = r["precision"] if r["asked"] == r["precision"] else f"{r['asked']}={r['precision']}"
+        print(f"| {r['preset']} | {label} | {r['video']} | {r['windows']} | {r['decode_wps']:.2f} "
               f"| {r['encode_wps']:.2f} | {r['pipeline_wps']:.2f} | {r['overlap_ratio']:.2f} | {r['vs_serial']:.2f} "
               f"| {r['vs_slower_stage']:.2f} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                                            "torch": torch.__version__},
-                               "load_average": {"before": load_before, "after": load_after}, "rows": rows}, indent=2))
+                               "load_average": {"before": load_before, "after": load_after}, "matmul_gflops": rates,
+                               "capability": probe_capability(args.device).summary(), "rows": rows}, indent=2))
     print(f"\nwrote {out}")
 
 

@@ -3,7 +3,8 @@
 from .classifier import BackboneClassifier
 from .config import PRESETS, AudioConfig, EncoderConfig, HeadConfig, InputConfig, TextConfig, UniversalConfig, VattConfig, VideoConfig
 from .heads import MODALITY_SPACES, SPACES
-from .inference import PRECISIONS, prepare_for_inference, quantize_int8, set_token_budget
+from .capability import Capability, probe_capability
+from .inference import PRECISIONS, REQUESTS, PrecisionChoice, cast_bf16, prepare_for_inference, quantize_int8, set_token_budget
 from .media import (
     EmptyMediaError,
     MediaError,
@@ -43,6 +44,11 @@ __all__ = [
     "SPACES",
     "MODALITY_SPACES",
     "PRECISIONS",
+    "REQUESTS",
+    "PrecisionChoice",
+    "Capability",
+    "probe_capability",
+    "cast_bf16",
     "quantize_int8",
     "set_token_budget",
     "prepare_for_inference",

@@ -173,8 +173,9 @@ def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.d
 
     Returns a `VATT`, or a `BackboneClassifier` for a directory whose config.json says
     `"task": "classification"` (callers that need embeddings should check the type).
-    `precision="int8"` quantises the encoders' Linear layers (CPU only) and `keep_tokens` < 1 sets
-    the inference token budget; both are described in `model/inference.py`.
+    `precision` ("fp32", "int8" on the CPU, "bf16", or "auto", resolved here once) and `keep_tokens`
+    < 1 (the inference token budget) are described in `model/inference.py`; the choice made is
+    `model.precision_choice`.
     """
     directory = Path(directory)
     config, doc = read_config(directory)

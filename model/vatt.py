@@ -106,11 +106,13 @@ class VATT(nn.Module):
 
     # --- model directories (the free functions in model.pretrained do the work) ------------------
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> VATT:
-        """Load a model directory (written by `save_pretrained` or `vatt convert`) in eval mode."""
+    def from_pretrained(cls, directory: str | os.PathLike, *, map_location: str | torch.device = "cpu",
+                        precision: str = "fp32", keep_tokens: float = 1.0) -> VATT:
+        """Load a model directory (written by `save_pretrained` or `vatt convert`) in eval mode;
+        `precision` and `keep_tokens` as in `model.load_pretrained`."""
         from .pretrained import ModelDirectoryError, load_pretrained  # lazy: pretrained.py builds VATTs
 
-        model = load_pretrained(directory, map_location=map_location)
+        model = load_pretrained(directory, map_location=map_location, precision=precision, keep_tokens=keep_tokens)
         if not isinstance(model, cls):
             raise ModelDirectoryError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
                                       "load it with model.load_pretrained")

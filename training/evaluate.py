@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="windows averaged per item (default: 4, the paper's retrieval protocol, when items carry captions; else 2)")
     p.add_argument("--batch-size", type=int, default=16, help="items per encoder batch")
     p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "int8", "bf16"],
+                   help="inference precision (model/inference.py); fp32 keeps results comparable with papers")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
     p.add_argument("--label", default=None, help="classifier: the manifest label it predicts (default: its own)")
     p.add_argument("--classes", default=None, help="classifier: class names, one a line (default: from the directory)")
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if (args.windows is not None and args.windows < 1) or args.batch_size < 1 or args.clips < 1 or args.crops < 1:
         raise ValueError("--windows, --batch-size, --clips and --crops must be at least 1")
-    model = load_pretrained(args.model, map_location=args.device)
+    model = load_pretrained(args.model, map_location=args.device, precision=args.precision)
     if isinstance(model, BackboneClassifier):
         return _main_classifier(model, args)
     tokenizer = load_tokenizer(args.model)

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--w-vt", type=float, default=d.w_vt, help="weight of the video-text MIL-NCE loss")
     g.add_argument("--w-va", type=float, default=d.w_va, help="weight of the video-audio NCE loss")
     g.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp64"],
-                   help="fp32; bf16 autocast (for GPUs); fp64 weights and inputs (exactness tests: 1 vs 2 processes)")
+                   help="fp32; bf16 autocast of the forward (GPUs, CPUs with AMX/AVX-512-BF16; losses, weights and Adam stay fp32); "
+                        "fp64 weights and inputs (exactness tests: 1 vs 2 processes)")
     g = p.add_argument_group("augmentation")
     g.add_argument("--crop-area-min", type=float, default=d.crop_area_min, help="random resized crop keeps [this, 1] of the area")
     g.add_argument("--crop-aspect-max", type=float, default=d.crop_aspect_max,

@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model import VATT, save_pretrained
+from model.capability import probe_capability
 from training.checkpoint import capture_rng_state, checkpoint_path, load_checkpoint, prune_checkpoints, restore_rng_state, save_checkpoint
 from training.config import TrainConfig
 from training.data import Augment, ClipDataset, GlobalBatchSampler, read_manifest, seed_worker, transcript_texts
@@ -66,6 +67,23 @@ class PretrainModel(nn.Module):
         a = self.vatt.encode_audio(audio)  # va [B, d_va]
         t = self.vatt.encode_text(text.reshape(b * p, n))  # vt [B*P, d_vt]
         return v["va"], v["vt"], a["va"], t["vt"].reshape(b, p, -1)
+
+
+def autocast_forward(forward: Callable[..., tuple[torch.Tensor, ...]], precision: str,
+                     device: torch.device) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """`forward` under bf16 autocast when `precision` is bf16, its outputs cast back to fp32, so the
+    NCE/MIL-NCE losses, master weights and Adam state stay fp32; else `forward` unchanged."""
+    if precision != "bf16":
+        return forward
+    if not probe_capability(device).bf16_units:
+        log.warning("bf16 training on %s without bf16 matrix units: correct, but slower than fp32", device)
+
+    def run(*args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = forward(*args)
+        return tuple(t.float() for t in out)
+
+    return run
 
 
 def batches(dataset: ClipDataset, sampler: GlobalBatchSampler, cfg: TrainConfig, env: DistEnv, micro: int) -> Iterator[dict]:
@@ -184,9 +202,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
         n_params = sum(p.numel() for p in params)
         log.info("run %s: %s (%.2fM trainable parameters), %s items, %d process(es), global batch %d, steps %d -> %d",
                  run_dir, model_cfg.name, n_params / 1e6, num_items, env.world_size, cfg.global_batch(env.world_size), step, cfg.steps)
-    autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    if cfg.precision == "bf16" and env.device.type == "cpu":
-        log.warning("bf16 autocast on CPU is slow; it is meant for GPUs")
+    forward = autocast_forward(forward, cfg.precision, env.device)
 
     net.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not env.is_main, desc="train", dynamic_ncols=True)
@@ -204,7 +220,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
             data_time += time.perf_counter() - t0
             seen += batch["video"].shape[0]
             last = micro == cfg.accum_steps - 1
-            with (ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()), autocast:
+            with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
                 v_va, v_vt, a_va, t_vt = forward(batch["video"], batch["audio"], batch["text"])
                 l_vt = mil_nce_loss(v_vt, t_vt, batch["text_mask"], batch["caption_mask"], temperature=cfg.temperature, env=env)
                 l_va = nce_loss(v_va, a_va, batch["audio_mask"], temperature=cfg.temperature, env=env)

@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crops", type=int, default=1, help="spatial crops per window")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "int8", "bf16"],
+                   help="inference precision (model/inference.py); fp32 keeps results comparable with papers")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
     args = p.parse_args(argv)
     if args.manifest:
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     keep = [i for i, item in enumerate(items) if item.label_values(args.label)]
     items = [items[i] for i in keep]
     roles = {k: [v[i] for i in keep] for k, v in roles.items()} if roles else split_assignments(items)
-    model = load_pretrained(args.model, map_location=args.device)
+    model = load_pretrained(args.model, map_location=args.device, precision=args.precision)
     x = pooled_features(model, items, args.modality, clips=args.clips, crops=args.crops, device=args.device)
     y = labels.targets(items).numpy()
     result: dict = {"classifier": args.classifier, "top1": {}, "n_train": {}, "n_test": {}, "chance": 1.0 / len(labels.classes)}

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class RankSummary:
     segments: int = 0
     media_s: float = 0.0
     seconds: float = 0.0
+    precision: dict[str, str] = field(default_factory=dict)  # what auto chose on this rank, and why
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,6 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--shard-files", type=int, default=256, help="inputs per shard (the unit of resumption)")
     p.add_argument("--device", default=None, help="cpu, cuda (one device per local rank) or auto; "
                                                    "default: VATT_DEVICE or auto")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "int8", "bf16"],
+                   help="inference precision (model/inference.py); default: VATT_PRECISION or auto")
     p.add_argument("--threads", type=int, default=None, help="torch threads per rank; default: the cores "
                                                              "divided by the ranks on this machine")
     p.add_argument("--max-duration", type=float, default=None, help="skip (as an error) media longer than this")
@@ -115,10 +118,12 @@ def _durations(inputs: list[Input], rank: int, world: int) -> list[float | None]
 
 
 # --- embedding -----------------------------------------------------------------------------------
-def build_encoder(model_dir: Path, out: Path, device: str | None, max_duration: float | None) -> Encoder:
+def build_encoder(model_dir: Path, out: Path, device: str | None, max_duration: float | None,
+                  precision: str | None = None) -> Encoder:
     """The service's encoder from the same settings (VATT_* variables: stride, batch size, chunk,
-    prefetch), so windows and vectors are the ones the service computes."""
-    settings = Settings(model_dir=model_dir, data_dir=out, **({"device": device} if device else {}))
+    prefetch, precision), so windows and vectors are the ones the service computes."""
+    given = {k: v for k, v in (("device", device), ("precision", precision)) if v}
+    settings = Settings(model_dir=model_dir, data_dir=out, **given)
     return _build(settings, device=device_of(settings), max_duration_s=max_duration)
 
 
@@ -200,9 +205,11 @@ def run(args: argparse.Namespace) -> RankSummary:
     with tqdm(total=sum(len(p.inputs) for p in todo), unit="file", desc=f"rank {rank}", position=rank,
               file=sys.stderr, disable=args.no_progress, dynamic_ncols=True) as bar:
         if todo:
-            encoder = build_encoder(args.model, args.out, args.device, args.max_duration)
+            encoder = build_encoder(args.model, args.out, args.device, args.max_duration, args.precision)
             identity = model_identity(args.model)
-            options = {"stride_s": encoder.spec.step, "window_s": encoder.spec.duration}
+            summary.precision = encoder.model.precision_choice.to_dict()
+            options = {"stride_s": encoder.spec.step, "window_s": encoder.spec.duration,
+                       "precision": summary.precision["precision"], "precision_reason": summary.precision["reason"]}
             try:
                 for plan in todo:
                     manifest = ShardManifest(name=plan.name, model=identity, spaces=dict(encoder.dims),
@@ -220,6 +227,7 @@ def _report(parts: list[RankSummary], out: Path) -> dict[str, Any]:
              "media_hours": sum(p.media_s for p in parts) / 3600, "seconds": max(p.seconds for p in parts)}
     total["windows_per_s"] = total["segments"] / total["seconds"] if total["seconds"] else 0.0
     total["files_per_s"] = total["files"] / total["seconds"] if total["seconds"] else 0.0
+    total["precision"] = sorted({p.precision["precision"] for p in parts if p.precision})
     total["per_rank"] = [asdict(p) for p in parts]
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(total, indent=1) + "\n", encoding="utf-8")
@@ -249,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rank == 0:
         t = _report(parts, args.out)
         log.info("bulk embedding: %d files (%d already done), %d segments, %.2f hours of media, %d errors, "
-                 "%.1f windows/s, %.1f files/s over %.1f s on %d ranks", t["files"], t["skipped"], t["segments"],
-                 t["media_hours"], t["errors"], t["windows_per_s"], t["files_per_s"], t["seconds"], world)
+                 "%.1f windows/s, %.1f files/s over %.1f s on %d ranks (precision %s)", t["files"], t["skipped"],
+                 t["segments"], t["media_hours"], t["errors"], t["windows_per_s"], t["files_per_s"], t["seconds"], world,
+                 "/".join(t["precision"]) or "-")
     return 0

@@ -28,7 +28,7 @@ async def readyz(request: Request, response: Response) -> Readiness:
         response.status_code = 503
     return Readiness(ready=ready, model=model.model.config.name if model else "",
                      device=str(model.batcher.device) if model else "",
-                     precision=state.settings.inference_precision() if model else "",
+                     precision=model.model.precision_choice.precision if model else "",
                      keep_tokens=state.settings.keep_tokens,
                      items=catalog.count() if (catalog is not None and ready) else 0,
                      queued_jobs=ingest.queued if ingest is not None else 0)

@@ -197,10 +197,8 @@ def build_encoder(settings: Settings, *, device: str, max_duration_s: float | No
     """Model, tokenizer, batcher and encoder from the service's settings (precision, token budget,
     batch size, stride, chunk, prefetch): the one recipe the service and bulk embedding share, so
     a bulk vector is the service's vector. The batcher is started."""
-    precision = settings.inference_precision()
-    model = load_pretrained(settings.model_dir, map_location=device,
-                            precision="int8" if precision == "int8" else "fp32", keep_tokens=settings.keep_tokens)
-    batcher = Batcher(model, max_rows=settings.batch_size, wait_ms=settings.batch_wait_ms,
-                      autocast=torch.bfloat16 if precision == "bf16" else None).start()
+    model = load_pretrained(settings.model_dir, map_location=device, precision=settings.inference_precision(),
+                            keep_tokens=settings.keep_tokens)  # the choice auto made: model.precision_choice
+    batcher = Batcher(model, max_rows=settings.batch_size, wait_ms=settings.batch_wait_ms).start()
     return Encoder(model, load_tokenizer(settings.model_dir), batcher, stride_s=settings.stride_s,
                    chunk=settings.ingest_chunk, prefetch=settings.prefetch_windows, max_duration_s=max_duration_s)

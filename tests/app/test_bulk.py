@@ -111,6 +111,9 @@ def test_torchrun_shards_imported_answer_like_vatt_ingest(library: dict[str, Pat
     assert "cannot decode" in errors[0]["reason"]
     summary = json.loads((library["shards"] / "summary.json").read_text())
     assert (summary["files"], summary["errors"], summary["segments"], summary["ranks"]) == (6, 1, 12, 2)
+    assert len(summary["precision"]) == 1 and summary["precision"][0] in ("fp32", "int8", "bf16")  # auto's choice
+    assert {m.options["precision"] for m in shards.values()} == set(summary["precision"])
+    assert all(m.options["precision_reason"] for m in shards.values())
 
     imported, ingested = tmp_path / "imported", tmp_path / "ingested"
     result = vatt("index", "import", library["shards"], "--data", imported)
@@ -236,3 +239,14 @@ def test_a_manifest_gives_metadata_and_time_ranges(library: dict[str, Path], tmp
     assert red[0]["item_key"] != blue[0]["item_key"] and len(red[0]["item_key"]) == 64
     whole = [r for rows in _rows(library["shards"]).values() for r in rows[1] if r["source"].endswith("red.mp4")]
     np.testing.assert_allclose(red[0]["va"], whole[1]["va"], atol=1e-5)  # the same window, the same vector
+
+    half = tmp_path / "bf16"
+    result = vatt("bulk-embed", "--model", library["model"], "--out", half, "--threads", "1", "--no-progress",
+                  "--precision", "bf16", manifest)
+    assert result.exit_code == 0, result.output
+    (name, m), = finished_shards(half).items()
+    assert m.options["precision"] == "bf16" and m.options["precision_reason"] == "asked for"
+    for got, want in zip(pq.read_table(half / f"{name}.parquet").to_pylist(), rows, strict=True):
+        for space in ("va", "vt"):
+            if want[space] is not None:
+                assert np.dot(got[space], want[space]) >= 0.999, (space, got["source"])

@@ -25,9 +25,12 @@ def test_precision_and_keep_tokens_round_trip_through_settings(monkeypatch, tmp_
     monkeypatch.setenv("VATT_DEVICE", "cpu")
     s = Settings(**dirs)
     assert (s.precision, s.keep_tokens, s.inference_precision()) == ("int8", 0.5, "int8")
-    assert Settings(**dirs, precision="auto").inference_precision() == "fp32"  # auto on a CPU
-    with pytest.raises(ValueError, match="bf16 is for CUDA"):
-        Settings(**dirs, precision="bf16").inference_precision()
+    for asked in ("auto", "fp32", "bf16"):  # auto is resolved at load, by the model and the machine
+        monkeypatch.setenv("VATT_PRECISION", asked)
+        assert Settings(**dirs).inference_precision() == asked
+    monkeypatch.delenv("VATT_PRECISION")
+    assert Settings(**dirs).precision == "auto"  # the default for serving and bulk
+    monkeypatch.setenv("VATT_PRECISION", "int8")
     with pytest.raises(ValueError, match="int8 runs on the CPU only"):
         Settings(**dirs, device="cuda").inference_precision()
     for bad in ({"precision": "fp16"}, {"keep_tokens": 0.0}, {"keep_tokens": 1.5}):
@@ -87,9 +90,54 @@ def test_serve_refuses_a_precision_the_device_cannot_run(tmp_path: Path, monkeyp
     from app.cli import BUNDLED_DEMO_MODEL, app
 
     monkeypatch.setenv("VATT_DEVICE", "cpu")
+    monkeypatch.setenv("VATT_DEVICE", "cuda")
     result = CliRunner().invoke(app, ["serve", "--model", str(BUNDLED_DEMO_MODEL), "--data", str(tmp_path),
-                                      "--precision", "bf16"])
-    assert result.exit_code == 1 and "bf16 is for CUDA" in result.output
+                                      "--precision", "int8"])
+    assert result.exit_code == 1 and "int8 runs on the CPU only" in result.output
+    monkeypatch.setenv("VATT_DEVICE", "cpu")
     monkeypatch.setenv("VATT_KEEP_TOKENS", "2")
     result = CliRunner().invoke(app, ["serve", "--model", str(BUNDLED_DEMO_MODEL), "--data", str(tmp_path)])
     assert result.exit_code == 2 and "keep-tokens" in result.output.replace("\n", "")  # the usage error names it
+
+
+def test_local_ingest_and_the_service_run_bf16_close_to_fp32(tmp_path: Path, make_media) -> None:
+    """`vatt ingest --model --precision bf16` and /readyz; a file's vectors within cosine 0.999 of fp32."""
+    from typer.testing import CliRunner
+
+    from app.cli import BUNDLED_DEMO_MODEL, app
+    from app.client import connect
+
+    clip = make_media("clip.mp4", duration=4.0)
+    result = CliRunner().invoke(app, ["ingest", str(clip), "--model", str(BUNDLED_DEMO_MODEL), "--data",
+                                      str(tmp_path / "bf16"), "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    vectors = {}
+    for precision in ("bf16", "fp32"):
+        with connect(url=None, model=BUNDLED_DEMO_MODEL, data=tmp_path / precision,
+                     settings_overrides={"precision": precision, "torch_threads": 1}) as client:
+            assert client.call("GET", "/readyz")["precision"] == precision
+            assert client.call("GET", "/items")["total"] == (1 if precision == "bf16" else 0)
+            vectors[precision] = client.embed_file(clip)["segments"]
+    for half, full in zip(vectors["bf16"], vectors["fp32"], strict=True):
+        for space in ("va", "vt"):
+            a, b = np.asarray(half[space]), np.asarray(full[space])
+            assert a @ b >= 0.999 and abs(np.linalg.norm(a) - 1) < 1e-4, (space, a @ b)
+
+
+def test_doctor_names_the_capability_and_the_precision_auto_picks() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from model import probe_capability
+
+    result = CliRunner().invoke(app, ["doctor", "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    cap = probe_capability("cpu")
+    assert report["torch"] == torch.__version__ and report["capability"]["bf16_units"] == cap.bf16_units
+    assert report["matmul_gflops"]["fp32"] > 0 and report["matmul_gflops"]["bf16"] > 0
+    chosen = report["precision"]
+    assert chosen["requested"] == "auto" and chosen["precision"] in (("bf16",) if cap.bf16_units else ("fp32", "int8"))
+    assert chosen["reason"]

@@ -69,7 +69,7 @@ def test_load_pretrained_precision_and_keep_tokens(tiny_model, tmp_path: Path) -
     model = load_pretrained(path, precision="int8", keep_tokens=0.5)
     assert isinstance(model.video.tx.blocks[0].attn.k, torch.ao.nn.quantized.dynamic.Linear)
     assert model.video.keep_tokens == model.audio.keep_tokens == 0.5 and not model.training
-    with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, int8, bf16"):
         load_pretrained(path, precision="fp16")
     with pytest.raises(ValueError, match=r"keep_tokens must be in \(0, 1\]"):
         load_pretrained(path, keep_tokens=0.0)
