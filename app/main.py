@@ -88,7 +88,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store, app.state.ingest = store, ingest
     app.state.admission = Admission(s.max_concurrent_encodes)
     app.state.paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
-    app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
+    app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k,
+                                   moment_floor=s.moment_floor)
+    try:  # the yardstick for text hits' confidence; measured again when the catalogue moves
+        await app.state.query.calibrator.current()
+    except CatalogError as exc:  # a shared store that is down: measured on the first text search instead
+        log.warning("search calibration postponed: %s", exc)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
     log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s (store %s, vectors %s)",

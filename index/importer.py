@@ -2,7 +2,8 @@
 
 Every manifest is read and checked before anything is written, so shards of two models (or of a
 model other than the catalogue's) are refused before the first row lands. Items are keyed by
-their sha256 like uploads, so importing the same shards twice adds nothing.
+their sha256 like uploads, so importing the same shards twice adds nothing. An item's source is the
+absolute path its shard recorded (when it did): the service plays it from there under its roots.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
         every = list(read_items(directory / f"{name}.parquet", spaces))
         items = [it for it in every if catalog.get_by_sha256(it.key) is None]  # add_items checks again, inside
         report.items_present += len(every) - len(items)                         # its transaction
-        added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,
+        added, segments = catalog.add_items(({"kind": it.kind, "source": it.path or it.source, "sha256": it.key,
                                     "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
                                     "duration": it.duration, "metadata": it.metadata} for it in items),
                                   model=model, index=False)

@@ -49,6 +49,7 @@ class ShardItem:
     starts: Sequence[float]
     ends: Sequence[float]
     vectors: Mapping[str, np.ndarray]  # space -> float32 [n_segments, dim]
+    path: str | None = None  # the input's absolute path when embedded: imported items play from it
 
 
 @dataclass
@@ -83,18 +84,19 @@ class ShardManifest:
 def _schema(spaces: Mapping[str, int]) -> pa.Schema:
     return pa.schema([("item_key", pa.string()), ("source", pa.string()), ("kind", pa.string()),
                       ("duration", pa.float64()), ("metadata", pa.string()), ("start", pa.float64()),
-                      ("end", pa.float64()),
+                      ("end", pa.float64()), ("path", pa.string()),
                       *[(s, pa.list_(pa.float32(), d)) for s, d in spaces.items()]])
 
 
 def _table(items: Sequence[ShardItem], spaces: Mapping[str, int]) -> pa.Table:
-    cols: dict[str, list] = {k: [] for k in ("item_key", "source", "kind", "duration", "metadata", "start", "end")}
+    cols: dict[str, list] = {k: [] for k in ("item_key", "source", "kind", "duration", "metadata", "start", "end",
+                                             "path")}
     vecs: dict[str, list] = {s: [] for s in spaces}
     for it in items:
         n = len(it.starts)
         meta = json.dumps(dict(it.metadata), sort_keys=True, ensure_ascii=False)
         for k, v in (("item_key", it.key), ("source", it.source), ("kind", it.kind), ("duration", it.duration),
-                     ("metadata", meta)):
+                     ("metadata", meta), ("path", it.path)):
             cols[k] += [v] * n
         cols["start"] += [float(s) for s in it.starts]
         cols["end"] += [float(e) for e in it.ends]
@@ -161,6 +163,7 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
         raise ShardError(f"{path} lacks columns {missing}; accepted: shards written by app.bulk")
     keys = table.column("item_key").to_pylist()
     cols = {c: table.column(c).to_pylist() for c in ("source", "kind", "duration", "metadata")}
+    paths = table.column("path").to_pylist() if "path" in table.column_names else [None] * len(keys)  # format 1 before it
     starts = table.column("start").to_numpy()
     ends = table.column("end").to_numpy()
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (vectors [rows, d], null mask [rows])
@@ -183,5 +186,5 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
                 raise ShardError(f"{path}: item {keys[i]} has a vector in space {s!r} for only some segments")
         yield ShardItem(key=keys[i], source=cols["source"][i], kind=cols["kind"][i], duration=cols["duration"][i],
                         metadata=json.loads(cols["metadata"][i]), starts=starts[i:j].tolist(),
-                        ends=ends[i:j].tolist(), vectors=vectors)
+                        ends=ends[i:j].tolist(), vectors=vectors, path=paths[i])
         i = j
