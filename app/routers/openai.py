@@ -43,11 +43,11 @@ def _openai_shape(response: Response) -> Response:
         return response
     body = json.loads(bytes(response.body))
     errors = body.get("errors") or []
-    loc = [p for p in (errors[0].get("loc", []) if errors else []) if p != "body"]
+    loc = [p for p in (errors[0].get("loc", []) if errors else []) if p != "body"]  # the request field at fault
     status = response.status_code
     error = {"message": body.get("detail", ""), "type": _TYPES.get(status, "server_error" if status >= 500 else
                                                                    "invalid_request_error"),
-             "param": ".".join(map(str, loc)) or _PARAMS.get(body.get("error")), "code": body.get("error")}
+             "param": str(loc[0]) if loc else _PARAMS.get(body.get("error")), "code": body.get("error")}
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
