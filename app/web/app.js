@@ -625,13 +625,14 @@
 
   // ---- library ------------------------------------------------------------------------
 
-  const PAGE = 20;
   let libraryOffset = 0;
+  const pageSize = () => Math.max(1, parseInt($("#library").dataset.pageSize, 10) || 20);
 
   async function refreshLibrary() {
     const list = $("#library");
     clearError("library");
     try {
+      const PAGE = pageSize();
       let page = await api(`items?limit=${PAGE}&offset=${libraryOffset}`);
       if (!page.items.length && page.total && libraryOffset) { // the last page emptied (deletes): step back
         libraryOffset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
@@ -678,8 +679,8 @@
   }
 
   $("#library-refresh").addEventListener("click", refreshLibrary);
-  $("#library-prev").addEventListener("click", () => { libraryOffset = Math.max(0, libraryOffset - PAGE); refreshLibrary(); });
-  $("#library-next").addEventListener("click", () => { libraryOffset += PAGE; refreshLibrary(); });
+  $("#library-prev").addEventListener("click", () => { libraryOffset = Math.max(0, libraryOffset - pageSize()); refreshLibrary(); });
+  $("#library-next").addEventListener("click", () => { libraryOffset += pageSize(); refreshLibrary(); });
 
   // ---- start --------------------------------------------------------------------------
 
