@@ -277,9 +277,10 @@
     status.dataset.state = state;
   }
 
-  // Score -> colour: from the palest (the lowest score in this answer) to the accent (the highest).
+  // Score -> colour on one scale for the whole answer: the moment floor (and below) is the palest,
+  // the answer's best score the hottest, so a weak answer's strips stay pale throughout.
   function cellColour(score, lo, hi) {
-    const f = hi > lo ? (score - lo) / (hi - lo) : 1;
+    const f = Math.max(0, Math.min(1, (score - lo) / (hi - lo)));
     return `hsl(${Math.round(215 - 175 * f)} ${Math.round(35 + 55 * f)}% ${Math.round(88 - 45 * f)}%)`;
   }
 
@@ -328,8 +329,8 @@
     list.replaceChildren();
     const template = $("#result-template");
     const cellScores = results.flatMap((h) => (h.timeline || []).map((c) => c.score));
-    const lo = cellScores.length ? Math.min(...cellScores) : 0;
-    const hi = cellScores.length ? Math.max(...cellScores) : 1;
+    const lo = floor;
+    const hi = Math.max(floor + 0.1, ...cellScores);
     let weak = 0;
     results.forEach((hit, rank) => {
       const item = hit.item;

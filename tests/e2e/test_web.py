@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser import Chromium, Page
-from e2e_corpus import make_clip
+from e2e_corpus import CLIP_COLOURS, make_clip
 
 FRAME = 1 / 25  # the clips' frame duration: the seek must land within one frame
 
@@ -317,29 +317,47 @@ def test_weak_results_are_marked(page: Page, served) -> None:
 
 
 def test_score_strip_shows_each_segment_and_plays_from_a_cell(page: Page, served, artifacts: Path) -> None:
-    _search_text(page, "a blue screen")
-    api = _api_search(served, text="a blue screen", k=10, include=["timeline"])
-    for hit in api["results"]:
-        card = f".result-card[data-item-id='{hit['item']['id']}']"
+    # red for the first window, blue for the next two: the strip must be cold, then hot, for "a blue screen"
+    clip = make_clip(served.workdir / "red-then-blue.mp4", CLIP_COLOURS["red"], duration=9.6,
+                     then=CLIP_COLOURS["blue"], switch_at=3.2)
+    with open(clip, "rb") as fh:
+        r = httpx.post(f"{served.url}/items", files={"file": (clip.name, fh, "video/mp4")},
+                       data={"metadata": json.dumps({"title": "red, then blue"})}, timeout=60)
+    mixed = r.json()["item_id"]
+    try:
+        page.wait_for(f"fetch('jobs/{r.json()['job_id']}').then(r => r.json()).then(j => j.status === 'done')",
+                      timeout=120, what="the red-then-blue clip's ingest")
+        _search_text(page, "a blue screen")
+        api = _api_search(served, text="a blue screen", k=10, include=["timeline"])
+        for hit in api["results"]:
+            card = f".result-card[data-item-id='{hit['item']['id']}']"
+            cells = _q(page, f"[...document.querySelectorAll(\"{card} .strip .cell\")].map(c => [Number(c.dataset.start),"
+                             " Number(c.dataset.score), c.dataset.best])")
+            assert [c[0] for c in cells] == [c["start"] for c in hit["timeline"]]
+            assert len(cells) == hit["item"]["n_segments"]
+            assert [round(c[1], 5) for c in cells] == [round(c["score"], 5) for c in hit["timeline"]]
+            assert {c[0] for c in cells if c[2] == "true"} == {m["start"] for m in hit["moments"]}
+        card = f".result-card[data-item-id='{mixed}']"
         cells = _q(page, f"[...document.querySelectorAll(\"{card} .strip .cell\")].map(c => [Number(c.dataset.start),"
                          " Number(c.dataset.score), c.dataset.best, getComputedStyle(c).backgroundColor])")
-        assert [c[0] for c in cells] == [c["start"] for c in hit["timeline"]] and len(cells) == hit["item"]["n_segments"]
-        assert [round(c[1], 5) for c in cells] == [round(c["score"], 5) for c in hit["timeline"]]
-        assert {c[0] for c in cells if c[2] == "true"} == {m["start"] for m in hit["moments"]}
-    colours = _q(page, "new Set([...document.querySelectorAll('.strip .cell')].map(c => getComputedStyle(c)"
-                       ".backgroundColor)).size")
-    assert colours > 1, "every cell has the same colour"
-    blue = f".result-card[data-item-id='{served.item_ids['blue']}']"
-    assert _in_view(page, f"{blue} .strip")
-    page.screenshot(artifacts / "web-score-strips.png")
-    page.evaluate("window.__seeks = []; document.querySelector('#player')"
-                  ".addEventListener('seeked', e => window.__seeks.push(e.target.currentTime)); true")
-    page.click(f"{blue} .strip .cell:nth-child(2)")
-    start = _q(page, f"Number(document.querySelector(\"{blue} .strip .cell:nth-child(2)\").dataset.start)")
-    assert start > 0
-    page.wait_for("window.__seeks.length > 0", what="the player's seek")
-    assert abs(_q(page, "window.__seeks.at(-1)") - start) <= FRAME + 1e-3
-    assert _q(page, "document.querySelector('#player').dataset.itemId") == served.item_ids["blue"]
+        assert [c[0] for c in cells] == [0.0, 3.2, 6.4], cells
+        assert cells[0][1] < min(cells[1][1], cells[2][1]), cells  # the red window matches "blue" least
+        assert cells[0][2] == "false" and cells[2][2] == "true", cells  # best moments marked in the blue part
+        assert cells[0][3] != cells[2][3], "the cold and the hot cell have the same colour"
+        assert _in_view(page, f"{card} .strip")
+        page.click("#filters-summary")  # the filter panel open beside the strips, for the screenshot
+        page.click("#where-add")
+        page.evaluate("document.querySelector('#query').focus(); true")
+        page.screenshot(artifacts / "web-score-strips.png")
+        page.evaluate("window.__seeks = []; document.querySelector('#player')"
+                      ".addEventListener('seeked', e => window.__seeks.push(e.target.currentTime)); true")
+        page.click(f"{card} .strip .cell:nth-child(3)")
+        page.wait_for("window.__seeks.length > 0", what="the player's seek")
+        assert abs(_q(page, "window.__seeks.at(-1)") - 6.4) <= FRAME + 1e-3
+        assert _q(page, "document.querySelector('#player').dataset.itemId") == mixed
+        assert _q(page, f"document.querySelector(\"{card} .strip .cell:nth-child(3)\").getAttribute('aria-pressed')") == "true"
+    finally:
+        httpx.delete(f"{served.url}/items/{mixed}", timeout=10)
 
 
 def test_an_item_without_a_playable_copy_says_so(page: Page, served) -> None:
