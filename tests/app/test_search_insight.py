@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from app_corpus import CLIPS
 from app_server import run_server
 
 from app.services.calibration import PROBES
