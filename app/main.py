@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(openai.OpenAIErrors)  # errors under /v1 in OpenAI's body
     app.include_router(health.router)
     for module in (embed, items, jobs, search, classify, media, openai):  # reads need VATT_READ_API_KEY when set
         app.include_router(module.router, dependencies=[ReadAuth])

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 import numpy as np
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..bodies import DOCUMENTED_MODELS, json_model
 from ..deps import EncoderDep, SettingsDep
@@ -26,7 +23,9 @@ from ..schemas import (OpenAIEmbedding, OpenAIEmbeddingRequest, OpenAIEmbeddingR
 from ..services.encoder import Encoder
 from ..settings import Settings
 
-__all__ = ["router", "served_models"]
+__all__ = ["router", "served_models", "OpenAIErrors"]
+
+PREFIX = "/v1"
 
 DOCUMENTED_MODELS[OpenAIEmbeddingRequest.__name__] = OpenAIEmbeddingRequest  # the body is read by json_model
 
@@ -37,41 +36,67 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
 _PARAMS = {"model_not_found": "model", "invalid_dimensions": "dimensions"}  # the field an error code is about
 
 
-def _openai_shape(response: Response) -> Response:
+def _openai_body(status: int, raw: bytes) -> bytes:
     """The service's error body (`{"error": code, "detail": message, "errors"?}`) in OpenAI's shape."""
-    if response.status_code < 400 or not isinstance(response, JSONResponse):
-        return response
-    body = json.loads(bytes(response.body))
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {"detail": raw.decode("utf-8", "replace")[:500]}
+    if not isinstance(body, dict) or isinstance(body.get("error"), dict):  # not ours, or already OpenAI's
+        return raw
     errors = body.get("errors") or []
     loc = [p for p in (errors[0].get("loc", []) if errors else []) if p != "body"]  # the request field at fault
-    status = response.status_code
-    error = {"message": body.get("detail", ""), "type": _TYPES.get(status, "server_error" if status >= 500 else
-                                                                   "invalid_request_error"),
+    error = {"message": body.get("detail") or f"request failed with status {status}",
+             "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
              "param": str(loc[0]) if loc else _PARAMS.get(body.get("error")), "code": body.get("error")}
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+    return json.dumps({"error": error}).encode()
 
 
-class _OpenAIRoute(APIRoute):
-    """Runs the app's own exception handlers (one map of exceptions to statuses), then reshapes the body."""
+class OpenAIErrors:
+    """ASGI middleware: every error answered under /v1/ (routes, 404/405 of the router, limits, 500s)
+    keeps the status and message app/errors.py gave it, in OpenAI's body."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                for cls in type(exc).__mro__:
-                    app_handler = request.app.exception_handlers.get(cls)
-                    if app_handler is not None:
-                        return _openai_shape(await app_handler(request, exc))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        started = False
+        chunks: list[bytes] = []
+
+        async def reshape(message: Message) -> None:
+            nonlocal start, started
+            if message["type"] == "http.response.start":
+                started = True
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message  # held until the body is complete
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    body = _openai_body(start["status"], b"".join(chunks))
+                    headers = MutableHeaders(raw=list(start["headers"]))
+                    headers["content-length"] = str(len(body))
+                    headers["content-type"] = "application/json"
+                    await send({**start, "headers": headers.raw})
+                    await send({"type": "http.response.body", "body": body})
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, reshape)
+        except Exception as exc:  # unhandled: the app's own 500 (logged, with the request id), reshaped
+            if started:
                 raise
+            handler = scope["app"].exception_handlers.get(Exception)
+            if handler is None:
+                raise
+            await (await handler(Request(scope), exc))(scope, receive, reshape)
 
-        return route
 
-
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=_OpenAIRoute,
+router = APIRouter(prefix=PREFIX, tags=["openai"],
                    responses={c: {"model": OpenAIErrorBody} for c in (400, 401, 403, 404, 413, 415, 422)})
 
 

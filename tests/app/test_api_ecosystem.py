@@ -205,3 +205,16 @@ def test_openai_client_shows_our_errors_and_lists_the_model(server: LiveServer) 
     with pytest.raises(openai.UnprocessableEntityError) as invalid:
         oa.embeddings.create(model="vatt", input=[])
     assert invalid.value.param == "input" and invalid.value.type == "invalid_request_error"
+
+
+def test_every_v1_error_has_openai_shape(client: httpx.Client) -> None:
+    """Errors the router answers before any route runs (unknown path, wrong method, bad JSON) too."""
+    for r, status, fragment in [(client.get("/v1/nope"), 404, "no route for GET /v1/nope"),
+                                (client.delete("/v1/models"), 405, "DELETE is not allowed on /v1/models"),
+                                (client.post("/v1/embeddings", content=b"{not json",
+                                             headers={"content-type": "application/json"}), 400, "JSON")]:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == "application/json"
+        error = r.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and fragment in error["message"], error
+    assert "detail" in client.get("/nope").json()  # outside /v1 the service's own shape stays
