@@ -100,9 +100,11 @@ async def get_item(
               responses=_E(400, 401, 403, 404, 413, 415, 422),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
-async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep) -> ItemOut:
+async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
+                     paths: PathsDep) -> ItemOut:
     body = await json_model(request, ItemPatch, settings)
-    return item_out(await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False))
+    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False)
+    return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
 
 
 @router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from app_server import run_server
+from app_server import run_server, wait_job
 
 from app.services.calibration import PROBES
 from app.settings import Settings
@@ -52,26 +52,54 @@ def test_timeline_scores_every_segment_and_moments_keep_only_those_above_the_flo
     assert min(everything) < max(everything)
 
 
-def test_text_hits_report_confidence_against_nonsense_probes(client: httpx.Client, ingested: dict[str, str]) -> None:
-    probes = np.array([e["vt"] for e in client.post("/embed", json={"texts": list(PROBES)}).json()["embeddings"]])
-    best_of_probe = []  # the null distribution, computed here from the API: each probe's best score
-    for text in PROBES:
-        best_of_probe.append(_search(client, text=text, k=1)["results"][0]["score"])
-    assert len(best_of_probe) == len(probes)
-    null = np.sort(best_of_probe)
-    good = _search(client, text="a green screen with a beep", k=3)["results"]
-    assert good[0]["item"]["id"] == ingested["green"]
-    for r in good:
-        c = r["confidence"]
-        assert c["percentile"] == pytest.approx(np.searchsorted(null, r["score"]) / len(null), abs=1e-9)
-        assert c["z"] == pytest.approx((r["score"] - null.mean()) / max(null.std(), 0.02), rel=1e-3, abs=1e-3)
-        assert c["weak"] == (c["percentile"] < 0.95)
-    assert good[0]["confidence"]["weak"] is False, good[0]
-    nonsense = _search(client, text="qwzx blorp ???", k=3)["results"]
-    assert nonsense and nonsense[0]["confidence"]["weak"] is True, nonsense[0]
-    # a file or vector query has no such yardstick: no confidence rather than a made-up one
-    vec = probes[0].tolist()
-    assert all(r["confidence"] is None for r in _search(client, vector=vec, space="vt", k=2)["results"])
+def _null(c: httpx.Client) -> np.ndarray:
+    """The null distribution as the API shows it: each probe text's best score on the catalogue now."""
+    return np.sort([_search(c, text=text, k=1)["results"][0]["score"] for text in PROBES])
+
+
+def _upload(c: httpx.Client, path: Path) -> str:
+    with open(path, "rb") as fh:
+        r = c.post("/items", files={"file": (path.name, fh, "video/mp4")})
+    assert r.status_code == 202, r.text
+    job = wait_job(c, r.json()["job_id"])
+    assert job["status"] == "done", job
+    return job["item_id"]
+
+
+def test_text_hits_report_confidence_against_nonsense_probes(trained_model_dir: Path, corpus: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    """On a server of its own (the catalogue must not move under the test): confidence is the hit's
+    standing among the probes' best scores, nonsense is weak, and adding items re-measures."""
+    settings = Settings(model_dir=trained_model_dir, data_dir=tmp_path / "data", torch_threads=1)
+    srv, thread, host, port = run_server(settings)
+    try:
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=60) as c:
+            assert _search(c, text="a red screen with a low hum")["results"] == []  # empty: nothing to stand against
+            ids = {name: _upload(c, corpus[name]) for name in ("red", "blue")}
+            nulls: list[np.ndarray] = []
+            for grown in (False, True):
+                if grown:  # 2 -> 3 items: a material change, so the yardstick is measured again
+                    ids["green"] = _upload(c, corpus["green"])
+                null = _null(c)
+                nulls.append(null)
+                good = _search(c, text="a green screen with a beep" if grown else "a blue screen with a whistle",
+                               k=3)["results"]
+                assert good[0]["item"]["id"] == ids["green" if grown else "blue"]
+                for r in good:
+                    conf = r["confidence"]
+                    assert conf["percentile"] == pytest.approx(np.searchsorted(null, r["score"]) / len(null), abs=1e-9)
+                    assert conf["z"] == pytest.approx((r["score"] - null.mean()) / max(null.std(), 0.02), abs=1e-3)
+                    assert conf["weak"] == (conf["percentile"] < 0.95)
+                assert good[0]["confidence"]["weak"] is False, good[0]
+                nonsense = _search(c, text="qwzx blorp ???", k=3)["results"]
+                assert nonsense and all(r["confidence"]["weak"] for r in nonsense), nonsense
+            assert not np.allclose(nulls[0], nulls[1]), "the green clip changed no probe's best score"
+            # a vector query has no such yardstick: no confidence rather than a made-up one
+            vec = c.post("/embed", json={"texts": ["a red screen"]}).json()["embeddings"][0]["vt"]
+            assert all(r["confidence"] is None for r in _search(c, vector=vec, space="vt", k=2)["results"])
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_listing_counts_everything_and_pages(client: httpx.Client, ingested: dict[str, str]) -> None:
