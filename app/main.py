@@ -92,8 +92,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                    moment_floor=s.moment_floor)
     try:  # the yardstick for text hits' confidence; measured again when the catalogue moves
         await app.state.query.calibrator.current()
-    except CatalogError as exc:  # a shared store that is down: measured on the first text search instead
-        log.warning("search calibration postponed: %s", exc)
+    except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a store that is down
+        log.warning("search calibration postponed to the first text search: %s", exc)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
     log.info("serving model %s (%s) on %s (%s, keep_tokens %.2f) with %d items from %s (store %s, vectors %s)",

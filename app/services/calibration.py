@@ -18,13 +18,14 @@ import numpy as np
 
 from index import Catalog
 
-from .encoder import Encoder
+from .encoder import SPACES_OF_KIND, Encoder
 
 __all__ = ["PROBES", "Standing", "NullDistribution", "Calibrator", "WEAK_BELOW"]
 
 log = logging.getLogger(__name__)
 
 SPACE = "vt"  # texts live only in the video-text space
+KINDS = [kind for kind, spaces in SPACES_OF_KIND.items() if SPACE in spaces]  # what a text query can find
 WEAK_BELOW = 0.95  # a hit beating fewer of the probes' best scores than this fraction is weak
 REFRESH_FRACTION = 0.1  # re-measure when the item count moved by more than this fraction (or from 0)
 MIN_STD = 0.02  # cosine units: probes that all land on one score must not make every z huge
@@ -69,6 +70,7 @@ class Calibrator:
         self.null: NullDistribution | None = None
         self._lock = asyncio.Lock()
         self._probe_vectors: np.ndarray | None = None
+        self._seen_epoch: int | None = None  # the vt epoch when the catalogue was last looked at
 
     def _stale(self, items: int) -> bool:
         if self.null is None:
@@ -76,20 +78,24 @@ class Calibrator:
         return abs(items - self.null.items) > REFRESH_FRACTION * max(self.null.items, 1)
 
     async def current(self) -> NullDistribution | None:
-        """The distribution for the catalogue as it is now (measured again if it is stale); None when empty."""
-        items = await asyncio.to_thread(self.catalog.count)
-        if not self._stale(items):
+        """The distribution for the catalogue as it is now (measured again if it is stale); None when empty.
+
+        The space's write epoch (one row) tells whether anything changed since the last look; only
+        then are the items counted."""
+        epoch = (await asyncio.to_thread(self.catalog.epochs)).get(SPACE)
+        if epoch is not None and epoch == self._seen_epoch:
             return self.null
         async with self._lock:
-            items = await asyncio.to_thread(self.catalog.count)
+            items = await asyncio.to_thread(lambda: self.catalog.count(kinds=KINDS))
             if self._stale(items):
                 self.null = await self._measure(items)
+            self._seen_epoch = epoch
         return self.null
 
     async def _measure(self, items: int) -> NullDistribution | None:
         if self._probe_vectors is None:
             self._probe_vectors = await self.encoder.aembed_texts(list(self.probes))
-        hits = await asyncio.to_thread(self.catalog.search, SPACE, self._probe_vectors, 1, moments=1)
+        hits = await asyncio.to_thread(self.catalog.search, SPACE, self._probe_vectors, 1, kinds=KINDS, moments=1)
         best = np.sort(np.array([h[0].score for h in hits if h], np.float64))
         if not len(best):
             return None
