@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from app_server import run_server, wait_job
+from app_server import LiveServer, run_server, wait_job
 
 from app.services.calibration import PROBES
 from app.settings import Settings
@@ -29,7 +29,7 @@ def _search(client: httpx.Client, **body) -> dict:
 
 
 def test_timeline_scores_every_segment_and_moments_keep_only_those_above_the_floor(
-        client: httpx.Client, ingested: dict[str, str]) -> None:
+        client: httpx.Client, server: LiveServer, ingested: dict[str, str], corpus: dict[str, Path]) -> None:
     plain = _search(client, text="a red screen with a low hum", k=3)
     assert all(r["timeline"] is None for r in plain["results"])  # only on request
     got = _search(client, text="a red screen with a low hum", k=3, include=["timeline"], moments=2)
@@ -47,6 +47,13 @@ def test_timeline_scores_every_segment_and_moments_keep_only_those_above_the_flo
         # the moments: the timeline's best cells, best first, none below the floor
         above = sorted((c for c in cells if c[2] >= 0.0), key=lambda c: -c[2])[:2]
         assert [(m["start"], m["end"]) for m in res["moments"]] == [c[:2] for c in above], (res["moments"], cells)
+    with open(corpus["green"], "rb") as fh:  # a file query asks the same in form fields
+        r = client.post("/search", headers=server.headers(), files={"file": ("green.mp4", fh, "video/mp4")},
+                        data={"include": "timeline", "k": "3", "where": '{"colour": "green"}'})
+    assert r.status_code == 200, r.text
+    (hit,) = r.json()["results"]
+    assert hit["item"]["id"] == ingested["green"] and [c["score"] for c in hit["timeline"]] == pytest.approx([1, 1], abs=1e-3)
+    assert hit["confidence"] is None  # the yardstick is for text queries
     everything = [c["score"] for r in _search(client, text="a blue screen with a whistle", k=3,
                                                include=["timeline"])["results"] for c in r["timeline"]]
     assert min(everything) < max(everything)
