@@ -89,7 +89,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store, app.state.ingest = store, ingest
     app.state.admission = Admission(s.max_concurrent_encodes)
     app.state.paths = paths
-    app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k)
+    app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k,
+                                   moment_floor=s.moment_floor)
+    try:  # the yardstick for text hits' confidence; measured again when the catalogue moves
+        await app.state.query.calibrator.current()
+    except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a store that is down
+        log.warning("search calibration postponed to the first text search: %s", exc)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
     app.state.ready = True
     choice = model.precision_choice
@@ -140,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(openai.OpenAIErrors)  # errors under /v1 in OpenAI's body
     app.include_router(health.router)
     for module in (embed, items, jobs, search, classify, media, openai):  # reads need VATT_READ_API_KEY when set
         app.include_router(module.router, dependencies=[ReadAuth])

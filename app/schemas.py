@@ -25,6 +25,7 @@ __all__ = [
     "Metadata", "ItemPatch", "SegmentVector", "SpaceVectors", "ItemWithVectors",
     "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
     "Text", "StoredText", "JsonObject",
+    "Confidence", "TimelineCell", "OpenAIError", "OpenAIErrorBody", "OpenAIModel", "OpenAIModelList",
 ]
 
 Kind = Literal["video", "audio", "text"]
@@ -205,6 +206,8 @@ class SearchOptions(_Strict):
     score_threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
                                           description="only results scoring at least this (cosine)")
     include_query_item: bool = Field(False, description="for item_id queries: keep the item itself")
+    include: list[Literal["timeline"]] | None = Field(
+        None, description="'timeline': every segment's score against the query, per result")
 
 
 class SearchRequest(SearchOptions):
@@ -230,16 +233,34 @@ class MomentOut(BaseModel):
     score: float
 
 
+class Confidence(BaseModel):
+    """A text hit's standing against the best scores of neutral and nonsense probe texts on this catalogue."""
+
+    z: float = Field(description="(score - the probes' mean best score) / their spread")
+    percentile: float = Field(ge=0, le=1, description="fraction of the probes' best scores below this score")
+    weak: bool = Field(description="true when the score does not stand out from what nonsense scores here")
+
+
+class TimelineCell(BaseModel):
+    start: float
+    end: float
+    score: float = Field(description="cosine of this segment against the query")
+
+
 class SearchResult(BaseModel):
     item: ItemOut
     score: float = Field(description="cosine similarity of the best moment")
-    moments: list[MomentOut]
+    moments: list[MomentOut] = Field(description="best moments, best first; none scoring below the moment floor")
+    confidence: Confidence | None = Field(None, description="text queries: standing against nonsense probes")
+    timeline: list[TimelineCell] | None = Field(None, description="with include=[\"timeline\"]: every segment, "
+                                                                   "in time order")
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
     space: Space
     query_kind: Kind | Literal["vector"]
+    moment_floor: float = Field(0.0, description="moments scoring below this are not listed (VATT_MOMENT_FLOOR)")
 
 
 # --- embed -------------------------------------------------------------------------------------------
@@ -306,6 +327,31 @@ class OpenAIEmbeddingResponse(BaseModel):
     usage: OpenAIUsage
 
 
+class OpenAIError(BaseModel):
+    message: str
+    type: str = Field(examples=["invalid_request_error"])
+    param: str | None = None
+    code: str | None = Field(None, examples=["model_not_found"])
+
+
+class OpenAIErrorBody(BaseModel):
+    """Errors under /v1 in OpenAI's shape, so OpenAI's clients show the message."""
+
+    error: OpenAIError
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "vatt"
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
 # --- classify ----------------------------------------------------------------------------------------
 class ClassifyForm(_Strict):
     """Zero-shot labels; a file query sends these as multipart form fields."""
@@ -361,10 +407,11 @@ class Readiness(BaseModel):
     queued_jobs: int
 
 
-def item_out(item: Any) -> ItemOut:
-    """An `index.Item` as the API shows it, with the URLs that play it and show its thumbnail."""
-    playable = item.kind in ("video", "audio")
+def item_out(item: Any, *, playable: bool = True) -> ItemOut:
+    """An `index.Item` as the API shows it, with the URLs that play it and show its thumbnail;
+    `playable=False` (no copy this server can read) advertises neither."""
+    playable = playable and item.kind in ("video", "audio")
     return ItemOut(id=item.id, kind=item.kind, source=item.source, metadata=dict(item.metadata),
                    duration=item.duration, created=item.created, n_segments=item.n_segments,
                    spaces=list(item.spaces), media_url=f"/media/{item.id}" if playable else None,
-                   thumbnail_url=f"/items/{item.id}/thumbnail" if item.kind == "video" else None)
+                   thumbnail_url=f"/items/{item.id}/thumbnail" if playable and item.kind == "video" else None)

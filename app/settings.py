@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     keep_tokens: float = Field(1.0, gt=0, le=1, description="fraction of video/audio tokens kept at inference")
     temperature: float = Field(0.07, gt=0, description="softmax temperature for /classify (VATT's tau)")
     max_k: int = Field(100, ge=1, description="largest k a search may ask for")
+    moment_floor: float = Field(0.0, ge=-1, le=1, description="search lists no moment scoring below this "
+                                                                "cosine as a best moment")
     max_labels: int = Field(1000, ge=1, description="most labels one /classify may name")
     max_texts: int = Field(256, ge=1, description="most texts one /embed may carry")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = none")

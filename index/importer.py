@@ -5,7 +5,8 @@ model other than the catalogue's) are refused before the first row lands. Items 
 their sha256 like uploads, so importing the same shards twice adds nothing. Each shard's columns
 are all checked (types, vector widths, metadata JSON and its limits, source length: the uploads'
 rules, from `_validate`) before its transaction: a bad shard adds nothing and is reported in one
-line (`ImportReport.bad`), and the other shards are imported.
+line (`ImportReport.bad`), and the other shards are imported. An item's source is the absolute path
+its shard recorded (when it did): the service plays it from there under its roots.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
         try:
             every = list(read_items(directory / f"{name}.parquet", spaces))
             items = [it for it in every if catalog.get_by_sha256(it.key) is None]
-            added, segments = catalog.add_items(({"kind": it.kind, "source": it.source, "sha256": it.key,
+            added, segments = catalog.add_items(({"kind": it.kind, "source": it.path or it.source, "sha256": it.key,
                                                   "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
                                                   "duration": it.duration, "metadata": it.metadata} for it in items),
                                                 model=model, index=False)

@@ -51,6 +51,7 @@ class ShardItem:
     starts: Sequence[float]
     ends: Sequence[float]
     vectors: Mapping[str, np.ndarray]  # space -> float32 [n_segments, dim]
+    path: str | None = None  # the input's absolute path when embedded: imported items play from it
 
 
 @dataclass
@@ -92,24 +93,27 @@ class ShardManifest:
         return manifest
 
 
+_OPTIONAL = ("path",)  # format 1 shards have no path column
+MAX_PATH_CHARS = 4096  # a recorded source path, as a server-path ingest accepts it
 _NOT_NULL = ("item_key", "source", "kind", "metadata", "start", "end")  # duration may be null
 
 
 def _schema(spaces: Mapping[str, int]) -> pa.Schema:
     return pa.schema([("item_key", pa.string()), ("source", pa.string()), ("kind", pa.string()),
                       ("duration", pa.float64()), ("metadata", pa.string()), ("start", pa.float64()),
-                      ("end", pa.float64()),
+                      ("end", pa.float64()), ("path", pa.string()),
                       *[(s, pa.list_(pa.float32(), d)) for s, d in spaces.items()]])
 
 
 def _table(items: Sequence[ShardItem], spaces: Mapping[str, int]) -> pa.Table:
-    cols: dict[str, list] = {k: [] for k in ("item_key", "source", "kind", "duration", "metadata", "start", "end")}
+    cols: dict[str, list] = {k: [] for k in ("item_key", "source", "kind", "duration", "metadata", "start", "end",
+                                             "path")}
     vecs: dict[str, list] = {s: [] for s in spaces}
     for it in items:
         n = len(it.starts)
         meta = json.dumps(dict(it.metadata), sort_keys=True, ensure_ascii=False)
         for k, v in (("item_key", it.key), ("source", it.source), ("kind", it.kind), ("duration", it.duration),
-                     ("metadata", meta)):
+                     ("metadata", meta), ("path", it.path)):
             cols[k] += [v] * n
         cols["start"] += [float(s) for s in it.starts]
         cols["end"] += [float(e) for e in it.ends]
@@ -168,10 +172,12 @@ def _check_columns(path: Path, table: pa.Table, spaces: Mapping[str, int]) -> No
     """Every column as app.bulk writes it (type, vector width, no nulls where a value is needed,
     `source` within the uploads' limit), checked on the Arrow columns before a value is converted."""
     expected = _schema(spaces)
-    missing = [f.name for f in expected if f.name not in table.column_names]
+    missing = [f.name for f in expected if f.name not in table.column_names and f.name not in _OPTIONAL]
     if missing:
         raise ShardError(f"{path} lacks columns {missing}; accepted: shards written by app.bulk")
     for f in expected:
+        if f.name not in table.column_names:
+            continue
         got = table.schema.field(f.name).type
         if got == f.type:
             continue
@@ -190,6 +196,13 @@ def _check_columns(path: Path, table: pa.Table, spaces: Mapping[str, int]) -> No
         row = pc.index(too_long, True).as_py()
         raise ShardError(f"{path} row {row}: source is {lengths[row].as_py()} characters; the limit is "
                          f"{MAX_SOURCE_CHARS} (as for uploads)")
+    if "path" in table.column_names:
+        lengths = pc.utf8_length(table.column("path"))
+        too_long = pc.fill_null(pc.greater(lengths, MAX_PATH_CHARS), False)
+        if pc.any(too_long).as_py():
+            row = pc.index(too_long, True).as_py()
+            raise ShardError(f"{path} row {row}: path is {lengths[row].as_py()} characters; the limit is "
+                             f"{MAX_PATH_CHARS} (as for server-path ingests)")
 
 
 def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
@@ -206,6 +219,7 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
     try:
         keys = table.column("item_key").to_pylist()
         cols = {c: table.column(c).to_pylist() for c in ("source", "kind", "duration", "metadata")}
+        paths = table.column("path").to_pylist() if "path" in table.column_names else [None] * len(keys)  # format 1 before it
     except (UnicodeDecodeError, pa.ArrowException) as e:
         raise ShardError(f"{path}: a text column is not valid UTF-8 ({e})") from None
     starts = table.column("start").to_numpy()
@@ -233,5 +247,6 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
         except InvalidArgumentError as e:
             raise ShardError(f"{path} row {i}: {e}") from None
         yield ShardItem(key=keys[i], source=cols["source"][i], kind=cols["kind"][i], duration=cols["duration"][i],
-                        metadata=metadata, starts=starts[i:j].tolist(), ends=ends[i:j].tolist(), vectors=vectors)
+                        metadata=metadata, starts=starts[i:j].tolist(), ends=ends[i:j].tolist(), vectors=vectors,
+                        path=paths[i])
         i = j

@@ -149,7 +149,7 @@ def _embed(encoder: Encoder, inp: Input) -> ShardItem:
         vectors = {s: v[keep] for s, v in emb.vectors.items()}
         duration, key = min(hi, info.duration) - lo, hashlib.sha256(f"{sha}:{lo}:{hi}".encode()).hexdigest()
     return ShardItem(key=key, source=inp.path, kind=emb.kind, duration=duration, metadata=inp.metadata,
-                     starts=starts, ends=ends, vectors=vectors)
+                     starts=starts, ends=ends, vectors=vectors, path=str(Path(inp.path).resolve()))
 
 
 def _run_shard(encoder: Encoder, plan: ShardPlan, manifest: ShardManifest, out: Path, done_elsewhere: set[str],

@@ -14,6 +14,7 @@ from ..errors import ServiceError
 from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
 from ..services.encoder import normalized_mean
+from ..services.sources import MediaSources
 
 router = APIRouter(prefix="/items", tags=["items"])
 DOCUMENTED_MODELS[ItemPatch.__name__] = ItemPatch  # PATCH reads its body with json_model
@@ -53,7 +54,7 @@ async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, pa
 @router.get("", response_model=ItemsPage, summary="List items, filtered by kind and metadata",
             responses=_E(400, 422))
 async def list_items(
-    catalog: CatalogDep,
+    catalog: CatalogDep, store: StoreDep, paths: PathsDep,
     kind: Annotated[list[Kind] | None, Query(description="repeat to allow several kinds")] = None,
     where: Annotated[str | None, Query(description="metadata filter as a JSON object")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -61,21 +62,24 @@ async def list_items(
 ) -> ItemsPage:
     filters = where_param(where)
 
-    def page() -> tuple[list, int]:
-        return (catalog.list_items(kinds=kind, where=filters, limit=limit, offset=offset),
-                catalog.count(kinds=kind, where=filters))
+    sources = MediaSources(store, paths)
+
+    def page() -> tuple[list[ItemOut], int]:
+        items = catalog.list_items(kinds=kind, where=filters, limit=limit, offset=offset)
+        return [item_out(i, playable=sources.playable(i)) for i in items], catalog.count(kinds=kind, where=filters)
 
     items, total = await run_in_threadpool(page)
-    return ItemsPage(items=[item_out(i) for i in items], total=total, offset=offset, limit=limit)
+    return ItemsPage(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.get("/{item_id}", response_model=ItemWithVectors,
             summary="One item (with its vectors per space on ?include=vectors)", responses=_E(404, 422))
 async def get_item(
-    item_id: str, catalog: CatalogDep, query: QueryDep,
+    item_id: str, catalog: CatalogDep, query: QueryDep, store: StoreDep, paths: PathsDep,
     include: Annotated[list[Literal["vectors"]] | None, Query(description="'vectors': per segment and whole item")] = None,
 ) -> ItemWithVectors:
-    item = item_out(await run_in_threadpool(catalog.get_item, item_id))
+    found = await run_in_threadpool(catalog.get_item, item_id)
+    item = item_out(found, playable=await run_in_threadpool(MediaSources(store, paths).playable, found))
     if not include:
         return ItemWithVectors(**item.model_dump())
     per_space = await run_in_threadpool(query.item_vectors, item_id)
@@ -91,9 +95,11 @@ async def get_item(
               responses=_E(400, 401, 403, 404, 413, 415, 422),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
-async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep) -> ItemOut:
+async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
+                     paths: PathsDep) -> ItemOut:
     body = await json_model(request, ItemPatch, settings)
-    return item_out(await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False))
+    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False)
+    return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
 
 
 @router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",
@@ -106,12 +112,13 @@ async def delete_item(item_id: str, catalog: CatalogDep, store: StoreDep) -> Del
 
 @router.get("/{item_id}/thumbnail", summary="A JPEG frame of a video item",
             responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}, **_E(404, 422)})
-async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep,
+async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep, paths: PathsDep,
                     t: Annotated[float | None, Query(ge=0, le=1e7, description="seconds into the item")] = None) -> Response:
     item = await run_in_threadpool(catalog.get_item, item_id)
     if item.kind != "video":
         raise ServiceError(404, f"item {item_id} is {item.kind}: only video items have thumbnails")
-    jpeg = await run_in_threadpool(store.thumbnail, item.id, t)
+    path = await run_in_threadpool(MediaSources(store, paths).path, item)
+    jpeg = None if path is None else await run_in_threadpool(lambda: store.thumbnail(item.id, t, path=path))
     if jpeg is None:
         raise ServiceError(404, f"the media of item {item_id} is not stored on this server")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})

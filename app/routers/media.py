@@ -13,6 +13,7 @@ from starlette.responses import FileResponse
 from ..deps import CatalogDep, PathsDep, StoreDep
 from ..errors import ServiceError
 from ..schemas import ErrorBody
+from ..services.sources import MediaSources
 
 router = APIRouter(prefix="/media", tags=["media"])
 
@@ -59,13 +60,13 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
                        404: {"model": ErrorBody}, 416: {"model": ErrorBody}})
 async def get_media(item_id: str, catalog: CatalogDep, store: StoreDep, paths: PathsDep,
                     range: Annotated[str | None, Header(description="bytes=start-end")] = None) -> FileResponse:
-    await run_in_threadpool(catalog.get_item, item_id)  # 404 for unknown items
-    stored = await run_in_threadpool(store.find, item_id)
-    path = None if stored is None else await run_in_threadpool(paths.servable, stored, store.media_dir)
+    item = await run_in_threadpool(catalog.get_item, item_id)  # 404 for unknown items
+    path = await run_in_threadpool(MediaSources(store, paths).path, item)
     if path is None:
         raise ServiceError(404, f"the media of item {item_id} is not stored on this server (or its server path "
                                 "is no longer under an allowed root)")
     if range is not None:
         parse_range(range, path.stat().st_size)  # our 416s, with messages, before FileResponse sees it
-    return FileResponse(path, media_type=store.content_type(stored),
+    stored = await run_in_threadpool(store.find, item_id)  # named by what FFmpeg probed; else the source's name
+    return FileResponse(path, media_type=store.content_type(stored or path),
                         headers={"Cache-Control": "max-age=3600"})

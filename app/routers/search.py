@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..bodies import form_model, json_model, named_upload, request_body
-from ..deps import EncodeFileOrJson, QueryDep, SettingsDep
-from ..schemas import ErrorBody, MomentOut, SearchOptions, SearchRequest, SearchResponse, SearchResult, item_out
+from ..deps import EncodeFileOrJson, PathsDep, QueryDep, SettingsDep, StoreDep
+from ..schemas import (Confidence, ErrorBody, MomentOut, SearchOptions, SearchRequest, SearchResponse, SearchResult,
+                       TimelineCell, item_out)
+from ..services.sources import MediaSources
 
 router = APIRouter(tags=["search"])
 
@@ -19,6 +21,7 @@ _FORM = {
     "moments": {"type": "integer", "minimum": 1, "maximum": 50},
     "offset": {"type": "integer", "minimum": 0, "maximum": 10000},
     "score_threshold": {"type": "number", "minimum": -1, "maximum": 1},
+    "include": {"type": "string", "description": "comma-separated: timeline"},
 }
 
 
@@ -34,7 +37,7 @@ _FORM = {
                                            "kinds, where, space} or a multipart 'file' with the same fields as "
                                            "form values"),
 )
-async def search(request: Request, query: QueryDep, settings: SettingsDep,
+async def search(request: Request, query: QueryDep, settings: SettingsDep, store: StoreDep, paths: PathsDep,
                  upload: EncodeFileOrJson) -> SearchResponse:
     form = upload.form
     if form is None:
@@ -47,14 +50,25 @@ async def search(request: Request, query: QueryDep, settings: SettingsDep,
             q = await run_in_threadpool(query.from_item, req.item_id)
         opts: SearchOptions = req
     else:
-        opts = form_model(SearchOptions, form, lists=("kinds",), jsons=("where",))
+        opts = form_model(SearchOptions, form, lists=("kinds", "include"), jsons=("where",))
         with named_upload(form.file):
             q = await run_in_threadpool(lambda: query.from_file(form.file.path, cancel=upload.cancelled))
     space, hits = await run_in_threadpool(
         lambda: query.search(q, k=opts.k, kinds=opts.kinds, where=opts.where, space=opts.space,
                              moments=opts.moments, include_query_item=opts.include_query_item,
                              offset=opts.offset, score_threshold=opts.score_threshold))
-    results = [SearchResult(item=item_out(h.item), score=h.score,
-                            moments=[MomentOut(start=m.start, end=m.end, score=m.score) for m in h.moments])
-               for h in hits]
-    return SearchResponse(results=results, space=space, query_kind=q.kind)
+    standings = await query.standings(q, space, [h.score for h in hits])
+    sources = MediaSources(store, paths)
+
+    def per_hit() -> tuple[list[bool], list[list[tuple[float, float, float]]] | None]:
+        timelines = [query.timeline(q, space, h.item.id) for h in hits] if "timeline" in (opts.include or ()) else None
+        return [sources.playable(h.item) for h in hits], timelines
+
+    playable, timelines = await run_in_threadpool(per_hit)
+    results = [SearchResult(item=item_out(h.item, playable=playable[i]), score=h.score,
+                            moments=[MomentOut(start=m.start, end=m.end, score=m.score) for m in h.moments],
+                            confidence=None if standings is None else Confidence(**vars(standings[i])),
+                            timeline=None if timelines is None else [TimelineCell(start=a, end=b, score=c)
+                                                                     for a, b, c in timelines[i]])
+               for i, h in enumerate(hits)]
+    return SearchResponse(results=results, space=space, query_kind=q.kind, moment_floor=query.moment_floor)

@@ -16,7 +16,7 @@ hits come back per item with their best moments (segments).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from index import Catalog, ItemHit, Segment
 from model import SPACES
 
 from ..errors import ServiceError
+from .calibration import Calibrator, Standing
 from .encoder import SPACES_OF_KIND, Encoder, normalized_mean
 
 __all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax"]
@@ -92,11 +93,14 @@ def _vector_space(vector_space: str, space: str | None, kinds: Sequence[str] | N
 class QueryService:
     """Turns requests into vectors through the shared encoder and asks the catalogue."""
 
-    def __init__(self, encoder: Encoder, catalog: Catalog, *, temperature: float = 0.07, max_k: int = 100) -> None:
+    def __init__(self, encoder: Encoder, catalog: Catalog, *, temperature: float = 0.07, max_k: int = 100,
+                 moment_floor: float = 0.0) -> None:
         self.encoder = encoder
         self.catalog = catalog
         self.temperature = temperature
         self.max_k = max_k
+        self.moment_floor = moment_floor
+        self.calibrator = Calibrator(encoder, catalog)
 
     # --- query vectors --------------------------------------------------------------------------
     async def from_text(self, text: str) -> QueryVectors:
@@ -156,7 +160,23 @@ class QueryService:
                                    kinds=kinds, where=where, moments=moments)
         hits = [h for h in hits if h.item.id != skip
                 and (score_threshold is None or h.score >= score_threshold)][offset:offset + k]
-        return space, hits
+        # a moment scoring below the floor is no "best moment", however it ranks inside its item
+        return space, [replace(h, moments=tuple(m for m in h.moments if m.score >= self.moment_floor))
+                       for h in hits]
+
+    def timeline(self, q: QueryVectors, space: str, item_id: str) -> list[tuple[float, float, float]]:
+        """(start, end, cosine) of every segment of an item against the query, in time order (blocking)."""
+        segments, x = self.catalog.item_vectors(item_id, space)
+        scores = x @ normalized_mean(q.vectors[space]) if len(segments) else np.zeros(0, np.float32)
+        return sorted((s.start, s.end, float(c)) for s, c in zip(segments, scores))
+
+    async def standings(self, q: QueryVectors, space: str, scores: Sequence[float]) -> list[Standing] | None:
+        """Each score against what nonsense texts score here; None where no such yardstick exists
+        (a query that is not a text, or an empty catalogue)."""
+        if q.kind != "text" or space != "vt":
+            return None
+        null = await self.calibrator.current()
+        return None if null is None else [null.standing(s) for s in scores]
 
     # --- zero-shot classification ---------------------------------------------------------------
     async def prompts_vectors(self, labels: Sequence[str], template: str) -> tuple[list[str], np.ndarray]:

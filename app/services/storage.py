@@ -108,15 +108,16 @@ class MediaStore:
     def content_type(path: Path) -> str:
         return CONTENT_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
 
-    def thumbnail(self, item_id: str, at: float | None = None) -> bytes | None:
-        """JPEG of the frame at `at` seconds (default: 1 s in, or the first frame); None without video.
+    def thumbnail(self, item_id: str, at: float | None = None, *, path: Path | None = None) -> bytes | None:
+        """JPEG of the frame at `at` seconds (default: 1 s in, or the first frame) of `path` (default:
+        the stored media); None without video.
 
         The default thumbnail is cached; one for an explicit time is made fresh each time.
         """
         cached = self.thumbs_dir / f"{item_id}.jpg"
         if at is None and cached.is_file():
             return cached.read_bytes()
-        path = self.find(item_id)
+        path = path or self.find(item_id)
         if path is None:
             return None
         try:

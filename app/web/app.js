@@ -94,18 +94,25 @@
 
   // ---- messages -----------------------------------------------------------------------
 
-  function showError(err) {
-    const box = $("#error");
+  // Each panel shows its own errors (#<panel>-error), next to what the user just did.
+  function showError(err, panel) {
+    const box = $(`#${panel}-error`);
     const detail = err instanceof ApiError ? err.detail : String(err && err.message ? err.message : err);
     box.dataset.code = err instanceof ApiError ? err.code : "client";
     box.dataset.status = err instanceof ApiError ? String(err.status) : "";
-    $("#error-text").textContent = detail;
+    $(".panel-error-text", box).textContent = detail;
     box.hidden = false;
+    box.scrollIntoView({ block: "nearest" });
   }
 
-  function clearError() {
-    $("#error").hidden = true;
-    $("#error-text").textContent = "";
+  function clearError(panel) {
+    const box = $(`#${panel}-error`);
+    box.hidden = true;
+    $(".panel-error-text", box).textContent = "";
+  }
+
+  for (const close of document.querySelectorAll(".panel-error button")) {
+    close.addEventListener("click", () => { close.closest(".panel-error").hidden = true; });
   }
 
   function fmtTime(seconds) {
@@ -124,15 +131,11 @@
     return item.id;
   }
 
-  function itemsOf(data) {
-    if (Array.isArray(data)) return data;
-    return (data && (data.items || data.data || data.results)) || [];
-  }
-
-  // The server's own URLs when it gives them; else the documented routes, relative to the page.
-  const mediaUrl = (item) => item.media_url || `media/${encodeURIComponent(item.id)}`;
-  const thumbnailUrl = (item) => ("thumbnail_url" in item ? item.thumbnail_url
-    : `items/${encodeURIComponent(item.id)}/thumbnail`);
+  // The server's own URLs: null when it has no copy it can play (an imported item whose file is
+  // not under a server-path root), and then the page says so instead of trying.
+  const mediaUrl = (item) => item.media_url || null;
+  const thumbnailUrl = (item) => item.thumbnail_url || null;
+  const NO_COPY = "no playable copy";
 
   // ---- player -------------------------------------------------------------------------
 
@@ -141,6 +144,12 @@
   // Load /media/{id} (once per item) and seek to `start` when its metadata is known.
   function playAt(item, start, end) {
     const player = $("#player");
+    clearError("player");
+    if (!mediaUrl(item)) {
+      showError(new Error(`${itemTitle(item)}: ${NO_COPY} on this server (its file is not stored here, `
+        + "nor under a server-path root)."), "player");
+      return false;
+    }
     const token = ++seekToken;
     const seek = () => {
       if (token !== seekToken) return; // a later click won
@@ -160,13 +169,89 @@
     }
     const span = end != null ? `${fmtTime(start)}–${fmtTime(end)}` : `from ${fmtTime(start)}`;
     $("#player-caption").textContent = `${itemTitle(item)} · ${span}`;
-    for (const b of document.querySelectorAll(".moment[aria-pressed='true']")) b.setAttribute("aria-pressed", "false");
+    for (const b of document.querySelectorAll("[aria-pressed='true']")) b.setAttribute("aria-pressed", "false");
+    return true;
   }
 
   $("#player").addEventListener("error", () => {
     const player = $("#player");
-    if (player.getAttribute("src")) showError(new Error(`This file cannot be played here (media error ${player.error ? player.error.code : "?"}).`));
+    if (player.getAttribute("src")) showError(new Error(`This file cannot be played here (media error ${player.error ? player.error.code : "?"}).`), "player");
   });
+
+  // ---- search filters -------------------------------------------------------------------
+
+  const OPS = [["eq", "="], ["ne", "≠"], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"],
+    ["in", "in"], ["nin", "not in"], ["contains", "contains"], ["exists", "exists"]];
+  let whereRowCount = 0;
+
+  function addWhereRow(key = "", op = "eq", value = "") {
+    const n = ++whereRowCount;
+    const select = el("select", { className: "where-op", "aria-label": `Operator of condition ${n}` },
+      ...OPS.map(([v, label]) => el("option", { value: v, selected: v === op }, label)));
+    const row = el("div", { className: "where-row row" },
+      el("input", { type: "text", className: "where-key", value: key, placeholder: "key, e.g. lang",
+        "aria-label": `Metadata key of condition ${n}`, spellcheck: false }),
+      select,
+      el("input", { type: "text", className: "where-value", value, placeholder: "value, e.g. en",
+        "aria-label": `Value of condition ${n}`, spellcheck: false }));
+    const remove = el("button", { type: "button", className: "where-remove", "aria-label": `Remove condition ${n}` }, "×");
+    remove.addEventListener("click", () => { row.remove(); updateFilterSummary(); });
+    row.append(remove);
+    for (const input of row.querySelectorAll("input, select")) input.addEventListener("change", updateFilterSummary);
+    $("#where-rows").append(row);
+    updateFilterSummary();
+    return row;
+  }
+
+  // A value is JSON when it parses (numbers, true/false, ["a", "b"]); otherwise the text itself.
+  // `in`/`nin` also take a comma-separated list; `exists` takes true (default) or false.
+  function whereValue(op, raw) {
+    const text = raw.trim();
+    let value;
+    try { value = JSON.parse(text); } catch (_) { value = text; }
+    if ((op === "in" || op === "nin") && !Array.isArray(value)) {
+      value = text.split(",").map((t) => t.trim()).filter(Boolean).map((t) => { try { return JSON.parse(t); } catch (_) { return t; } });
+    }
+    if (op === "exists") value = text === "" ? true : value !== false;
+    return value;
+  }
+
+  function whereFilter() {
+    const where = {};
+    for (const row of document.querySelectorAll(".where-row")) {
+      const key = $(".where-key", row).value.trim();
+      if (!key) continue;
+      const op = $(".where-op", row).value;
+      const value = whereValue(op, $(".where-value", row).value);
+      const prev = where[key];
+      if (op === "eq" && prev === undefined) where[key] = value;
+      else {
+        const cond = prev === undefined ? {} : (prev && typeof prev === "object" && !Array.isArray(prev) ? prev : { eq: prev });
+        cond[op] = value;
+        where[key] = cond;
+      }
+    }
+    return Object.keys(where).length ? where : null;
+  }
+
+  function scoreThreshold() {
+    const raw = $("#score-threshold").value.trim();
+    if (!raw) return null;
+    const x = Number(raw);
+    return Number.isFinite(x) ? x : null;
+  }
+
+  function updateFilterSummary() {
+    const where = whereFilter();
+    const threshold = scoreThreshold();
+    const parts = [];
+    if (where) parts.push(`${Object.keys(where).length} condition${Object.keys(where).length === 1 ? "" : "s"}`);
+    if (threshold != null) parts.push(`score ≥ ${threshold}`);
+    $("#filters-summary").textContent = parts.length ? `Filters (${parts.join(", ")})` : "Filters";
+  }
+
+  $("#where-add").addEventListener("click", () => { $(".where-key", addWhereRow()).focus(); });
+  $("#score-threshold").addEventListener("change", updateFilterSummary);
 
   // ---- search -------------------------------------------------------------------------
 
@@ -176,13 +261,77 @@
     const k = Math.max(1, Math.min(100, parseInt($("#k").value, 10) || 10));
     const boxes = [...document.querySelectorAll("input[name='kinds']")];
     const kinds = boxes.filter((c) => c.checked).map((c) => c.value);
-    return kinds.length === boxes.length ? { k } : { k, kinds };
+    const opts = kinds.length === boxes.length ? { k } : { k, kinds };
+    const where = whereFilter();
+    const threshold = scoreThreshold();
+    if (where) opts.where = where;
+    if (threshold != null) opts.score_threshold = threshold;
+    opts.include = ["timeline"];
+    return opts;
   }
 
-  function renderResults(results, label) {
+  function clearResults(text, state) {
+    $("#results").replaceChildren();
+    const status = $("#search-status");
+    status.textContent = text;
+    status.dataset.state = state;
+  }
+
+  // Score -> colour on one scale for the whole answer: the moment floor (and below) is the palest,
+  // the answer's best score the hottest, so a weak answer's strips stay pale throughout.
+  function cellColour(score, lo, hi) {
+    const f = Math.max(0, Math.min(1, (score - lo) / (hi - lo)));
+    return `hsl(${Math.round(215 - 175 * f)} ${Math.round(35 + 55 * f)}% ${Math.round(88 - 45 * f)}%)`;
+  }
+
+  function renderStrip(item, hit, lo, hi) {
+    const strip = el("div", { className: "strip", role: "group",
+      "aria-label": `Where ${itemTitle(item)} matches, segment by segment` });
+    const best = new Set((hit.moments || []).map((m) => `${m.start}:${m.end}`));
+    for (const cell of hit.timeline || []) {
+      const isBest = best.has(`${cell.start}:${cell.end}`);
+      const b = el("button", {
+        type: "button",
+        className: isBest ? "cell best" : "cell",
+        title: `${fmtTime(cell.start)}–${fmtTime(cell.end)}: ${fmtScore(cell.score)}${isBest ? " (best moment)" : ""}`,
+        dataset: { start: String(cell.start), end: String(cell.end), score: String(cell.score), best: String(isBest) },
+        "aria-pressed": "false",
+        "aria-label": `Play from ${fmtTime(cell.start)}, score ${fmtScore(cell.score)}${isBest ? ", a best moment" : ""}`,
+      });
+      b.style.flexGrow = String(Math.max(cell.end - cell.start, 0.01));
+      b.style.background = cellColour(cell.score, lo, hi);
+      b.addEventListener("click", () => {
+        if (playAt(item, cell.start, cell.end)) b.setAttribute("aria-pressed", "true");
+      });
+      strip.append(b);
+    }
+    return strip;
+  }
+
+  function renderMetadata(item) {
+    const meta = item.metadata || {};
+    const keys = Object.keys(meta);
+    const details = el("details", { className: "card-metadata" }, el("summary", {}, `Metadata (${keys.length})`));
+    const dl = el("dl");
+    for (const key of keys) {
+      const v = meta[key];
+      dl.append(el("dt", {}, key), el("dd", {}, typeof v === "string" ? v : JSON.stringify(v)));
+    }
+    dl.append(el("dt", {}, "source"), el("dd", {}, String(item.source || "")));
+    details.append(dl);
+    return details;
+  }
+
+  function renderResults(data, label) {
+    const results = data.results || [];
+    const floor = typeof data.moment_floor === "number" ? data.moment_floor : 0;
     const list = $("#results");
     list.replaceChildren();
     const template = $("#result-template");
+    const cellScores = results.flatMap((h) => (h.timeline || []).map((c) => c.score));
+    const lo = floor;
+    const hi = Math.max(floor + 0.1, ...cellScores);
+    let weak = 0;
     results.forEach((hit, rank) => {
       const item = hit.item;
       const card = template.content.firstElementChild.cloneNode(true);
@@ -198,14 +347,39 @@
       } else {
         card.classList.add("no-thumb"); // audio items have no picture
       }
-      $(".thumb-btn", card).setAttribute("aria-label", `Play ${itemTitle(item)} from the start`);
+      const playable = !!mediaUrl(item);
+      if (!playable) {
+        card.classList.add("no-copy");
+        $(".thumb-fallback", card).textContent = NO_COPY;
+      }
+      $(".thumb-btn", card).setAttribute("aria-label", playable ? `Play ${itemTitle(item)} from the start`
+        : `${itemTitle(item)}: ${NO_COPY}`);
       $(".thumb-btn", card).addEventListener("click", () => playAt(item, 0, null));
       $(".card-title", card).textContent = `${rank + 1}. ${itemTitle(item)}`;
-      const facts = [item.kind, item.duration != null ? fmtTime(item.duration) : null, item.id].filter(Boolean);
+      const facts = [item.kind, item.duration != null ? fmtTime(item.duration) : null, item.id,
+        playable ? null : NO_COPY].filter(Boolean);
       $(".card-meta", card).textContent = facts.join(" · ");
-      $(".card-score", card).textContent = `score ${fmtScore(hit.score)}`;
+      const score = $(".card-score", card);
+      score.textContent = `score ${fmtScore(hit.score)}`;
+      const c = hit.confidence;
+      if (c) {
+        card.dataset.z = String(c.z);
+        card.dataset.percentile = String(c.percentile);
+        card.dataset.weak = String(c.weak);
+        const standing = `beats ${Math.round(100 * c.percentile)}% of nonsense queries, z ${c.z.toFixed(1)}`;
+        if (c.weak) {
+          weak += 1;
+          card.classList.add("weak");
+          score.append(" ", el("span", { className: "weak-badge" }, "weak match"), ` (${standing})`);
+        } else {
+          score.append(` · ${standing}`);
+        }
+      }
+      if (hit.timeline && hit.timeline.length) $(".strip-slot", card).append(renderStrip(item, hit, lo, hi));
       const moments = $(".moments", card);
-      for (const m of hit.moments || []) {
+      const kept = (hit.moments || []).filter((m) => m.score >= floor);
+      if (!kept.length) moments.append(el("span", { className: "no-moments" }, `no moment scores above ${floor}`));
+      for (const m of kept) {
         const b = el("button", {
           type: "button",
           className: "moment",
@@ -214,67 +388,73 @@
           "aria-label": `Play ${itemTitle(item)} from ${fmtTime(m.start)} to ${fmtTime(m.end)}, score ${fmtScore(m.score)}`,
         }, `${fmtTime(m.start)}–${fmtTime(m.end)} `, el("span", { className: "moment-score" }, fmtScore(m.score)));
         b.addEventListener("click", () => {
-          playAt(item, m.start, m.end);
-          b.setAttribute("aria-pressed", "true");
+          if (playAt(item, m.start, m.end)) b.setAttribute("aria-pressed", "true");
         });
         moments.append(b);
       }
+      $(".card-body", card).insertBefore(renderMetadata(item), $(".card-actions", card));
       $(".similar-btn", card).addEventListener("click", () => doSearch({ item_id: item.id }, `items like ${itemTitle(item)}`));
-      $(".classify-item-btn", card).addEventListener("click", () => {
-        $("#classify-item").value = item.id;
-        $("#classify-source-item").checked = true;
-        $("#classify-labels").focus();
-      });
+      $(".classify-item-btn", card).addEventListener("click", () => classifyItem(item));
       list.append(card);
     });
     const status = $("#search-status");
-    status.textContent = results.length ? `${results.length} result${results.length === 1 ? "" : "s"} for ${label}.`
+    const weakNote = weak ? ` ${weak === results.length ? "All are" : `${weak} are`} weak: they score no better than nonsense queries do here.` : "";
+    status.textContent = results.length ? `${results.length} result${results.length === 1 ? "" : "s"} for ${label}.${weakNote}`
       : `No results for ${label}.`;
     status.dataset.state = "done";
   }
 
   async function doSearch(query, label) {
-    clearError();
+    clearError("search");
     const status = $("#search-status");
     status.textContent = "Searching…";
     status.dataset.state = "busy";
     try {
       const data = await api("search", { method: "POST", json: { ...query, ...searchOptions() } });
-      renderResults(data.results || [], label);
+      renderResults(data, label);
     } catch (err) {
-      status.textContent = "";
-      status.dataset.state = "error";
-      showError(err);
+      clearResults("", "error"); // results of an earlier query would read as this one's
+      showError(err, "search");
     }
   }
 
   $("#search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("#query").value.trim();
-    if (!text) { showError(new Error("Type something to search for.")); return; }
+    if (!text) {
+      clearResults("", "error");
+      showError(new Error("Type something to search for."), "search");
+      return;
+    }
     doSearch({ text }, `“${text}”`);
   });
 
   $("#search-file-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    clearError();
+    clearError("search");
     const file = $("#search-file").files[0];
-    if (!file) { showError(new Error("Choose a video or audio file to search with.")); return; }
+    if (!file) {
+      clearResults("", "error");
+      showError(new Error("Choose a video or audio file to search with."), "search");
+      return;
+    }
     const status = $("#search-status");
     status.textContent = `Uploading ${file.name}…`;
     status.dataset.state = "busy";
-    const { k, kinds } = searchOptions();
+    const { k, kinds, where, score_threshold: threshold, include } = searchOptions();
     const form = new FormData();
     form.append("file", file);
     form.append("k", String(k));
     for (const kind of kinds || []) form.append("kinds", kind);
+    if (where) form.append("where", JSON.stringify(where));
+    if (threshold != null) form.append("score_threshold", String(threshold));
+    form.append("include", include.join(","));
     try {
       const data = await upload("search", form, (f) => { status.textContent = `Uploading ${file.name}… ${Math.round(100 * f)}%`; });
-      renderResults(data.results || [], file.name);
+      renderResults(data, file.name);
     } catch (err) {
-      status.textContent = "";
-      status.dataset.state = "error";
-      showError(err);
+      clearResults("", "error");
+      showError(err, "search");
     }
   });
 
@@ -287,6 +467,13 @@
     const status = $("#ingest-status");
     status.dataset.status = state;
     status.textContent = text;
+  }
+
+  // The server's note on an accepted upload (a duplicate: its metadata was not applied).
+  function setNote(note) {
+    const box = $("#ingest-note");
+    box.textContent = note ? `Note: ${note}` : "";
+    box.hidden = !note;
   }
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -308,15 +495,17 @@
 
   $("#ingest-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    clearError();
+    clearError("ingest");
+    setNote(null);
     const file = $("#ingest-file").files[0];
-    if (!file) { showError(new Error("Choose a video or audio file to add.")); return; }
+    if (!file) { setIngest("failed", 0, ""); showError(new Error("Choose a video or audio file to add."), "ingest"); return; }
     const metaText = $("#ingest-metadata").value.trim();
     if (metaText) {
       let meta;
-      try { meta = JSON.parse(metaText); } catch (err) { showError(new Error(`Metadata is not valid JSON: ${err.message}`)); return; }
+      try { meta = JSON.parse(metaText); } catch (err) { setIngest("failed", 0, ""); showError(new Error(`Metadata is not valid JSON: ${err.message}`), "ingest"); return; }
       if (meta === null || typeof meta !== "object" || Array.isArray(meta)) {
-        showError(new Error("Metadata must be a JSON object, e.g. {\"title\": \"holiday\"}."));
+        setIngest("failed", 0, "");
+        showError(new Error("Metadata must be a JSON object, e.g. {\"title\": \"holiday\"}."), "ingest");
         return;
       }
     }
@@ -334,11 +523,14 @@
       setIngest("queued", 0, "Queued…");
       const job = await pollJob(accepted.job_id);
       status.dataset.itemId = job.item_id || accepted.item_id; // the job's id is final (duplicates merge)
-      setIngest("done", 1, `Indexed ${file.name} as ${status.dataset.itemId}.`);
+      const note = job.note || accepted.note;
+      setIngest("done", 1, note ? `${file.name} is already indexed as ${status.dataset.itemId}.`
+        : `Indexed ${file.name} as ${status.dataset.itemId}.`);
+      setNote(note);
       refreshLibrary();
     } catch (err) {
       setIngest("failed", 0, "Failed.");
-      showError(err);
+      showError(err, "ingest");
     } finally {
       button.disabled = false;
     }
@@ -379,11 +571,13 @@
 
   $("#classify-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    clearError();
-    const labels = $("#classify-labels").value.split(",").map((s) => s.trim()).filter(Boolean);
-    if (labels.length < 2) { showError(new Error("Give at least two labels, separated by commas.")); return; }
-    const template = $("#classify-template").value.trim();
+    clearError("classify");
     const out = $("#classify-results");
+    out.replaceChildren(); // a result for other labels or another item must not stay beside this error
+    delete out.dataset.best;
+    const labels = classifyLabels();
+    if (labels.length < 2) { showError(new Error("Give at least two labels, separated by commas."), "classify"); return; }
+    const template = $("#classify-template").value.trim();
     out.textContent = "Classifying…";
     try {
       let data;
@@ -406,23 +600,60 @@
       renderClassification(data, target);
     } catch (err) {
       out.textContent = "";
-      showError(err);
+      showError(err, "classify");
     }
   });
+
+  const classifyLabels = () => $("#classify-labels").value.split(",").map((s) => s.trim()).filter(Boolean);
+
+  // "Classify" on a result: classify that item with the labels given (or ask for them, in the panel).
+  function classifyItem(item) {
+    $("#classify-item").value = item.id;
+    $("#classify-source-item").checked = true;
+    const panel = $("#classify-h").closest(".panel");
+    panel.scrollIntoView({ block: "start" });
+    if (classifyLabels().length >= 2) {
+      $("#classify-form").requestSubmit();
+    } else {
+      $("#classify-results").replaceChildren();
+      showError(new Error(`Type at least two labels (comma-separated) to classify ${itemTitle(item)}, then press Classify.`), "classify");
+      $("#classify-labels").focus();
+    }
+  }
 
   $("#classify-file").addEventListener("change", () => { $("#classify-source-file").checked = true; });
   $("#classify-item").addEventListener("input", () => { $("#classify-source-item").checked = true; });
 
   // ---- library ------------------------------------------------------------------------
 
+  let libraryOffset = 0;
+  const pageSize = () => Math.max(1, parseInt($("#library").dataset.pageSize, 10) || 20);
+
   async function refreshLibrary() {
     const list = $("#library");
+    clearError("library");
     try {
-      const items = itemsOf(await api("items"));
+      const PAGE = pageSize();
+      let page = await api(`items?limit=${PAGE}&offset=${libraryOffset}`);
+      if (!page.items.length && page.total && libraryOffset) { // the last page emptied (deletes): step back
+        libraryOffset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
+        page = await api(`items?limit=${PAGE}&offset=${libraryOffset}`);
+      }
+      const { items, total } = page;
       list.replaceChildren();
-      if (!items.length) { list.append(el("li", { className: "empty" }, "Nothing indexed yet.")); return; }
+      const count = $("#library-count");
+      count.dataset.total = String(total);
+      count.textContent = total ? `${libraryOffset + 1}–${libraryOffset + items.length} of ${total} item${total === 1 ? "" : "s"}`
+        : "Nothing indexed yet.";
+      $("#library-prev").disabled = libraryOffset === 0;
+      $("#library-next").disabled = libraryOffset + items.length >= total;
       for (const item of items) {
-        const play = el("button", { type: "button", className: "play-btn" }, "Play");
+        const thumb = thumbnailUrl(item);
+        const pic = thumb ? el("img", { className: "lib-thumb", src: thumb, alt: "", width: 64, height: 48, loading: "lazy" })
+          : el("span", { className: "lib-thumb lib-thumb-none", "aria-hidden": "true" }, item.kind === "audio" ? "♪" : "–");
+        const play = el("button", { type: "button", className: "play-btn", disabled: !mediaUrl(item),
+          "aria-label": mediaUrl(item) ? `Play ${itemTitle(item)}` : `${itemTitle(item)}: ${NO_COPY}` },
+        mediaUrl(item) ? "Play" : NO_COPY);
         play.addEventListener("click", () => playAt(item, 0, null));
         const del = el("button", { type: "button", className: "delete-btn", "aria-label": `Delete ${itemTitle(item)}` }, "Delete");
         del.addEventListener("click", async () => {
@@ -437,21 +668,23 @@
               if (card.dataset.itemId === item.id) card.remove();
             }
             refreshLibrary();
-          } catch (err) { showError(err); }
+          } catch (err) { showError(err, "library"); }
         });
-        list.append(el("li", { dataset: { itemId: item.id } },
+        list.append(el("li", { dataset: { itemId: item.id } }, pic,
           el("span", { className: "lib-title" }, `${itemTitle(item)} (${item.kind || "?"})`), " ", play, " ", del));
       }
     } catch (err) {
-      showError(err);
+      list.replaceChildren();
+      showError(err, "library");
     }
   }
 
   $("#library-refresh").addEventListener("click", refreshLibrary);
+  $("#library-prev").addEventListener("click", () => { libraryOffset = Math.max(0, libraryOffset - pageSize()); refreshLibrary(); });
+  $("#library-next").addEventListener("click", () => { libraryOffset += pageSize(); refreshLibrary(); });
 
   // ---- start --------------------------------------------------------------------------
 
-  $("#error-close").addEventListener("click", clearError);
   const keyStore = window.sessionStorage;
   $("#api-key").value = keyStore.getItem("vatt-api-key") || "";
   $("#api-key").addEventListener("change", () => keyStore.setItem("vatt-api-key", $("#api-key").value));
@@ -470,5 +703,5 @@
     refreshLibrary();
   })();
 
-  window.vatt = { api, playAt, doSearch, refreshLibrary }; // for the console and the browser test
+  window.vatt = { api, playAt, doSearch, refreshLibrary, addWhereRow }; // for the console and the browser test
 })();

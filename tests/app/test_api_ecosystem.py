@@ -141,25 +141,33 @@ def _decode_b64(s: str) -> np.ndarray:
 def test_openai_embeddings_shape_and_same_vectors_as_embed(client: httpx.Client) -> None:
     texts = [c.caption for c in CLIPS]
     ref = np.array([e["vt"] for e in client.post("/embed", json={"texts": texts}).json()["embeddings"]], np.float32)
-    r = client.post("/v1/embeddings", json={"input": texts, "model": "vatt-tiny"})
+    r = client.post("/v1/embeddings", json={"input": texts, "model": "vatt"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["object"] == "list" and body["model"] == "vatt-tiny"
+    assert body["object"] == "list" and body["model"] == "vatt"
     assert [d["object"] for d in body["data"]] == ["embedding"] * 3 and [d["index"] for d in body["data"]] == [0, 1, 2]
     np.testing.assert_allclose([d["embedding"] for d in body["data"]], ref, atol=1e-6)
     # "a red screen with a low hum": 7 words, all in the vocabulary, no padding counted
     assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] == 7 + 6 + 6
-    b64 = client.post("/v1/embeddings", json={"input": texts, "model": "m", "encoding_format": "base64"}).json()
+    b64 = client.post("/v1/embeddings", json={"input": texts, "model": "vatt", "encoding_format": "base64"}).json()
     np.testing.assert_array_equal(np.stack([_decode_b64(d["embedding"]) for d in b64["data"]]), ref)
-    one = client.post("/v1/embeddings", json={"input": texts[2], "model": "m"}).json()
+    one = client.post("/v1/embeddings", json={"input": texts[2], "model": "vatt"}).json()
     assert len(one["data"]) == 1 and one["usage"]["prompt_tokens"] == 6
     np.testing.assert_allclose(one["data"][0]["embedding"], ref[2], atol=1e-6)
-    assert_error(client.post("/v1/embeddings", json={"input": [], "model": "m"}), 422, "validation_error")
-    assert_error(client.post("/v1/embeddings", json={"input": [[1, 2]], "model": "m"}), 422, "validation_error")
-    assert_error(client.post("/v1/embeddings", json={"input": "x", "model": "m", "encoding_format": "int8"}),
-                 422, "validation_error")
-    assert_error(client.post("/v1/embeddings", json={"input": "x", "model": "m", "dimensions": 7}), 400,
-                 "bad_request", f"have {ref.shape[1]} dimensions")
+    for body, status, code, param, fragment in [
+            ({"input": [], "model": "vatt"}, 422, "validation_error", "input", "input"),
+            ({"input": [[1, 2]], "model": "vatt"}, 422, "validation_error", "input", "input"),
+            ({"input": "x", "model": "vatt", "encoding_format": "int8"}, 422, "validation_error", "encoding_format",
+             "encoding_format"),
+            ({"input": "x", "model": "vatt", "dimensions": 7}, 400, "invalid_dimensions", "dimensions",
+             f"have {ref.shape[1]} dimensions"),
+            ({"input": "x", "model": "gpt-nope"}, 404, "model_not_found", "model", "'gpt-nope' does not exist")]:
+        r = client.post("/v1/embeddings", json=body)
+        assert r.status_code == status, r.text
+        error = r.json()["error"]  # OpenAI's error body
+        assert set(error) == {"message", "type", "param", "code"}, error
+        assert (error["code"], error["param"], error["type"]) == (code, param, "invalid_request_error"), error
+        assert fragment in error["message"], error
 
 
 def test_openai_python_client_works_unchanged(server: LiveServer, client: httpx.Client) -> None:
@@ -174,3 +182,39 @@ def test_openai_python_client_works_unchanged(server: LiveServer, client: httpx.
         assert res.usage.total_tokens == 19 and res.model == "vatt"
     res = oa.embeddings.create(model="vatt", input=texts[0])
     np.testing.assert_allclose(res.data[0].embedding, ref[0], atol=1e-6)
+
+
+def test_openai_client_shows_our_errors_and_lists_the_model(server: LiveServer) -> None:
+    """The official client raises its own exception classes with our message (not "Error code: 400")."""
+    oa = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    listed = [m.id for m in oa.models.list().data]
+    assert "vatt" in listed and server.settings.model_dir.name in listed, listed
+    for name in listed:  # every listed id is accepted
+        assert oa.embeddings.create(model=name, input="a red screen", encoding_format="float").model == name
+    with pytest.raises(openai.NotFoundError) as missing:
+        oa.embeddings.create(model="text-embedding-3-small", input="a red screen")
+    assert missing.value.code == "model_not_found" and missing.value.param == "model"
+    assert "'text-embedding-3-small' does not exist" in str(missing.value) and "GET /v1/models" in str(missing.value)
+    dim = len(oa.embeddings.create(model="vatt", input="x", encoding_format="float").data[0].embedding)
+    with pytest.raises(openai.BadRequestError) as short:
+        oa.embeddings.create(model="vatt", input="a red screen", dimensions=dim // 2)
+    assert short.value.param == "dimensions" and "not Matryoshka" in str(short.value), str(short.value)
+    assert f"send {dim}" in short.value.body["message"]
+    same = oa.embeddings.create(model="vatt", input="a red screen", dimensions=dim, encoding_format="float")
+    assert len(same.data[0].embedding) == dim
+    with pytest.raises(openai.UnprocessableEntityError) as invalid:
+        oa.embeddings.create(model="vatt", input=[])
+    assert invalid.value.param == "input" and invalid.value.type == "invalid_request_error"
+
+
+def test_every_v1_error_has_openai_shape(client: httpx.Client) -> None:
+    """Errors the router answers before any route runs (unknown path, wrong method, bad JSON) too."""
+    for r, status, fragment in [(client.get("/v1/nope"), 404, "no route for GET /v1/nope"),
+                                (client.delete("/v1/models"), 405, "DELETE is not allowed on /v1/models"),
+                                (client.post("/v1/embeddings", content=b"{not json",
+                                             headers={"content-type": "application/json"}), 400, "JSON")]:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == "application/json"
+        error = r.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and fragment in error["message"], error
+    assert "detail" in client.get("/nope").json()  # outside /v1 the service's own shape stays

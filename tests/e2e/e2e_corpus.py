@@ -42,14 +42,15 @@ def caption(colour: str) -> str:
 
 
 def make_clip(path: Path, rgb: tuple[int, int, int], *, duration: float = DURATION, width: int = 160,
-              height: int = 120) -> Path:
-    """A `duration`-second mp4 of colour `rgb` with a faint moving stripe pattern."""
+              height: int = 120, then: tuple[int, int, int] | None = None, switch_at: float = 0.0) -> Path:
+    """A `duration`-second mp4 of colour `rgb` (`then` from `switch_at` s on) with a faint moving stripe pattern."""
     base = np.array(rgb, np.float32)
+    after = base if then is None else np.array(then, np.float32)
     xs = np.arange(width, dtype=np.float32)[None, :, None]
 
     def draw(index: int, t: float) -> np.ndarray:
         stripes = 18.0 * np.sin((xs + 3.0 * index) / 6.0)  # [1, W, 1]
-        img = np.clip(base[None, None, :] + stripes, 0, 255)
+        img = np.clip((after if t >= switch_at and then is not None else base)[None, None, :] + stripes, 0, 255)
         return np.broadcast_to(img, (height, width, 3)).astype(np.uint8)
 
     return make_video(path, duration=duration, fps=FPS, width=width, height=height, frame_fn=draw,
