@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from index import ITEM_ID_MAX
 from model import SPACES
 
 __all__ = [
@@ -160,7 +161,7 @@ class SearchRequest(SearchOptions):
     """JSON query by `text`, `item_id` or `vector` (a file query is multipart with the same options)."""
 
     text: str | None = Field(None, min_length=1, max_length=2000)
-    item_id: str | None = Field(None, min_length=1, max_length=64)
+    item_id: str | None = Field(None, min_length=1, max_length=ITEM_ID_MAX)
     vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
         None, min_length=1, max_length=65_536, description="a query vector in `space` (required with it)")
 
@@ -267,7 +268,7 @@ class ClassifyForm(_Strict):
 class ClassifyRequest(ClassifyForm):
     """Zero-shot labels for a catalogued item."""
 
-    item_id: str = Field(min_length=1, max_length=64)
+    item_id: str = Field(min_length=1, max_length=ITEM_ID_MAX)
 
 
 class SegmentProbabilities(BaseModel):

@@ -20,11 +20,10 @@ from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, Filt
                      ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
 from .filters import OPERATORS
 from .jobs import JOB_STATUSES, JobRecord, JobStore
-from .types import INDEX_TYPES, KINDS, CheckReport, Item, ItemHit, Moment, Segment
-from .vectors import IndexOptions
+from .types import INDEX_TYPES, ITEM_ID_MAX, KINDS, CheckReport, IndexOptions, Item, ItemHit, Moment, Segment
 
 __all__ = [
-    "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "KINDS", "OPERATORS", "IndexOptions",
+    "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "ITEM_ID_MAX", "KINDS", "OPERATORS", "IndexOptions",
     "Item", "Segment", "Moment", "ItemHit", "CheckReport",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",

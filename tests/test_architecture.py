@@ -164,3 +164,39 @@ def test_the_catalogue_parts_never_import_the_catalogue() -> None:
     assert users <= CATALOG_USERS, f"{sorted(users - CATALOG_USERS)} import index.catalog"
     for part in ("index._consistency", "index._search", "index.store", "index.space_index", "index.faiss_index"):
         assert "index.catalog" not in graph[part]
+
+
+# The vector seam and the Milvus backend never load FAISS: only index/faiss_index.py imports it.
+_NO_FAISS = """
+import builtins, sys
+real = builtins.__import__
+def guard(name, *args, **kwargs):
+    if name == "faiss" or name.startswith("faiss."):
+        raise ImportError("faiss is blocked for this check")
+    return real(name, *args, **kwargs)
+builtins.__import__ = guard
+import importlib, types
+sys.modules["index"] = types.ModuleType("index")  # the package's __init__ opens the default (FAISS) catalogue
+sys.modules["index"].__path__ = [{path!r}]
+for name in ("index.space_index", "index.milvus", "index.types"):
+    importlib.import_module(name)
+assert "faiss" not in sys.modules, sorted(m for m in sys.modules if "faiss" in m)
+"""
+
+
+def test_the_vector_seam_and_milvus_import_without_faiss() -> None:
+    import subprocess
+    import sys
+
+    code = _NO_FAISS.format(path=str(ROOT / "index"))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    blocked = subprocess.run([sys.executable, "-c", code.replace('"index.types"', '"index.faiss_index"')], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert "faiss is blocked" in blocked.stderr  # the guard really blocks: the FAISS module fails under it
+
+
+def test_only_the_faiss_module_imports_faiss() -> None:
+    users = [str(p.relative_to(ROOT)) for package in PROJECT for p in _modules(package)
+             if "faiss" in _imports(p, top_level_only=False)]
+    assert users == ["index/faiss_index.py"]
