@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from model import MODALITY_SPACES, whole_item_vector
+
 from ..bodies import form_model, json_model, named_upload, request_body
 from ..deps import EncodeFileOrJson, EncoderDep, SettingsDep
 from ..errors import ServiceError
 from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, ErrorBody, SegmentEmbedding, TextEmbedding
-from ..services.encoder import SPACES_OF_KIND, normalized_mean
 
 router = APIRouter(tags=["embed"])
 
@@ -36,7 +37,7 @@ async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep,
     opts = form_model(EmbedForm, form, lists=("spaces",))
     with named_upload(form.file):
         emb = await run_in_threadpool(lambda: encoder.embed_file(form.file.path, cancel=upload.cancelled))
-    have = SPACES_OF_KIND[emb.kind]
+    have = MODALITY_SPACES[emb.kind]
     spaces = opts.spaces or list(have)
     missing = [s for s in spaces if s not in have]
     if missing:
@@ -44,4 +45,4 @@ async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep,
     segments = [SegmentEmbedding(start=s, end=e, **{sp: emb.vectors[sp][i].tolist() for sp in spaces})
                 for i, (s, e) in enumerate(zip(emb.starts, emb.ends))]
     return EmbedFileResponse(kind=emb.kind, duration=emb.info.duration, segments=segments,
-                             mean={sp: normalized_mean(emb.vectors[sp]).tolist() for sp in spaces})
+                             mean={sp: whole_item_vector(emb.vectors[sp]).tolist() for sp in spaces})

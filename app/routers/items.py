@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from model import whole_item_vector
+
 from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, request_body
 from ..deps import CatalogDep, FileOrJson, JobsDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
 from ..limits import loads_limited
 from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
-from ..services.encoder import normalized_mean
 
 router = APIRouter(prefix="/items", tags=["items"])
 DOCUMENTED_MODELS[ItemPatch.__name__] = ItemPatch  # PATCH reads its body with json_model
@@ -86,7 +87,7 @@ async def get_item(
     per_space = await run_in_threadpool(query.item_vectors, item_id)
     vectors = {space: SpaceVectors(segments=[SegmentVector(start=s.start, end=s.end, vector=v.tolist())
                                              for s, v in zip(segs, x)],
-                                   item=normalized_mean(x).tolist())
+                                   item=whole_item_vector(x).tolist())
                for space, (segs, x) in per_space.items()}
     return ItemWithVectors(**item.model_dump(), vectors=vectors)
 

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from index import Catalog, ItemHit, Segment
-from model import SPACES
+from model import MODALITY_SPACES, SPACES, whole_item_vector
 
 from ..errors import ServiceError
-from .encoder import SPACES_OF_KIND, Encoder, normalized_mean
+from .encoder import Encoder
 
 __all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax"]
 
 # item kinds holding vectors in a space: the model's modality -> spaces map, inverted
-SPACE_KINDS = {s: tuple(k for k, have in SPACES_OF_KIND.items() if s in have) for s in SPACES}
+SPACE_KINDS = {s: tuple(k for k, have in MODALITY_SPACES.items() if s in have) for s in SPACES}
 _WHY = {"text": "text is embedded only in the video-text space (vt)",
         "audio": "audio is embedded only in the video-audio space (va)",
         "video": "video is embedded in both spaces (va, vt)"}
@@ -54,7 +54,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def resolve_space(query_kind: str, space: str | None, kinds: Sequence[str] | None) -> tuple[str, list[str]]:
     """(space, target kinds) for a query, or a 400 that names the pair with no shared space."""
-    have = SPACES_OF_KIND[query_kind]
+    have = MODALITY_SPACES[query_kind]
     if space is None:
         space = "va" if query_kind in ("video", "audio") else "vt"
     if space not in have:
@@ -152,7 +152,7 @@ class QueryService:
         if k > self.max_k:
             raise ServiceError(400, f"k={k} is above this server's limit of {self.max_k}")
         skip = q.item_id if (q.item_id and not include_query_item) else None
-        hits = self.catalog.search(space, normalized_mean(q.vectors[space]), offset + k + (1 if skip else 0),
+        hits = self.catalog.search(space, whole_item_vector(q.vectors[space]), offset + k + (1 if skip else 0),
                                    kinds=kinds, where=where, moments=moments)
         hits = [h for h in hits if h.item.id != skip
                 and (score_threshold is None or h.score >= score_threshold)][offset:offset + k]
@@ -172,5 +172,5 @@ class QueryService:
                                     "classify a video", code="no_shared_space")
         seg = q.vectors["vt"]
         per_segment = softmax(seg @ text_vt.T / self.temperature)
-        item = softmax(normalized_mean(seg)[None, :] @ text_vt.T / self.temperature)[0]
+        item = softmax(whole_item_vector(seg)[None, :] @ text_vt.T / self.temperature)[0]
         return item, per_segment
