@@ -7,20 +7,18 @@ from fastapi.concurrency import run_in_threadpool
 
 from model import MODALITY_SPACES, whole_item_vector
 
-from ..bodies import form_model, json_model, named_upload, request_body
+from ..bodies import error_responses, form_model, json_model, named_upload, request_body
 from ..deps import EncodeFileOrJson, EncoderDep, SettingsDep
 from ..errors import ServiceError
-from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, ErrorBody, SegmentEmbedding, TextEmbedding
+from ..limits import check_count
+from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, SegmentEmbedding, TextEmbedding
 
 router = APIRouter(tags=["embed"])
-
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 429, 507)}
-
 
 @router.post(
     "/embed", response_model=EmbedFileResponse | EmbedTextResponse, response_model_exclude_none=True,
     summary="Embed texts (vt) or every segment of a video (va, vt) / audio (va) file",
-    responses=_ERRORS,
+    responses=error_responses(400, 401, 403, 413, 415, 422, 429, 507),
     openapi_extra=request_body(EmbedTextRequest, {
         "spaces": {"type": "string", "description": "comma-separated subset of va,vt (default: all the file has)"}},
         required=["file"], description="JSON {\"texts\": [...]} or a multipart upload in field 'file'"),
@@ -30,8 +28,7 @@ async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep,
     form = upload.form
     if form is None:
         body = await json_model(request, EmbedTextRequest, settings)
-        if len(body.texts) > settings.max_texts:
-            raise ServiceError(400, f"{len(body.texts)} texts in one request; this server takes at most {settings.max_texts}")
+        check_count(body.texts, settings.max_texts, "texts")
         vt = await encoder.aembed_texts(body.texts)
         return EmbedTextResponse(embeddings=[TextEmbedding(vt=v.tolist()) for v in vt], dim=vt.shape[1])
     opts = form_model(EmbedForm, form, lists=("spaces",))

@@ -11,13 +11,13 @@ import base64
 import numpy as np
 from fastapi import APIRouter, Request
 
-from ..bodies import DOCUMENTED_MODELS, json_model
+from ..bodies import error_responses, json_body, json_model
 from ..deps import EncoderDep, SettingsDep
 from ..errors import ServiceError
-from ..schemas import ErrorBody, OpenAIEmbedding, OpenAIEmbeddingRequest, OpenAIEmbeddingResponse, OpenAIUsage
+from ..limits import check_count
+from ..schemas import OpenAIEmbedding, OpenAIEmbeddingRequest, OpenAIEmbeddingResponse, OpenAIUsage
 
 router = APIRouter(tags=["openai"])
-DOCUMENTED_MODELS[OpenAIEmbeddingRequest.__name__] = OpenAIEmbeddingRequest  # the body is read by json_model
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
@@ -28,15 +28,13 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
 
 @router.post(
     "/v1/embeddings", response_model=OpenAIEmbeddingResponse, summary="Embed texts (vt), OpenAI-compatible",
-    responses={c: {"model": ErrorBody} for c in (400, 413, 415, 422)},
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/OpenAIEmbeddingRequest"}}}}},
+    responses=error_responses(400, 413, 415, 422),
+    openapi_extra=json_body(OpenAIEmbeddingRequest),
 )
 async def embeddings(request: Request, encoder: EncoderDep, settings: SettingsDep) -> OpenAIEmbeddingResponse:
     body = await json_model(request, OpenAIEmbeddingRequest, settings)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    if len(texts) > settings.max_texts:
-        raise ServiceError(400, f"{len(texts)} texts in one request; this server takes at most {settings.max_texts}")
+    check_count(texts, settings.max_texts, "texts")
     dim = encoder.dims["vt"]
     if body.dimensions is not None and body.dimensions != dim:
         raise ServiceError(400, f"dimensions={body.dimensions}: this model's text vectors (vt) have {dim} "

@@ -26,7 +26,7 @@ from model import MODALITY_SPACES, SPACES, whole_item_vector
 from ..errors import ServiceError
 from .encoder import Encoder
 
-__all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax"]
+__all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax", "check_template"]
 
 # item kinds holding vectors in a space: the model's modality -> spaces map, inverted
 SPACE_KINDS = {s: tuple(k for k, have in MODALITY_SPACES.items() if s in have) for s in SPACES}
@@ -50,6 +50,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def check_template(template: str) -> None:
+    """A prompt template holds one '{}' where each label goes (400 otherwise)."""
+    if template.count("{}") != 1:
+        raise ServiceError(400, f"template {template!r} must contain '{{}}' exactly once (where each label goes)")
 
 
 def resolve_space(query_kind: str, space: str | None, kinds: Sequence[str] | None) -> tuple[str, list[str]]:
@@ -160,8 +166,7 @@ class QueryService:
 
     # --- zero-shot classification ---------------------------------------------------------------
     async def prompts_vectors(self, labels: Sequence[str], template: str) -> tuple[list[str], np.ndarray]:
-        if template.count("{}") != 1:
-            raise ServiceError(400, f"template {template!r} must contain '{{}}' exactly once (where each label goes)")
+        check_template(template)
         prompts = [template.replace("{}", label) for label in labels]
         return prompts, await self.encoder.aembed_texts(prompts)
 
