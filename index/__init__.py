@@ -15,6 +15,7 @@ Knows nothing of the model (never imports torch or another project package): it 
     Catalog("cache/catalog", store="postgresql://vatt:secret@db:5432/vatt")
 """
 
+from ._validate import metadata_json
 from .catalog import DEFAULT_SPACES, Catalog
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
                      ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
@@ -27,4 +28,5 @@ __all__ = [
     "Item", "Segment", "Moment", "ItemHit", "CheckReport",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
+    "metadata_json",
 ]
