@@ -1,7 +1,8 @@
 """The arrows of DESIGN.md, enforced: app -> model, index; training -> model; nothing imports app.
 
-`index` never imports torch. The CLI root (app/cli.py) may import `training`, but only inside
-functions (lazily), so serving never loads the trainer.
+`index` never imports torch. The `vatt` command is assembled above the packages (vatt_cli.main merges
+each package's cli.py); below them, `vatt_cli` itself (how a command fails) imports no project package,
+so every package's CLI may use it. No exception for any file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = {"model", "training", "index", "app"}
 ALLOWED = {"model": set(), "index": set(), "training": {"model"}, "app": {"model", "index"}}
+ENTRY = "vatt_cli"  # the `vatt` command: its floor module `vatt_cli` below every package, the rest above
 
 
 def _imports(path: Path, top_level_only: bool) -> set[str]:
@@ -36,11 +38,29 @@ def _modules(package: str) -> list[Path]:
 def test_package_imports_follow_the_arrows(package: str) -> None:
     bad = []
     for path in _modules(package):
-        lazy_ok = path == ROOT / "app" / "cli.py"
-        used = _imports(path, top_level_only=lazy_ok) & PROJECT - {package}
+        used = _imports(path, top_level_only=False) & PROJECT - {package}
         if used - ALLOWED[package]:
             bad.append(f"{path.relative_to(ROOT)} imports {sorted(used - ALLOWED[package])}")
     assert bad == []
+
+
+def _full_imports(path: Path) -> set[str]:
+    """Dotted names of absolute imports anywhere in a file (`from a.b import c` gives a.b)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_command_floor_is_below_and_the_entry_above_every_package() -> None:
+    floor = ROOT / ENTRY / "__init__.py"
+    assert not {m.split(".")[0] for m in _full_imports(floor)} & PROJECT, "vatt_cli/__init__.py imports a package"
+    reach_up = [f"{p.relative_to(ROOT)} imports {m}" for package in PROJECT for p in _modules(package)
+                for m in _full_imports(p) if m.startswith(ENTRY + ".")]
+    assert reach_up == []  # packages use the floor (fail, one_line_errors), never the assembled command
 
 
 def test_index_never_imports_torch() -> None:
