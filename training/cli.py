@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 
 import typer
 
 from vatt_cli import PASS_THROUGH, fail, one_line_errors
 
-__all__ = ["app", "run_training", "TRAIN_EXTRA_HINT"]
+__all__ = ["app", "run_training", "TRAIN_EXTRA_HINT", "COMMANDS"]
 
 TRAIN_EXTRA_HINT = "pip install 'vatt[train]' (or, in a checkout, pip install -e '.[train]')"
 
@@ -37,44 +38,26 @@ def run_training(module: str, argv: list[str]) -> None:
         raise typer.Exit(int(code))
 
 
-@app.command(context_settings=PASS_THROUGH)
-@one_line_errors
-def train(ctx: typer.Context) -> None:
-    """Pretrain VATT (arguments go to training.pretrain; --help lists them)."""
-    run_training("pretrain", list(ctx.args))
+# command -> (training module whose main(argv) it runs, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("pretrain", "Pretrain VATT (arguments go to training.pretrain; --help lists them)."),
+    "eval": ("evaluate", "Evaluate a model directory (arguments go to training.evaluate)."),
+    "finetune": ("finetune", "Fine-tune a pretrained backbone into a classifier (arguments go to training.finetune)."),
+    "probe": ("probe", "Linear evaluation on frozen backbone features (arguments go to training.probe)."),
+    "datasets": ("datasets", "Official dataset annotations -> manifests, manifests -> WebDataset shards (arguments "
+                             "go to training.datasets: prepare NAME ... | shard MANIFEST --out DIR)."),
+    "synth": ("synthetic", "Generate the synthetic narrated corpus (arguments go to training.synthetic)."),
+}
 
 
-@app.command("eval", context_settings=PASS_THROUGH)
-@one_line_errors
-def evaluate(ctx: typer.Context) -> None:
-    """Evaluate a model directory (arguments go to training.evaluate)."""
-    run_training("evaluate", list(ctx.args))
+def _pass_through(module: str) -> Callable[[typer.Context], None]:
+    @one_line_errors
+    def command(ctx: typer.Context) -> None:
+        run_training(module, list(ctx.args))
+
+    command.__name__ = f"run_{module}"
+    return command
 
 
-@app.command(context_settings=PASS_THROUGH)
-@one_line_errors
-def finetune(ctx: typer.Context) -> None:
-    """Fine-tune a pretrained backbone into a classifier (arguments go to training.finetune)."""
-    run_training("finetune", list(ctx.args))
-
-
-@app.command(context_settings=PASS_THROUGH)
-@one_line_errors
-def probe(ctx: typer.Context) -> None:
-    """Linear evaluation on frozen backbone features (arguments go to training.probe)."""
-    run_training("probe", list(ctx.args))
-
-
-@app.command(context_settings=PASS_THROUGH)
-@one_line_errors
-def datasets(ctx: typer.Context) -> None:
-    """Official dataset annotations -> manifests, manifests -> WebDataset shards (arguments go to training.datasets:
-    prepare NAME ... | shard MANIFEST --out DIR)."""
-    run_training("datasets", list(ctx.args))
-
-
-@app.command(context_settings=PASS_THROUGH)
-@one_line_errors
-def synth(ctx: typer.Context) -> None:
-    """Generate the synthetic narrated corpus (arguments go to training.synthetic)."""
-    run_training("synthetic", list(ctx.args))
+for _name, (_module, _help) in COMMANDS.items():
+    app.command(_name, help=_help, context_settings=PASS_THROUGH)(_pass_through(_module))
