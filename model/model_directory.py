@@ -29,7 +29,7 @@ from .hashing import sha256_file
 from .inference import prepare_for_inference
 from .text import SentencePieceTokenizer, WordTokenizer, has_tokenizer, load_tokenizer
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "CARD_FILE", "MODEL_TYPE", "FORMAT_VERSION", "ModelDirectoryError",
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "CARD_FILE", "MODEL_TYPE", "CLASSIFICATION", "FORMAT_VERSION", "ModelDirectoryError",
            "read_config", "write_directory", "load_directory", "default_card"]
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
 MODEL_TYPE = "vatt"  # config.json "model_type", as Hugging Face tools look for it
+CLASSIFICATION = "classification"  # config.json "task" of a BackboneClassifier directory (none: a VATT)
 
 M = TypeVar("M", bound=nn.Module)
 Tokenizer = WordTokenizer | SentencePieceTokenizer

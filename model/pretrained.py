@@ -18,16 +18,13 @@ import torch
 from .classifier import MODALITIES, BackboneClassifier
 from .config import VattConfig
 from .hashing import sha256_file
-from .model_directory import (CONFIG_FILE, FORMAT_VERSION, ModelDirectoryError, load_directory, read_config,
-                              write_directory)
+from .model_directory import (CLASSIFICATION, CONFIG_FILE, FORMAT_VERSION, ModelDirectoryError, load_directory,
+                              read_config, write_directory)
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
 __all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "model_identity", "ModelDirectoryError",
            "FORMAT_VERSION", "CONFIG_FILE"]
-
-CLASSIFICATION = "classification"  # config.json "task" of a BackboneClassifier directory
-
 
 def _classifier_card(model: BackboneClassifier) -> str:
     c = model.config

@@ -13,7 +13,7 @@ from torch import nn
 from .audio import AudioBackbone
 from .config import VattConfig
 from .heads import SPACES, FACHeads
-from .model_directory import ModelDirectoryError, default_card, load_directory, write_directory
+from .model_directory import CLASSIFICATION, ModelDirectoryError, default_card, load_directory, write_directory
 from .text_encoder import TextBackbone
 from .universal import UniversalBackbone
 from .video import VideoBackbone
@@ -97,7 +97,7 @@ class VATT(nn.Module):
     @classmethod
     def _empty(cls, config: VattConfig, doc: dict, path: Path) -> VATT:
         if doc.get("task") is not None:
-            name = "BackboneClassifier" if doc["task"] == "classification" else f"{doc['task']!r} model"
+            name = "BackboneClassifier" if doc["task"] == CLASSIFICATION else f"{doc['task']!r} model"
             raise ModelDirectoryError(f"{path.parent} holds a {name}, not a {cls.__name__}; "
                                       "load it with model.load_pretrained")
         return cls(config, weight_init="skip")
