@@ -1,6 +1,7 @@
-"""vatt's service: the FastAPI app (`create_app`), its settings, and the `vatt` CLI (app.cli).
+"""vatt's service: the FastAPI app (`create_app`), its settings, and the service's commands of the
+`vatt` CLI (app.cli; vatt_cli.main assembles the whole command).
 
-Attributes load lazily, so `import app.cli` for `vatt --help` does not pull in torch and FastAPI.
+Attributes load lazily, so `import app.cli` for `vatt --help` does not pull in FastAPI.
 """
 
 from __future__ import annotations

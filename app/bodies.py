@@ -2,7 +2,9 @@
 
 FastAPI picks one body type per route, and its `UploadFile` buffers the whole upload before the
 handler runs; these routes read the body themselves (`uploads.py`), so the OpenAPI document is
-declared here by hand (`request_body`) and the models it names are added to the components.
+declared here by hand (`request_body`, `json_body`) and the models it names are added to the
+components when the schema is built (`add_documented_models`: nothing is registered at import time).
+`error_responses` is the one declaration of which statuses answer with the service's error body.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from model.media import MediaError
 
+from . import schemas
 from .errors import ServiceError
 from .limits import loads_limited
 from .schemas import JsonObject
 from .settings import Settings
 from .uploads import ParsedForm, UploadedFile, read_json
 
-__all__ = ["validate", "json_model", "form_model", "request_body", "DOCUMENTED_MODELS",
-           "split_list", "named_upload", "where_param"]
+__all__ = ["validate", "json_model", "form_model", "request_body", "json_body", "error_responses",
+           "add_documented_models", "split_list", "named_upload", "where_param"]
 
 M = TypeVar("M", bound=BaseModel)
-DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {}
+_REF = "#/components/schemas/"
 _BINARY = {"type": "string", "format": "binary", "description": "a video or audio file (decoded to check it)"}
 
 
@@ -115,19 +118,42 @@ def request_body(json_schema: type[BaseModel] | None, form_props: dict[str, Any]
     """`openapi_extra` describing a JSON and/or a multipart body (the models join the components)."""
     content: dict[str, Any] = {}
     if json_schema is not None:
-        DOCUMENTED_MODELS[json_schema.__name__] = json_schema
-        content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{json_schema.__name__}"}}
+        content["application/json"] = {"schema": {"$ref": f"{_REF}{json_schema.__name__}"}}
     content["multipart/form-data"] = {"schema": {"type": "object", "required": required,
                                                  "properties": {"file": _BINARY, **form_props}}}
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
+def json_body(json_schema: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads a JSON body with `json_model` (no multipart)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"{_REF}{json_schema.__name__}"}}}}}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries: these statuses answer with the ErrorBody shape."""
+    return {c: {"model": schemas.ErrorBody} for c in codes}
+
+
+def _request_models(schema: dict[str, Any]) -> dict[str, type[BaseModel]]:
+    """The app.schemas models that request bodies refer to by `$ref`."""
+    found: dict[str, type[BaseModel]] = {}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                model = getattr(schemas, ref.removeprefix(_REF), None) if ref.startswith(_REF) else None
+                if isinstance(model, type) and issubclass(model, BaseModel):
+                    found[model.__name__] = model
+    return found
+
+
 def add_documented_models(schema: dict[str, Any]) -> dict[str, Any]:
-    """Put the models named by `request_body` (and what they reference) into the OpenAPI components,
-    and document 422s with the service's own error body (not FastAPI's HTTPValidationError)."""
+    """Put the models named by `request_body`/`json_body` (and what they reference) into the OpenAPI
+    components, and document 422s with the service's own error body (not FastAPI's HTTPValidationError)."""
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, model in DOCUMENTED_MODELS.items():
-        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, model in _request_models(schema).items():
+        js = model.model_json_schema(ref_template=_REF + "{model}")
         for dname, d in js.pop("$defs", {}).items():
             comps.setdefault(dname, d)
         comps[name] = js

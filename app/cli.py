@@ -1,36 +1,31 @@
-"""The `vatt` command line: one typer app; subcommands live beside the code they drive.
-
-`serve` runs the service. `ingest`, `search`, `embed` and `classify` talk to a running server
-(`--url`) or, with `--model DIR --data DIR`, run the same app in-process. `train`, `eval` and
-`synth` import `training` only when called. Every expected failure prints one `vatt: error: ...`
-line and exits with 1 (never a traceback).
+"""The service's commands of `vatt`: `serve` runs the service; `ingest`, `search`, `embed` and
+`classify` talk to a running server (`--url`) or, with `--model DIR --data DIR`, run the same app
+in-process; `bulk-embed` runs app.bulk. `vatt_cli.main` merges this app into the `vatt` command
+(training, catalogue and conversion commands live in their own packages). Every expected failure
+prints one `vatt: error: ...` line and exits with 1 (never a traceback).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from index.cli import app as index_app
+from model.media import MEDIA_SUFFIXES  # one list of media endings
+from vatt_cli import PASS_THROUGH, one_line_errors
 
-from .convert_cli import convert_command
+__all__ = ["app", "serve", "open_client", "ingest_all", "BUNDLED_DEMO_MODEL"]
 
-app = typer.Typer(help="VATT: embed, index, search and train on video, audio and text.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-app.add_typer(index_app, name="index")
-app.command("convert", help="Convert an official VATT TF checkpoint into a model directory.")(convert_command)
+app = typer.Typer(help="Serve VATT and talk to a server.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
 
 log = logging.getLogger(__name__)
-TRAIN_EXTRA_HINT = "pip install 'vatt[train]' (or, in a checkout, pip install -e '.[train]')"
-
-from model.media import MEDIA_SUFFIXES  # noqa: E402 - one list of media endings
+# what `vatt demo --train --steps 5000` makes from the default corpus; serving and the demo reuse it
+BUNDLED_DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
 
 # --- shared options ----------------------------------------------------------------------------------
 Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a running server, e.g. http://127.0.0.1:8000")]
@@ -43,31 +38,8 @@ Precision = Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION", help=
 AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one error line and return the Exit to raise."""
-    typer.echo(f"vatt: error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected failures (and unexpected ones) become one stderr line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the CLI's contract is one line, whatever went wrong
-            log.debug("command failed", exc_info=True)
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise fail(message) from None
-
-    return wrapper
-
-
-def _connect(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None,
-             precision: str | None = None):
+def open_client(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None,
+                precision: str | None = None):
     from .client import connect
 
     overrides = {"torch_threads": None, **({"precision": precision} if precision else {})}
@@ -152,11 +124,11 @@ def ingest(
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
     if precision and url:
         raise ValueError("--precision applies to local mode (--model/--data); a running server has its own")
-    with _connect(url, model, data, api_key, precision) as client:
-        _ingest_all(client, [(f, meta) for f in files], workers=workers)
+    with open_client(url, model, data, api_key, precision) as client:
+        ingest_all(client, [(f, meta) for f in files], workers=workers)
 
 
-def _ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False) -> list[str]:
+def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False) -> list[str]:
     """Upload files (`workers` at once), follow their jobs on a progress bar; one line per item on stdout.
 
     quiet: no bar and no per-item lines, one summary line at the end (logs of one-shot jobs such
@@ -226,7 +198,7 @@ def search(
     """Search by text, file or item; prints a table of items and their best moments."""
     if sum(x is not None for x in (text, file, item)) != 1:
         raise ValueError("give exactly one query: TEXT, --file FILE or --item ID")
-    with _connect(url, model, data, api_key) as client:
+    with open_client(url, model, data, api_key) as client:
         result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
                                where=_json_arg(where, "--where"), space=space)
     typer.echo(json.dumps(result, indent=2)) if as_json else _print_results(result)
@@ -244,7 +216,7 @@ def embed(
     """Print embeddings as JSON: per segment (start, end, va, vt) and the item mean, or per text."""
     if (file is None) == (not text):
         raise ValueError("give a FILE or --text, not both")
-    with _connect(url, model, data, api_key) as client:
+    with open_client(url, model, data, api_key) as client:
         result = client.embed_text(list(text)) if text else client.embed_file(file, space)
     typer.echo(json.dumps(result))
 
@@ -265,7 +237,7 @@ def classify(
         raise ValueError("give labels with --labels a,b,c (or repeat --label)")
     if (file is None) == (item is None):
         raise ValueError("give a FILE or --item ID")
-    with _connect(url, model, data, api_key) as client:
+    with open_client(url, model, data, api_key) as client:
         result = client.classify(names, template, file=file, item_id=item)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -277,37 +249,7 @@ def classify(
         typer.echo(f"{seg['start']:7.1f}-{seg['end']:.1f}s  {names[best]} ({seg['probabilities'][best]:.3f})")
 
 
-# --- version and log level ---------------------------------------------------------------------------
-def _print_version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        typer.echo(f"vatt {version('vatt')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                               help="print the version and exit")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="more log lines (repeat: debug)")] = 0,
-    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="fewer log lines (repeat: errors only)")] = 0,
-) -> None:
-    """VATT: embed, index, search and train on video, audio and text."""
-    root = logging.getLogger()
-    root.setLevel(min(max(root.level + 10 * (quiet - verbose), logging.DEBUG), logging.CRITICAL))
-
-
 # --- doctor ------------------------------------------------------------------------------------------
-def _has_bf16_units() -> bool:
-    """Whether training's default device (CUDA when present, else the CPU) has bf16 matrix units."""
-    import torch
-
-    from model import probe_capability
-
-    return probe_capability("cuda" if torch.cuda.is_available() else "cpu").bf16_units
-
-
 @app.command()
 @one_line_errors
 def doctor(
@@ -347,72 +289,8 @@ def doctor(
     typer.echo(f"precision for {report['model']}: {p['precision']} (asked {p['requested']}: {p['reason']})")
 
 
-# --- training (lazy imports) ------------------------------------------------------------------------
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
-
-
-def _run_training(module: str, argv: list[str]) -> None:
-    import importlib
-    import importlib.util
-
-    if module == "pretrain" and importlib.util.find_spec("tensorboard") is None:  # `train`, `demo --train`
-        raise fail(f"training writes TensorBoard logs and tensorboard is not installed: {TRAIN_EXTRA_HINT}")
-
-    try:
-        mod = importlib.import_module(f"training.{module}")
-    except ImportError as exc:
-        raise RuntimeError(f"training.{module} is not available ({exc})") from None
-    if not hasattr(mod, "main"):
-        raise RuntimeError(f"training.{module} has no main(argv)")
-    code = mod.main(argv)
-    if code:
-        raise typer.Exit(int(code))
-
-
-@app.command(context_settings=_PASS_THROUGH)
-@one_line_errors
-def train(ctx: typer.Context) -> None:
-    """Pretrain VATT (arguments go to training.pretrain; --help lists them)."""
-    _run_training("pretrain", list(ctx.args))
-
-
-@app.command("eval", context_settings=_PASS_THROUGH)
-@one_line_errors
-def evaluate(ctx: typer.Context) -> None:
-    """Evaluate a model directory (arguments go to training.evaluate)."""
-    _run_training("evaluate", list(ctx.args))
-
-
-@app.command(context_settings=_PASS_THROUGH)
-@one_line_errors
-def finetune(ctx: typer.Context) -> None:
-    """Fine-tune a pretrained backbone into a classifier (arguments go to training.finetune)."""
-    _run_training("finetune", list(ctx.args))
-
-
-@app.command(context_settings=_PASS_THROUGH)
-@one_line_errors
-def probe(ctx: typer.Context) -> None:
-    """Linear evaluation on frozen backbone features (arguments go to training.probe)."""
-    _run_training("probe", list(ctx.args))
-
-
-@app.command(context_settings=_PASS_THROUGH)
-@one_line_errors
-def datasets(ctx: typer.Context) -> None:
-    """Official dataset annotations -> manifests, manifests -> WebDataset shards (arguments go to training.datasets:
-    prepare NAME ... | shard MANIFEST --out DIR)."""
-    _run_training("datasets", list(ctx.args))
-
-
-@app.command(context_settings=_PASS_THROUGH)
-@one_line_errors
-def synth(ctx: typer.Context) -> None:
-    """Generate the synthetic narrated corpus (arguments go to training.synthetic)."""
-    _run_training("synthetic", list(ctx.args))
-
-
-@app.command("bulk-embed", context_settings=_PASS_THROUGH)
+# --- bulk embedding ----------------------------------------------------------------------------
+@app.command("bulk-embed", context_settings=PASS_THROUGH)
 @one_line_errors
 def bulk_embed(ctx: typer.Context) -> None:
     """Embed files, directories and manifests into Parquet shards in this process (arguments go to
@@ -422,85 +300,3 @@ def bulk_embed(ctx: typer.Context) -> None:
     code = bulk_main(list(ctx.args) or ["--help"])
     if code:
         raise typer.Exit(code)
-
-
-# --- demo ------------------------------------------------------------------------------------------
-# Sized to build in a few minutes on 2 CPU cores; the training flags are training.synthetic.RECIPE.
-# BUNDLED_DEMO_MODEL is what `vatt demo --train --steps 5000` makes from the default corpus (seed 0,
-# DEMO_CLIPS clips): 18 minutes here, so the first run reuses it instead (app/demo_model/README.md).
-DEMO_CLIPS = 300
-DEMO_STEPS = 1000
-BUNDLED_DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
-
-
-@app.command()
-@one_line_errors
-def demo(
-    data: Annotated[Path, typer.Option("--data", envvar="VATT_DATA_DIR", help="where everything goes")] = Path("data"),
-    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="build and ingest, do not serve")] = False,
-    clips: Annotated[int, typer.Option(help="synthetic training clips (a fifth more are held out)")] = DEMO_CLIPS,
-    steps: Annotated[int, typer.Option(help="pretraining steps of the tiny model (about 0.2 s each on 2 cores)")] = DEMO_STEPS,
-    train: Annotated[bool, typer.Option("--train", help="pretrain the model here instead of reusing the bundled one")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="one summary line per stage, no progress bars")] = False,
-) -> None:
-    """Build the demo under DATA (synthetic corpus, tiny model pretrained on it, catalogue), then serve it.
-
-    The model is the bundled one (pretrained on this same corpus) unless --train or a --clips
-    above the default asks for a fresh one. Each stage is skipped when its output exists, so a
-    second run serves at once. --quiet: one log line per stage (the compose `init` service)."""
-    import shutil
-
-    from training.synthetic import RECIPE
-
-    corpus, model_dir, runs = data / "corpus", data / "model", data / "runs"
-    if not (corpus / "train.jsonl").exists():
-        from training.synthetic import generate
-
-        typer.echo(f"generating {clips} synthetic clips in {corpus}", err=True)
-        generate(corpus, n=clips, seed=0, workers=2)
-    bundled = BUNDLED_DEMO_MODEL / "config.json"
-    # clip i of a corpus depends only on (seed, split, i): a smaller corpus is a prefix of the one
-    # the bundled model was trained on, a larger one is not
-    if not (model_dir / "config.json").exists() and not train and clips <= DEMO_CLIPS and bundled.is_file():
-        typer.echo(f"using the bundled demo model ({BUNDLED_DEMO_MODEL}); --train pretrains one here", err=True)
-        tmp = model_dir.with_name(model_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(BUNDLED_DEMO_MODEL, tmp)
-        tmp.rename(model_dir)
-    if not (model_dir / "config.json").exists():
-        typer.echo(f"pretraining the tiny model for {steps} steps (CPU: minutes)", err=True)
-        flags = ["--train-manifest", str(corpus / "train.jsonl"), *RECIPE, "--steps", str(steps),
-                 "--batch-size", str(max(2, min(32, clips))), "--warmup-steps", str(min(20, steps)),
-                 "--output-dir", str(runs), "--name", "demo", "--log-every", str(max(1, steps // 20))]
-        if _has_bf16_units():
-            flags += ["--precision", "bf16"]  # AMX/AVX-512-BF16 or CUDA: the same recipe, faster
-        if (runs / "demo").exists():
-            flags += ["--resume", "latest"]  # an interrupted earlier run
-        _run_training("pretrain", flags)
-        shutil.move(str(runs / "demo" / "model"), str(model_dir))
-    files = []
-    for split in ("train", "heldout"):
-        for line in (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            files.append((corpus / row["path"], {**row.get("labels", {}), "split": split}))
-    if quiet:  # the ingest service logs a line per clip
-        logging.getLogger("app.services.ingest").setLevel(logging.WARNING)
-    with _connect(None, model_dir, data) as client:  # already-ingested clips come back at once (same sha256)
-        _ingest_all(client, files, quiet=quiet)
-    if not prepare_only:
-        serve(model=model_dir, data=data, host=host, port=port, log_level="info")
-
-
-def main() -> None:
-    """Console-script entry point."""
-    chatty = {"serve", "demo", "train", "eval", "synth", "bulk-embed"}  # long-running: say what is happening
-    level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] in chatty else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar
-    app()
-
-
-if __name__ == "__main__":
-    main()

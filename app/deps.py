@@ -11,7 +11,7 @@ no key is a 401, a wrong one a 403, both with a sentence saying what to send. Th
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,9 +29,11 @@ from .services.ingest import IngestService
 from .services.paths import ServerPaths
 from .services.query import QueryService
 from .services.storage import MediaStore
+from .services.supervised import SupervisedClassifier
 from .settings import Settings
 
-__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "JobsDep", "QueryDep", "StoreDep", "MetricsDep", "PathsDep",
+__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "IngestDep", "QueryDep", "StoreDep", "MetricsDep", "PathsDep",
+           "AdmissionDep", "SupervisedDep", "ReadyDep", "MaybeEncoderDep", "MaybeCatalogDep", "MaybeIngestDep",
            "WriteAuth", "ReadAuth", "require_api_key", "require_read_key",
            "FileOrJson", "EncodeFileOrJson", "Upload"]
 
@@ -47,46 +49,37 @@ def _state(request: Request, name: str) -> Any:
     return value
 
 
-async def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+def _required(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency reading `app.state.<name>`: 503 while the lifespan has not set it (or has cleared it)."""
+    async def dependency(request: Request) -> Any:
+        return _state(request, name)
+    dependency.__name__ = f"app_state_{name}"
+    return dependency
 
 
-async def _encoder(request: Request) -> Encoder:
-    return _state(request, "encoder")
+def _optional(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency reading `app.state.<name>`, None when absent (a feature switched off, or not loaded yet)."""
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name, None)
+    dependency.__name__ = f"app_state_{name}_or_none"
+    return dependency
 
 
-async def _catalog(request: Request) -> Catalog:
-    return _state(request, "catalog")
-
-
-async def _jobs(request: Request) -> IngestService:
-    return _state(request, "ingest")
-
-
-async def _query(request: Request) -> QueryService:
-    return _state(request, "query")
-
-
-async def _store(request: Request) -> MediaStore:
-    return _state(request, "store")
-
-
-async def _paths(request: Request) -> ServerPaths:
-    return _state(request, "paths")
-
-
-async def _metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-EncoderDep = Annotated[Encoder, Depends(_encoder)]
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
-JobsDep = Annotated[IngestService, Depends(_jobs)]
-QueryDep = Annotated[QueryService, Depends(_query)]
-StoreDep = Annotated[MediaStore, Depends(_store)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
-PathsDep = Annotated[ServerPaths, Depends(_paths)]
+SettingsDep = Annotated[Settings, Depends(_optional("settings"))]  # set before the lifespan starts
+MetricsDep = Annotated[Metrics, Depends(_optional("metrics"))]  # likewise
+EncoderDep = Annotated[Encoder, Depends(_required("encoder"))]
+CatalogDep = Annotated[Catalog, Depends(_required("catalog"))]
+IngestDep = Annotated[IngestService, Depends(_required("ingest"))]
+QueryDep = Annotated[QueryService, Depends(_required("query"))]
+StoreDep = Annotated[MediaStore, Depends(_required("store"))]
+PathsDep = Annotated[ServerPaths, Depends(_required("paths"))]
+AdmissionDep = Annotated[Admission, Depends(_required("admission"))]
+SupervisedDep = Annotated[SupervisedClassifier | None, Depends(_optional("supervised"))]  # None without --classifier
+# /readyz answers while loading and stopping: it reads what is there, None for what is not
+ReadyDep = Annotated[bool | None, Depends(_optional("ready"))]
+MaybeEncoderDep = Annotated[Encoder | None, Depends(_optional("encoder"))]
+MaybeCatalogDep = Annotated[Catalog | None, Depends(_optional("catalog"))]
+MaybeIngestDep = Annotated[IngestService | None, Depends(_optional("ingest"))]
 
 
 def _key_matches(key: str | None, accepted: list[Any]) -> bool:
@@ -141,10 +134,6 @@ class Upload:
         return self.cancel is not None and self.cancel.is_set()
 
 
-async def _admission(request: Request) -> Admission:
-    return _state(request, "admission")
-
-
 async def _form(request: Request, settings: SettingsDep) -> AsyncIterator[Upload]:
     """The one body parser for routes that take "JSON or multipart with a file": the temp file is
     removed when the request ends, whatever happened."""
@@ -159,7 +148,7 @@ async def _form(request: Request, settings: SettingsDep) -> AsyncIterator[Upload
 
 
 async def _encode_form(request: Request, settings: SettingsDep,
-                       admission: Annotated[Admission, Depends(_admission)]) -> AsyncIterator[Upload]:
+                       admission: AdmissionDep) -> AsyncIterator[Upload]:
     """Like `_form`, for routes that encode the file: an encode slot is taken before the upload is
     read (429 + Retry-After when none is free) and held until the route ends."""
     if not is_multipart(request):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -103,65 +104,74 @@ def _format_loc(loc: tuple | list) -> str:
     return ".".join(parts) or "body"
 
 
+async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, ERROR_CODES.get(exc.status_code, "error"), detail,
+                          headers=getattr(exc, "headers", None))
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    detail = "; ".join(f"{_format_loc(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+    return error_response(422, "validation_error", detail, errors=errors)
+
+
+async def _media(request: Request, exc: MediaError) -> JSONResponse:
+    status, code, detail = media_error_status(exc)
+    return error_response(status, code, detail)
+
+
+async def _catalog(request: Request, exc: CatalogError) -> JSONResponse:
+    status, code = catalog_error_status(exc)
+    if status == 500:
+        log.error("catalogue error (request %s): %s", _request_id(request), exc)
+        return error_response(500, code, f"internal catalogue error (request id {_request_id(request)})")
+    if code == "store_unavailable":  # the engine is down: say so, and when to come back
+        log.warning("catalogue store unavailable (request %s): %s", _request_id(request), exc)
+        return error_response(status, code, str(exc), headers={"Retry-After": "5"})
+    return error_response(status, code, str(exc))
+
+
+async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    log.info("client went away during %s %s", request.method, request.url.path)  # nobody reads the answer
+    return error_response(499, "client_closed_request", "the client closed the connection")
+
+
+async def _storage(request: Request, exc: Exception) -> JSONResponse:
+    status = storage_error_status(exc)
+    if status == 507:
+        return error_response(507, "insufficient_storage", "the server's disk is full: nothing was stored; "
+                                                           "reads still work, try the write again later")
+    if status == 503:
+        return error_response(503, "read_only", "the server's data directory is read-only: searches and reads "
+                                                "work, writes do not")
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error in %s %s (request %s)", request.method, request.url.path,
+              _request_id(request), exc_info=exc)
+    return error_response(500, "internal", f"internal server error (request id {_request_id(request)})")
+
+
+# exception type -> handler; Starlette picks the most specific class of the raised exception
+_HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]], ...] = (
+    (ServiceError, _service), (StarletteHTTPException, _http), (RequestValidationError, _validation),
+    (MediaError, _media), (CatalogError, _catalog), (ClientDisconnect, _gone), (OSError, _storage),
+    (sqlite3.OperationalError, _storage), (Exception, _unexpected),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every status the same JSON body."""
-
-    @app.exception_handler(ServiceError)
-    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail, headers=exc.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no route for {request.method} {request.url.path}"
-        elif exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}"
-        return error_response(exc.status_code, ERROR_CODES.get(exc.status_code, "error"), detail,
-                              headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-                   "type": str(e.get("type", ""))} for e in exc.errors()]
-        detail = "; ".join(f"{_format_loc(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
-        return error_response(422, "validation_error", detail, errors=errors)
-
-    @app.exception_handler(MediaError)
-    async def _media(request: Request, exc: MediaError) -> JSONResponse:
-        status, code, detail = media_error_status(exc)
-        return error_response(status, code, detail)
-
-    @app.exception_handler(CatalogError)
-    async def _catalog(request: Request, exc: CatalogError) -> JSONResponse:
-        status, code = catalog_error_status(exc)
-        if status == 500:
-            log.error("catalogue error (request %s): %s", _request_id(request), exc)
-            return error_response(500, code, f"internal catalogue error (request id {_request_id(request)})")
-        if code == "store_unavailable":  # the engine is down: say so, and when to come back
-            log.warning("catalogue store unavailable (request %s): %s", _request_id(request), exc)
-            return error_response(status, code, str(exc), headers={"Retry-After": "5"})
-        return error_response(status, code, str(exc))
-
-    @app.exception_handler(ClientDisconnect)
-    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
-        log.info("client went away during %s %s", request.method, request.url.path)  # nobody reads the answer
-        return error_response(499, "client_closed_request", "the client closed the connection")
-
-    @app.exception_handler(OSError)
-    @app.exception_handler(sqlite3.OperationalError)
-    async def _storage(request: Request, exc: Exception) -> JSONResponse:
-        status = storage_error_status(exc)
-        if status == 507:
-            return error_response(507, "insufficient_storage", "the server's disk is full: nothing was stored; "
-                                                               "reads still work, try the write again later")
-        if status == 503:
-            return error_response(503, "read_only", "the server's data directory is read-only: searches and reads "
-                                                    "work, writes do not")
-        return await _unexpected(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error in %s %s (request %s)", request.method, request.url.path,
-                  _request_id(request), exc_info=exc)
-        return error_response(500, "internal", f"internal server error (request id {_request_id(request)})")
+    for exc_type, handler in _HANDLERS:
+        app.add_exception_handler(exc_type, handler)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sized
 from typing import Any
 
 import numpy as np
 
 from .errors import ServiceError
 
-__all__ = ["MAX_JSON_DEPTH", "json_depth", "loads_limited"]
+__all__ = ["MAX_JSON_DEPTH", "json_depth", "loads_limited", "check_count"]
 
 MAX_JSON_DEPTH = 32  # request bodies, form JSON fields and query JSON; stored metadata allows 16
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -48,3 +49,9 @@ def loads_limited(raw: bytes | str, *, what: str, max_depth: int = MAX_JSON_DEPT
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON; accepted: finite numbers")
+
+
+def check_count(values: Sized, limit: int, what: str) -> None:
+    """A 400 naming the server's limit when one request carries more `what` (texts, labels) than it takes."""
+    if len(values) > limit:
+        raise ServiceError(400, f"{len(values)} {what} in one request; this server takes at most {limit}")

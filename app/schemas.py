@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from index import InvalidArgumentError
-from index._validate import MAX_SOURCE_CHARS, metadata_json, text_problem
+from index import ITEM_ID_MAX, MAX_SOURCE_CHARS, InvalidArgumentError, metadata_json, text_problem
 from model import SPACES
 
 __all__ = [
@@ -214,7 +213,7 @@ class SearchRequest(SearchOptions):
     """JSON query by `text`, `item_id` or `vector` (a file query is multipart with the same options)."""
 
     text: Text | None = Field(None, min_length=1, max_length=2000)
-    item_id: Text | None = Field(None, min_length=1, max_length=64)
+    item_id: Text | None = Field(None, min_length=1, max_length=ITEM_ID_MAX)
     vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
         None, min_length=1, max_length=65_536, description="a query vector in `space` (required with it)")
 
@@ -364,7 +363,7 @@ class ClassifyForm(_Strict):
 class ClassifyRequest(ClassifyForm):
     """Zero-shot labels for a catalogued item."""
 
-    item_id: Text = Field(min_length=1, max_length=64)
+    item_id: Text = Field(min_length=1, max_length=ITEM_ID_MAX)
 
 
 class SegmentProbabilities(BaseModel):

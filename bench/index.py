@@ -6,7 +6,7 @@ from the same distribution. For each size it measures, per index: build ("add") 
 latency p50/p99, recall@10 against exact search, and memory (RSS growth while building).
 
 Two paths:
-* `vectors` — index/vectors.py's VectorIndex directly, segment level; every size. With
+* `vectors` — index/faiss_index.py's VectorIndex directly, segment level; every size. With
   `--backend faiss,milvus` the same vectors and queries also go through index/milvus.py's
   MilvusSpaceIndex (flat → FLAT, hnsw → HNSW, ivfpq → IVF_FLAT), one gRPC round trip per query with
   Strong consistency, on `--milvus-uri` or on a throwaway server started for the run
@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from index import Catalog  # noqa: E402
-from index.vectors import IndexOptions, VectorIndex  # noqa: E402
+from index import Catalog, IndexOptions  # noqa: E402
+from index.faiss_index import VectorIndex  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -173,8 +173,7 @@ def bench_vectors(args: argparse.Namespace, x: np.ndarray, q: np.ndarray, truth:
         elif t == "ivfpq":
             sweeps = [(f"{vi.factory} nprobe={p}", {"nprobe": int(p)}) for p in args.nprobe.split(",")]
         for label, o in sweeps:
-            vi.options = IndexOptions(**{**opts.to_dict(), **o})
-            vi._configure()
+            vi.set_options(IndexOptions(**{**opts.to_dict(), **o}))
             p50, p99, outs = latency(lambda i: vi.search(q[i:i + 1], k)[1][0], args.queries)
             rows.append({"path": "vectors", "n": n, "index": t, "params": label or vi.factory, "add_s": add_s,
                          "p50_ms": p50, "p99_ms": p99, "recall": recall(outs, truth, k), "mem_mb": mem})

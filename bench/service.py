@@ -111,7 +111,7 @@ def start_server(model_dir: Path, data_dir: Path, log_path: Path) -> tuple[subpr
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--model", str(model_dir), "--data",
+        proc = subprocess.Popen([sys.executable, "-m", "vatt_cli", "serve", "--model", str(model_dir), "--data",
                                  str(data_dir), "--port", str(port), "--log-level", "warning"],
                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

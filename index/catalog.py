@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _search
 from ._consistency import catch_up, check_catalog, replay, stats
+from ._util import normalize
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
@@ -41,8 +42,7 @@ from .jobs import JobStore
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .sqlite_store import DB_NAME, SqliteStore
 from .store import SCHEMA_VERSION, Session, Store
-from .types import CheckReport, Item, ItemHit, Segment
-from .vectors import IndexOptions, normalize
+from .types import CheckReport, IndexOptions, Item, ItemHit, Segment
 
 log = logging.getLogger(__name__)
 

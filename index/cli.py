@@ -1,7 +1,8 @@
 """`vatt index …`: inspect, verify and rebuild a catalogue from the shell.
 
 Exit codes: 0 fine, 1 the catalogue is inconsistent or could not be processed, 2 bad input
-(missing directory, unknown index type). Errors are one line on stderr, never a traceback.
+(missing directory, unknown index type). Errors are one `vatt: error: …` line on stderr (vatt_cli.fail),
+never a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Iterator, Optional
 
 import typer
 
+from vatt_cli import fail
+
 from .catalog import Catalog
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
 from .sqlite_store import DB_NAME
@@ -21,11 +24,6 @@ from .types import INDEX_TYPES
 app = typer.Typer(help="Inspect, check and rebuild an index catalogue (a directory).", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 log = logging.getLogger(__name__)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 STORE = typer.Option("sqlite", "--store", envvar="VATT_STORE",
@@ -37,9 +35,9 @@ def _existing(path: Path, store: str = "sqlite") -> Path:
     if store != "sqlite":
         return path
     if not path.is_dir():
-        raise _fail(f"no catalogue directory at {path}", 2)
+        raise fail(f"no catalogue directory at {path}", 2)
     if not (path / DB_NAME).is_file():
-        raise _fail(f"{path} is not a catalogue (no {DB_NAME} inside)", 2)
+        raise fail(f"{path} is not a catalogue (no {DB_NAME} inside)", 2)
     return path
 
 
@@ -54,9 +52,9 @@ class _Open:
         try:
             self.cat = Catalog(self.path, readonly=self.readonly, create=False, store=self.store)
         except CatalogLockedError as e:
-            raise _fail(str(e), 1) from None
+            raise fail(str(e), 1) from None
         except CatalogError as e:
-            raise _fail(str(e), 1) from None
+            raise fail(str(e), 1) from None
         return self.cat
 
     def __exit__(self, *_: object) -> None:
@@ -112,21 +110,21 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
                 store: str = STORE) -> None:
     """Rebuild every vector index from the vectors in the store, optionally changing its type."""
     if index_type is not None and index_type not in INDEX_TYPES:
-        raise _fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
+        raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
     parsed = None
     if options is not None:
         try:
             parsed = json.loads(options)
         except ValueError as e:
-            raise _fail(f"--options is not valid JSON ({e})", 2) from None
+            raise fail(f"--options is not valid JSON ({e})", 2) from None
     _existing(path, store)
     with _Open(path, readonly=False, store=store) as cat:
         try:
             cat.rebuild(index_type=index_type, index_options=parsed)
         except InvalidArgumentError as e:
-            raise _fail(str(e), 2) from None
+            raise fail(str(e), 2) from None
         except CatalogError as e:
-            raise _fail(str(e), 1) from None
+            raise fail(str(e), 1) from None
         s = cat.stats()
     typer.echo(f"rebuilt {path} as {s['index_type']}: " + ", ".join(
         f"{n} {sp['factory']} ({sp['vectors']} vectors)" for n, sp in s["spaces"].items()))
@@ -146,11 +144,11 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
     from .shards import ShardError
 
     if (data is None) == (catalog is None):
-        raise _fail("give --data DIR (the service's data directory) or --catalog DIR", 2)
+        raise fail("give --data DIR (the service's data directory) or --catalog DIR", 2)
     if index_type is not None and index_type not in INDEX_TYPES:
-        raise _fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
+        raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
     if not shards.is_dir():
-        raise _fail(f"no shard directory at {shards}", 2)
+        raise fail(f"no shard directory at {shards}", 2)
     path = catalog if catalog is not None else data / "catalog"
     try:
         found, _ = check_shards(shards)
@@ -159,7 +157,7 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                      index_type=index_type if exists is False else None, store=store) as cat:
             report = import_shards(cat, shards, index_type=index_type)
     except (ShardError, CatalogError) as e:
-        raise _fail(str(e), 1) from None
+        raise fail(str(e), 1) from None
     typer.echo(f"imported {report.shards} shards into {path}: {report.items_added} new items "
                f"({report.segments_added} segments), {report.items_present} already present, "
                f"{report.errors} inputs failed at embedding; {report.seconds:.1f} s "

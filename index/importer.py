@@ -12,15 +12,14 @@ its shard recorded (when it did): the service plays it from there under its root
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import Catalog
 from .errors import InvalidArgumentError
+from .faiss_index import all_threads
 from .shards import ShardError, ShardManifest, finished_shards, read_items
 
 __all__ = ["ImportReport", "import_shards", "check_shards"]
@@ -92,23 +91,10 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
             on_shard(name, added)
     if report.items_added or (index_type is not None and index_type != catalog.index_type):
         t1 = time.perf_counter()
-        with _all_cores():
+        with all_threads():
             catalog.rebuild(index_type=index_type)
         report.index_seconds = time.perf_counter() - t1
     report.seconds = time.perf_counter() - t0
     log.info("imported %d shards from %s: %d new items, %d already present", report.shards, directory,
              report.items_added, report.items_present)
     return report
-
-
-@contextmanager
-def _all_cores() -> Iterator[None]:
-    """FAISS builds HNSW with OpenMP threads: every core for the one build, then as before."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)

@@ -47,14 +47,13 @@ import numpy as np
 
 from .errors import InvalidArgumentError, StoreUnavailableError
 from .space_index import VectorSource
-from .vectors import IndexOptions, _auto_nlist
+from .types import ITEM_ID_MAX, IndexOptions, auto_nlist
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MAX_TOPK = 16384  # Milvus's limit on k (and on one `id in [...]` chunk we send)
-ITEM_ID_MAX = 64  # index._validate: item ids are 1-64 characters
 KIND_MAX = 16
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 _CONNECT_LOCK = threading.Lock()
@@ -210,7 +209,7 @@ class MilvusSpaceIndex:
         if index_type == "hnsw":
             params = {"M": o.hnsw_m, "efConstruction": o.ef_construction}
         elif index_type == "ivfpq":
-            params = {"nlist": o.nlist or _auto_nlist(n)}
+            params = {"nlist": o.nlist or auto_nlist(n)}
         else:
             params = {}
         return {"index_type": self.structure_names[index_type], "metric_type": "IP", "params": params}

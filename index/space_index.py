@@ -15,7 +15,7 @@ from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from .store import Store
-from .vectors import IndexOptions
+from .types import IndexOptions
 
 Chunk = tuple[np.ndarray, np.ndarray]  # (segment ids [m], unit vectors [m, dim])
 

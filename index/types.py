@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Mapping
+
+from .errors import InvalidArgumentError
 
 Kind = Literal["video", "audio", "text"]
 KINDS: tuple[str, ...] = ("video", "audio", "text")
 INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivfpq")
+ITEM_ID_MAX = 64  # a caller-chosen item id: 1-64 letters, digits, '-' or '_' (URLs, file names, Milvus VARCHAR)
 
 
 def _thaw(value: Any) -> Any:
@@ -106,3 +110,43 @@ class CheckReport:
         """JSON-ready dict."""
         return {"ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
                 "counts": dict(self.counts)}
+
+
+# --- what both vector backends (FAISS, Milvus) share ----------------------------------------------
+@dataclass(frozen=True)
+class IndexOptions:
+    """Tuning of the approximate indexes (stored in the catalogue's meta, kept across reopen)."""
+
+    hnsw_m: int = 32  # HNSW graph degree
+    ef_construction: int = 80  # HNSW build beam
+    ef_search: int = 96  # HNSW search beam (at least 2·k for k candidates)
+    nlist: int | None = None  # IVF lists; None → a power of two near √n, at most n/39
+    nprobe: int | None = None  # IVF lists visited; None → max(16, nlist/8)
+    pq_m: int | None = None  # PQ sub-quantizers (bytes per vector); None → largest divisor of dim ≤ dim/8
+    train_min: int = 20_000  # ivfpq stays exact until a space holds this many vectors
+    exact_below: int = 10_000  # a filter allowing at most this many segments is searched exactly (hnsw, ivfpq)
+    refine: int = 4  # ivfpq: fetch refine·k candidates by PQ codes, re-rank them exactly (raw vectors in SQLite)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> IndexOptions:
+        """Validate a plain dict (unknown keys and non-positive numbers are refused)."""
+        values = dict(values or {})
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise InvalidArgumentError(f"unknown index option(s) {unknown}; accepted: {', '.join(names)}")
+        for k, v in values.items():
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise InvalidArgumentError(f"index option {k!r} must be a positive integer, got {v!r}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def auto_nlist(n: int) -> int:
+    """IVF lists for n vectors when IndexOptions.nlist is None (FAISS and Milvus alike)."""
+    # ~√n lists (1024 at 1M): fewer than the textbook 4–16·√n, because k-means on a 2-core box is the
+    # bottleneck at that size; nprobe makes up the recall
+    nlist = 1 << int(round(math.log2(math.sqrt(max(n, 1)))))
+    return int(max(1, min(nlist, n // 39 or 1, 65536)))

@@ -27,7 +27,7 @@ from .pooling import item_vectors, whole_item_vector
 from .pretrained import ModelDirectoryError, load_pretrained, read_config, save_pretrained
 from .text import SentencePieceTokenizer, TokenizerError, WordTokenizer, has_tokenizer, load_tokenizer
 from .vatt import VATT, l2_normalize
-from .factory import Preprocess, create_model_and_transforms
+from .factory import Preprocess, create_model_and_transforms, get_tokenizer
 
 __all__ = [
     "VATT",
@@ -65,6 +65,7 @@ __all__ = [
     "load_tokenizer",
     "has_tokenizer",
     "create_model_and_transforms",
+    "get_tokenizer",
     "Preprocess",
     "BackboneClassifier",
     "MediaError",

@@ -19,7 +19,7 @@ class AudioBackbone(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.cfg = cfg
         self.drop_token_rate = drop_token_rate
-        self.keep_tokens = 1.0  # inference token budget (fraction kept in eval mode); see VATT.set_token_budget
+        self.keep_tokens = 1.0  # inference token budget (fraction kept in eval mode); see model.inference.set_token_budget
         self.wave_to_patch = nn.Conv1d(1, cfg.d_model, kernel_size=cfg.patch_size, stride=cfg.patch_size, **dd)
         self.pre_proj = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model, **dd), nn.GELU()) if cfg.pre_projection else None
         self.pos = TemporalPositions(cfg.d_model, cfg.temporal_buckets, eps=cfg.ln_eps, dropout=cfg.dropout, **dd)

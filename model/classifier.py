@@ -17,6 +17,7 @@ from torch import nn
 from .audio import AudioBackbone
 from .config import VattConfig
 from .video import VideoBackbone
+from .weight_init import init_weights
 
 __all__ = ["BackboneClassifier", "MODALITIES"]
 
@@ -53,11 +54,9 @@ class BackboneClassifier(nn.Module):
 
     @torch.no_grad()
     def init_weights(self, mode: str = "default") -> None:
-        """Backbone as `VATT.init_weights`; classifier as the official heads: glorot kernel, and for
-        audio the bias -log(num_classes - 1), so initial sigmoid outputs are about 1/num_classes."""
-        from .vatt import VATT  # the same initialisation rules, without a second copy of them
-
-        VATT.init_weights(self, mode)  # type: ignore[arg-type]  # only walks modules and parameters
+        """Backbone as VATT's (`model/weight_init.py`); classifier as the official heads: glorot kernel, and
+        for audio the bias -log(num_classes - 1), so initial sigmoid outputs are about 1/num_classes."""
+        init_weights(self, mode)
         if self.modality == "audio" and self.num_classes > 1:
             nn.init.constant_(self.cls.bias, -math.log(self.num_classes - 1))
 

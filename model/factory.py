@@ -1,6 +1,7 @@
-"""One call for users: a model directory -> (model, tokenizer, preprocess), as open_clip's
-`create_model_and_transforms`. `preprocess` hides the clip geometry (`WindowSpec`): it turns a file,
-or frames and a waveform already decoded, into exactly the tensors the model was trained on.
+"""One call for users, in open_clip's shape: a model directory -> (model, preprocess_train,
+preprocess_val) by `create_model_and_transforms`, and its tokenizer by `get_tokenizer`. `preprocess`
+hides the clip geometry (`WindowSpec`): it turns a file, or frames and a waveform already decoded, into
+exactly the tensors the model was trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .media import WindowSpec, iter_windows
 from .text import SentencePieceTokenizer, WordTokenizer, load_tokenizer
 from .vatt import VATT
 
-__all__ = ["Preprocess", "create_model_and_transforms"]
+__all__ = ["Preprocess", "create_model_and_transforms", "get_tokenizer"]
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,25 @@ def create_model_and_transforms(
     *,
     map_location: str | torch.device = "cpu",
     stride: float | None = None,
-) -> tuple[VATT, WordTokenizer | SentencePieceTokenizer, Preprocess]:
-    """(model in eval mode, its tokenizer, its preprocessing) from one model directory.
+) -> tuple[VATT, Preprocess, Preprocess]:
+    """(model in eval mode, preprocess_train, preprocess_val) from one model directory, as open_clip.
 
-        model, tokenizer, preprocess = create_model_and_transforms("runs/x/model")
+        model, _, preprocess = create_model_and_transforms("runs/x/model")
+        tokenizer = get_tokenizer("runs/x/model")
         clips = preprocess("clip.mp4")
         v = model.encode_video(clips["video"], normalize=True)["vt"]
-        t = model.encode_text(tokenizer.encode(["a dog"]), normalize=True)["vt"]
+        t = model.encode_text(tokenizer(["a dog"]), normalize=True)["vt"]
         scores = t @ v.T
+
+    Both transforms cut windows in the model's geometry; VATT's random augmentation (crop, flip,
+    colour) runs on those windows in `training.data`, seeded per item, so preprocess_train is that
+    same geometry. The model keeps its tokenizer too (`model.tokenizer`).
     """
     model = VATT.from_pretrained(directory, map_location=map_location)
-    return model, load_tokenizer(directory), Preprocess.for_config(model.config, stride=stride)
+    preprocess = Preprocess.for_config(model.config, stride=stride)
+    return model, preprocess, preprocess
+
+
+def get_tokenizer(directory: str | os.PathLike) -> WordTokenizer | SentencePieceTokenizer:
+    """The tokenizer saved in a model directory; call it on a list of strings for the id tensor [B, N]."""
+    return load_tokenizer(directory)

@@ -7,9 +7,14 @@ protocol (average over clips, then normalise) is this with unit-length clip vect
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 
 from .vatt import l2_normalize
+
+Vectors = TypeVar("Vectors", np.ndarray, torch.Tensor)
 
 __all__ = ["item_vectors", "whole_item_vector"]
 
@@ -21,6 +26,9 @@ def item_vectors(segments: torch.Tensor, owner: torch.Tensor, num_items: int) ->
     return l2_normalize(sums)  # the mean's direction: dividing by the count first changes nothing after normalising
 
 
-def whole_item_vector(segments: torch.Tensor) -> torch.Tensor:
-    """[D] vector of one item from its [S, D] segment vectors."""
+def whole_item_vector(segments: Vectors) -> Vectors:
+    """[D] vector of one item from its [S, D] segment vectors; a numpy array (the service's catalogue
+    vectors) gives a float32 numpy array, through the same code."""
+    if isinstance(segments, np.ndarray):
+        return whole_item_vector(torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32))).numpy()
     return item_vectors(segments, torch.zeros(segments.shape[0], dtype=torch.long), 1)[0]

@@ -1,9 +1,5 @@
-"""Model directories: the unit that moves between training, conversion and serving.
-
-A directory holds `config.json` (format version, the model config, the weights' sha256),
-`model.safetensors`, the tokenizer files and a `README.md` model card. It is written to a
-temporary sibling and renamed into place, so a crash never leaves a half-written directory, and
-loading checks everything so a mismatched or damaged directory is refused with a clear message.
+"""Model directories by class: the room where models are loaded and saved (`model/model_directory.py`
+holds the format itself). The model classes never import this module.
 
 A `BackboneClassifier` (a converted fine-tuned checkpoint) is saved the same way, with
 `"task": "classification"`, its `modality` and `num_classes` in config.json; a directory without
@@ -14,61 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .classifier import MODALITIES, BackboneClassifier
 from .config import VattConfig
 from .hashing import sha256_file
-from .inference import prepare_for_inference
+from .model_directory import (CLASSIFICATION, CONFIG_FILE, FORMAT_VERSION, ModelDirectoryError, load_directory,
+                              read_config, write_directory)
 from .text import SentencePieceTokenizer, WordTokenizer
 from .vatt import VATT
 
 __all__ = ["sha256_file", "save_pretrained", "load_pretrained", "read_config", "model_identity", "ModelDirectoryError",
-           "FORMAT_VERSION"]
-
-log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
-MODEL_TYPE = "vatt"  # config.json "model_type", as Hugging Face tools look for it
-CLASSIFICATION = "classification"  # config.json "task" of a BackboneClassifier directory
-
-
-class ModelDirectoryError(ValueError):
-    """A model directory is missing, damaged or does not match its config."""
-
-
-def _sort_safetensors_metadata(path: Path) -> None:
-    """Rewrite the safetensors header with `__metadata__` in sorted order, in place.
-
-    safetensors serialises the metadata from a Rust HashMap, whose order changes from call to call,
-    so without this the same weights do not always give the same bytes (or the same sha256).
-    """
-    with open(path, "r+b") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        meta = header.pop("__metadata__", None)
-        ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta else {}) | header
-        raw = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
-        if len(raw) <= size:  # same entries, so the same length; padding keeps the data offsets
-            f.seek(8)
-            f.write(raw.ljust(size, b" "))
-
-
-def _default_card(config: VattConfig, has_tokenizer: bool) -> str:
-    return (f"# VATT model `{config.name}`\n\nArchitecture: {'modality-specific' if config.arch == 'ms' else 'modality-agnostic'} "
-            f"VATT; video-audio space {config.heads.d_va}-d, video-text space {config.heads.d_vt}-d.\n"
-            f"Input clip: {config.input.num_frames} frames at {config.input.fps} fps, {config.input.image_size}px, "
-            f"audio {config.input.sample_rate} Hz.\nTokenizer: {'included' if has_tokenizer else 'none'}.\n")
-
+           "FORMAT_VERSION", "CONFIG_FILE"]
 
 def _classifier_card(model: BackboneClassifier) -> str:
     c = model.config
@@ -82,66 +38,17 @@ def save_pretrained(model: VATT | BackboneClassifier, directory: str | os.PathLi
                     card: str | None = None, metadata: dict | None = None) -> Path:
     """Write `model` (and its tokenizer and model card) as a model directory, atomically.
 
-    The same model, tokenizer and card give byte-identical files. `metadata` lands in config.json.
+    The tokenizer defaults to the one the model was loaded with (`model.tokenizer`). The same model,
+    tokenizer and card give byte-identical files. `metadata` lands in config.json.
     """
-    classifier = isinstance(model, BackboneClassifier)
-    if classifier and tokenizer is not None:
-        raise ModelDirectoryError("a classifier has no text encoder; save it without a tokenizer")
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
-        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "vatt_format_version": str(FORMAT_VERSION)})
-        _sort_safetensors_metadata(tmp / WEIGHTS_FILE)
+    if isinstance(model, BackboneClassifier):
         if tokenizer is not None:
-            if tokenizer.vocab_size > model.config.text_vocab_size:
-                raise ModelDirectoryError(f"tokenizer has {tokenizer.vocab_size} ids but the model's text vocabulary "
-                                          f"holds {model.config.text_vocab_size}")
-            tokenizer.save(tmp)
-        doc = {"format_version": FORMAT_VERSION, "model_type": MODEL_TYPE, "model": model.config.to_dict(),
-               "weights_sha256": sha256_file(tmp / WEIGHTS_FILE), "metadata": metadata or {}}
-        if classifier:
-            doc.update(task=CLASSIFICATION, modality=model.modality, num_classes=model.num_classes)
-        default_card = _classifier_card(model) if classifier else _default_card(model.config, tokenizer is not None)
-        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        (tmp / CARD_FILE).write_text(card if card is not None else default_card, encoding="utf-8")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("saved model directory %s", directory)
-    return directory
-
-
-def read_config(directory: str | os.PathLike) -> tuple[VattConfig, dict]:
-    """Parse and validate `config.json`; returns the model config and the whole document."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ModelDirectoryError(f"model directory not found: {directory}")
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ModelDirectoryError(f"{directory} is not a model directory: {CONFIG_FILE} is missing")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        version = doc["format_version"]
-        config = VattConfig.from_dict(doc["model"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelDirectoryError(f"{path} is damaged or not a vatt config: {exc}") from None
-    if doc.get("model_type", MODEL_TYPE) != MODEL_TYPE:  # absent in directories written before it existed
-        raise ModelDirectoryError(f"{path}: model_type {doc['model_type']!r} is not {MODEL_TYPE!r}")
-    if version != FORMAT_VERSION:
-        raise ModelDirectoryError(f"{path}: format_version {version} is not supported (this vatt reads {FORMAT_VERSION})")
-    return config, doc
+            raise ModelDirectoryError("a classifier has no text encoder; save it without a tokenizer")
+        return write_directory(model, directory, tokenizer=None, metadata=metadata,
+                               card=card if card is not None else _classifier_card(model),
+                               fields={"task": CLASSIFICATION, "modality": model.modality,
+                                       "num_classes": model.num_classes})
+    return model.save_pretrained(directory, tokenizer=tokenizer, card=card, metadata=metadata)
 
 
 def _empty_model(config: VattConfig, doc: dict, path: Path) -> VATT | BackboneClassifier:
@@ -177,32 +84,5 @@ def load_pretrained(directory: str | os.PathLike, *, map_location: str | torch.d
     < 1 (the inference token budget) are described in `model/inference.py`; the choice made is
     `model.precision_choice`.
     """
-    directory = Path(directory)
-    config, doc = read_config(directory)
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelDirectoryError(f"{directory} is damaged: {WEIGHTS_FILE} is missing")
-    expected = doc.get("weights_sha256")
-    if expected and sha256_file(weights) != expected:
-        raise ModelDirectoryError(f"{weights} is damaged: its sha256 does not match config.json")
-    try:
-        state = load_file(weights, device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelDirectoryError(f"{weights} is damaged or not a safetensors file: {exc}") from None
-    model = _empty_model(config, doc, directory / CONFIG_FILE)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} tensors (e.g. {unexpected[:3]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {list(state[k].shape)} vs config {list(own[k].shape)})")
-        raise ModelDirectoryError(f"{weights} does not match {CONFIG_FILE}: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
-    return prepare_for_inference(model.to(map_location), precision=precision, keep_tokens=keep_tokens)
+    return load_directory(directory, _empty_model, map_location=map_location, precision=precision,
+                          keep_tokens=keep_tokens)

@@ -41,6 +41,19 @@ class Tokenizer(Protocol):
 
     def save(self, directory: str | Path) -> None: ...
 
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor: ...
+
+
+class _Callable:
+    """`tokenizer(texts)` is `tokenizer.encode(texts)`, as open_clip's tokenizers are called; one string
+    is a batch of one."""
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        return self.encode([texts] if isinstance(texts, str) else list(texts))
+
 
 def _pad(rows: list[list[int]], max_len: int, pad_id: int) -> torch.Tensor:
     out = torch.full((len(rows), max_len), pad_id, dtype=torch.long)
@@ -50,7 +63,7 @@ def _pad(rows: list[list[int]], max_len: int, pad_id: int) -> torch.Tensor:
     return out
 
 
-class WordTokenizer:
+class WordTokenizer(_Callable):
     """DMVR `WordTokenizer`: strip punctuation, lowercase, split on whitespace, unknown -> <unk>,
     pad/truncate to `max_len` (16) with <pad>; no BOS/EOS. The vocabulary must hold <pad> at id 0."""
 
@@ -104,7 +117,7 @@ class WordTokenizer:
         _write_meta(directory, {"kind": "word", "file": "vocab.txt", "max_len": self.max_len})
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(_Callable):
     """SentencePiece pieces, truncated/padded to `max_len`; the model is trained with pad id 0."""
 
     def __init__(self, model_path: str | Path, max_len: int = 16) -> None:

@@ -24,7 +24,7 @@ class UniversalBackbone(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.cfg = cfg
         self.drop_token_rate = drop_token_rate
-        self.keep_tokens = 1.0  # inference token budget for video and audio; see VATT.set_token_budget
+        self.keep_tokens = 1.0  # inference token budget for video and audio; see model.inference.set_token_budget
         d = cfg.d_model
         vp = tuple(cfg.video_patch_size)
         self.video_patch_size = vp

@@ -13,9 +13,11 @@ from torch import nn
 from .audio import AudioBackbone
 from .config import VattConfig
 from .heads import SPACES, FACHeads
+from .model_directory import CLASSIFICATION, ModelDirectoryError, default_card, load_directory, write_directory
 from .text_encoder import TextBackbone
 from .universal import UniversalBackbone
 from .video import VideoBackbone
+from .weight_init import init_weights
 
 __all__ = ["VATT", "l2_normalize"]
 
@@ -40,6 +42,7 @@ class VATT(nn.Module):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.config = config
+        self.tokenizer: Any = None  # the tokenizer of the directory it was loaded from (saved with it)
         rate = config.drop_token_rate
         if config.arch == "ms":
             self.video = VideoBackbone(config.video, rate, **dd)
@@ -53,29 +56,9 @@ class VATT(nn.Module):
         if weight_init != "skip" and device != "meta" and not (isinstance(device, torch.device) and device.type == "meta"):
             self.init_weights(weight_init)
 
-    @torch.no_grad()
     def init_weights(self, mode: str = "default") -> None:
-        """Initialise like the official Keras defaults: glorot-uniform kernels, zero biases,
-        truncated-normal(d^-0.5) position tables, glorot-normal AGG tokens, N(0, 1) T5 bias table."""
-        if mode != "default":
-            raise ValueError(f"unknown weight_init {mode!r}; use 'default' or 'skip'")
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
-                fan_in = module.weight[0].numel()
-                fan_out = module.weight.shape[0] * module.weight[0, 0].numel() if module.weight.dim() > 2 else module.weight.shape[0]
-                bound = (6.0 / (fan_in + fan_out)) ** 0.5
-                nn.init.uniform_(module.weight, -bound, bound)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.uniform_(module.weight, -0.05, 0.05)
-        for name, p in self.named_parameters():
-            if ".pos." in f".{name}" and name.endswith(".embeddings"):
-                nn.init.trunc_normal_(p, std=p.shape[1] ** -0.5, a=-2 * p.shape[1] ** -0.5, b=2 * p.shape[1] ** -0.5)
-            elif "agg_embedding" in name:
-                nn.init.normal_(p, std=(2.0 / (1 + p.shape[0])) ** 0.5)
-            elif name.endswith("relative_bias.embeddings"):
-                nn.init.normal_(p, std=1.0)
+        """The official Keras defaults (`model/weight_init.py`)."""
+        init_weights(self, mode)
 
     # --- encoders -------------------------------------------------------------------------------
     def encode_video(self, video: torch.Tensor, *, normalize: bool = False) -> dict[str, torch.Tensor]:
@@ -104,26 +87,31 @@ class VATT(nn.Module):
         pooled, tokens = self.text(ids) if self.config.arch == "ms" else self.backbone.forward_text(ids)
         return {**_spaces(self.heads.text(pooled), normalize), "pooled": pooled, "tokens": tokens}
 
-    # --- model directories (the free functions in model.pretrained do the work) ------------------
+    # --- model directories (the format is model/model_directory.py's) ---------------------------
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, map_location: str | torch.device = "cpu",
                         precision: str = "fp32", keep_tokens: float = 1.0) -> VATT:
-        """Load a model directory (written by `save_pretrained` or `vatt convert`) in eval mode;
-        `precision` and `keep_tokens` as in `model.load_pretrained`."""
-        from .pretrained import ModelDirectoryError, load_pretrained  # lazy: pretrained.py builds VATTs
+        """Load a model directory (written by `save_pretrained` or `vatt convert`) in eval mode; the
+        model keeps the directory's tokenizer (`model.tokenizer`). `precision` and `keep_tokens` as in
+        `model.load_pretrained`."""
+        return load_directory(directory, cls._empty, map_location=map_location, precision=precision,
+                              keep_tokens=keep_tokens)
 
-        model = load_pretrained(directory, map_location=map_location, precision=precision, keep_tokens=keep_tokens)
-        if not isinstance(model, cls):
-            raise ModelDirectoryError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
+    @classmethod
+    def _empty(cls, config: VattConfig, doc: dict, path: Path) -> VATT:
+        if doc.get("task") is not None:
+            name = "BackboneClassifier" if doc["task"] == CLASSIFICATION else f"{doc['task']!r} model"
+            raise ModelDirectoryError(f"{path.parent} holds a {name}, not a {cls.__name__}; "
                                       "load it with model.load_pretrained")
-        return model
+        return cls(config, weight_init="skip")
 
     def save_pretrained(self, directory: str | os.PathLike, *, tokenizer: Any = None, card: str | None = None,
                         metadata: dict | None = None) -> Path:
-        """Write this model (and its tokenizer) as a model directory, atomically."""
-        from .pretrained import save_pretrained
-
-        return save_pretrained(self, directory, tokenizer=tokenizer, card=card, metadata=metadata)
+        """Write this model and its tokenizer (by default the one it was loaded with) as a model
+        directory, atomically; the same model, tokenizer and card give byte-identical files."""
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        return write_directory(self, directory, tokenizer=tokenizer, metadata=metadata,
+                               card=card if card is not None else default_card(self.config, tokenizer is not None))
 
     @property
     def space_dims(self) -> dict[str, int]:

@@ -19,7 +19,7 @@ class VideoBackbone(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.cfg = cfg
         self.drop_token_rate = drop_token_rate
-        self.keep_tokens = 1.0  # inference token budget (fraction kept in eval mode); see VATT.set_token_budget
+        self.keep_tokens = 1.0  # inference token budget (fraction kept in eval mode); see model.inference.set_token_budget
         self.patch_size = tuple(cfg.patch_size)
         self.voxel_to_patch = nn.Conv3d(3, cfg.d_model, kernel_size=self.patch_size, stride=self.patch_size, **dd)
         self.pre_proj = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model, **dd), nn.GELU()) if cfg.pre_projection else None

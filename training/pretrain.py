@@ -23,7 +23,9 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model import VATT, save_pretrained
+from model import VATT, VattConfig, save_pretrained
 from model.capability import probe_capability
 from training.checkpoint import capture_rng_state, checkpoint_path, load_checkpoint, prune_checkpoints, restore_rng_state, save_checkpoint
 from training.config import TrainConfig
@@ -123,7 +125,56 @@ def train(cfg: TrainConfig) -> Path:
         cleanup(env)
 
 
+@dataclass
+class Run:
+    """What one pretraining run holds between its steps (built by `_setup`, on every rank)."""
+
+    cfg: TrainConfig
+    env: DistEnv
+    run_dir: Path
+    model_cfg: VattConfig
+    tokenizer: Any
+    vatt: VATT
+    net: PretrainModel
+    ddp: DistributedDataParallel | None
+    opt: torch.optim.Optimizer
+    dtype: torch.dtype
+    forward: Callable[..., tuple[torch.Tensor, ...]]  # the DDP or plain module, under bf16 autocast when asked
+    stream: Iterator[dict]
+    num_items: int | None
+    eval_items: list | None
+    writer: Any  # TensorBoard SummaryWriter on rank 0, None elsewhere
+    step: int = 0
+    seen: int = 0  # this rank's samples so far (a resumed run counts the ones before)
+    last_loss: float | None = None
+    window_start: float = field(default_factory=time.perf_counter)
+    data_time: float = 0.0
+
+
 def _train(cfg: TrainConfig, env: DistEnv) -> Path:
+    """Setup, then per step: one update, its log line, a checkpoint, an evaluation when due; then export."""
+    run = _setup(cfg, env)
+    run.net.train()
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not env.is_main, desc="train", dynamic_ncols=True)
+    while run.step < cfg.steps:
+        lr = pretrain_lr_at(run.step, lr=cfg.lr, final_lr=cfg.final_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
+                            warmup_lr=cfg.warmup_lr)
+        sums = _update(run, lr)
+        bar.update(1)
+        if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+            _log_step(run, sums, lr, bar)
+        if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+            _checkpoint(run)
+        final = run.step == cfg.steps
+        if run.eval_items and (final or (cfg.eval_every and run.step % cfg.eval_every == 0)):
+            _evaluate(run, final)
+    bar.close()
+    _export(run)
+    return run.run_dir
+
+
+def _setup(cfg: TrainConfig, env: DistEnv) -> Run:
+    """Run directory, tokenizer, model, optimizer (resumed from the last checkpoint), data stream, TensorBoard."""
     run_dir, resume_from = resolve_run(cfg, env)
     if cfg.train_shards:
         urls = shard_urls(cfg.train_shards)
@@ -168,7 +219,6 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
         log.info("resumed %s at step %d", resume_from, step)
     ddp = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None,
                                   broadcast_buffers=False) if env.distributed else None
-    forward = ddp if ddp is not None else net
 
     inp = model_cfg.input
     jitter = cfg.colour_jitter
@@ -202,96 +252,108 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
         n_params = sum(p.numel() for p in params)
         log.info("run %s: %s (%.2fM trainable parameters), %s items, %d process(es), global batch %d, steps %d -> %d",
                  run_dir, model_cfg.name, n_params / 1e6, num_items, env.world_size, cfg.global_batch(env.world_size), step, cfg.steps)
-    forward = autocast_forward(forward, cfg.precision, env.device)
+    forward = autocast_forward(ddp if ddp is not None else net, cfg.precision, env.device)
+    return Run(cfg=cfg, env=env, run_dir=run_dir, model_cfg=model_cfg, tokenizer=tokenizer, vatt=vatt, net=net, ddp=ddp,
+               opt=opt, dtype=dtype, forward=forward, stream=stream, num_items=num_items, eval_items=eval_items,
+               writer=writer, step=step, seen=step * cfg.accum_steps * cfg.batch_size)
 
-    net.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not env.is_main, desc="train", dynamic_ncols=True)
-    window_start, data_time, last_loss = time.perf_counter(), 0.0, None
-    seen = step * cfg.accum_steps * cfg.batch_size  # this rank's samples so far (a resumed run counts the ones before)
-    while step < cfg.steps:
-        lr = pretrain_lr_at(step, lr=cfg.lr, final_lr=cfg.final_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
-                            warmup_lr=cfg.warmup_lr)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        sums = torch.zeros(3, dtype=torch.float64, device=env.device)
-        for micro in range(cfg.accum_steps):
-            t0 = time.perf_counter()
-            batch = {k: v.to(env.device, dtype if v.is_floating_point() else None, non_blocking=True) for k, v in next(stream).items()}
-            data_time += time.perf_counter() - t0
-            seen += batch["video"].shape[0]
-            last = micro == cfg.accum_steps - 1
-            with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
-                v_va, v_vt, a_va, t_vt = forward(batch["video"], batch["audio"], batch["text"])
-                l_vt = mil_nce_loss(v_vt, t_vt, batch["text_mask"], batch["caption_mask"], temperature=cfg.temperature, env=env)
-                l_va = nce_loss(v_va, a_va, batch["audio_mask"], temperature=cfg.temperature, env=env)
-                loss = total_loss(l_vt, l_va, w_vt=cfg.w_vt, w_va=cfg.w_va)
-                (loss / cfg.accum_steps).backward()
-            sums += torch.stack([loss, l_vt, l_va]).detach() / cfg.accum_steps
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
 
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            loss_all, vt_all, va_all = all_reduce_mean(sums, env).tolist()  # the global-batch losses
-            counted = torch.tensor([float(seen)], dtype=torch.float64, device=env.device)
-            samples = round(all_reduce_mean(counted, env).item() * env.world_size)  # samples read by all ranks so far
-            last_loss = loss_all
-            elapsed = time.perf_counter() - window_start
-            done = ((step - 1) % cfg.log_every + 1) * cfg.global_batch(env.world_size)
-            record = {"kind": "train", "step": step, "train/loss": loss_all, "train/loss_vt": vt_all, "train/loss_va": va_all,
-                      "train/samples": samples, "train/lr": lr, "train/clips_per_s": done / elapsed,
-                      "train/clips_per_s_per_worker": done / elapsed / env.world_size,
-                      "train/data_s": data_time, "train/batch_s": elapsed}
-            if env.is_main:
-                append_result(run_dir, record)
-                for key, value in record.items():
-                    if key.startswith("train/"):
-                        writer.add_scalar(key, value, step)
-                bar.set_postfix(loss=f"{loss_all:.4f}", lr=f"{lr:.2e}")
-            window_start, data_time = time.perf_counter(), 0.0
+def _update(run: Run, lr: float) -> torch.Tensor:
+    """One optimizer update over `accum_steps` micro-batches; returns the rank's mean (loss, loss_vt, loss_va)."""
+    cfg, env, ddp = run.cfg, run.env, run.ddp
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    sums = torch.zeros(3, dtype=torch.float64, device=env.device)
+    for micro in range(cfg.accum_steps):
+        t0 = time.perf_counter()
+        batch = {k: v.to(env.device, run.dtype if v.is_floating_point() else None, non_blocking=True)
+                 for k, v in next(run.stream).items()}
+        run.data_time += time.perf_counter() - t0
+        run.seen += batch["video"].shape[0]
+        last = micro == cfg.accum_steps - 1
+        with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
+            v_va, v_vt, a_va, t_vt = run.forward(batch["video"], batch["audio"], batch["text"])
+            l_vt = mil_nce_loss(v_vt, t_vt, batch["text_mask"], batch["caption_mask"], temperature=cfg.temperature, env=env)
+            l_va = nce_loss(v_va, a_va, batch["audio_mask"], temperature=cfg.temperature, env=env)
+            loss = total_loss(l_vt, l_va, w_vt=cfg.w_vt, w_va=cfg.w_va)
+            (loss / cfg.accum_steps).backward()
+        sums += torch.stack([loss, l_vt, l_va]).detach() / cfg.accum_steps
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    run.step += 1
+    return sums
 
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            rng = all_gather_object(capture_rng_state(env.device), env)
-            if env.is_main:
-                save_checkpoint(checkpoint_path(run_dir, step), {
-                    "model": vatt.state_dict(), "optimizer": opt.state_dict(), "step": step, "micro": step * cfg.accum_steps,
-                    "rng": rng, "train_config": cfg.to_dict(), "model_config": model_cfg.to_dict(), "world_size": env.world_size})
-                prune_checkpoints(run_dir, cfg.keep_checkpoints)
-            barrier(env)
-            if cfg.stop_after_step == step:
-                log.warning("--stop-after-step %d: killing this process (SIGKILL) to simulate a crash", step)
-                logging.shutdown()
-                os.kill(os.getpid(), signal.SIGKILL)
 
-        final = step == cfg.steps
-        if eval_items and (final or (cfg.eval_every and step % cfg.eval_every == 0)):
-            if env.is_main:
-                probe_from = cfg.probe_manifest or cfg.train_manifest  # none for shards unless --probe-manifest
-                probe = read_manifest(probe_from)[: cfg.probe_items] if final and probe_from else None
-                metrics = evaluate_model(vatt, tokenizer, eval_items, probe_items=probe, prompts=load_prompts(cfg.eval_manifest),
-                                         windows=cfg.eval_windows, device=env.device)
-                append_result(run_dir, {"kind": "final" if final else "val", "step": step, **{f"val/{k}": v for k, v in metrics.items()}})
-                for key, value in metrics.items():
-                    writer.add_scalar(f"val/{key}", value, step)
-                log.info("step %d evaluation: %s", step, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
-                if final:
-                    (run_dir / "eval.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
-            barrier(env)
-            net.train()
-    bar.close()
+def _log_step(run: Run, sums: torch.Tensor, lr: float, bar: tqdm) -> None:
+    """The global-batch losses and rates since the last log line: results.jsonl, TensorBoard, the bar."""
+    cfg, env, step = run.cfg, run.env, run.step
+    loss_all, vt_all, va_all = all_reduce_mean(sums, env).tolist()  # the global-batch losses
+    counted = torch.tensor([float(run.seen)], dtype=torch.float64, device=env.device)
+    samples = round(all_reduce_mean(counted, env).item() * env.world_size)  # samples read by all ranks so far
+    run.last_loss = loss_all
+    elapsed = time.perf_counter() - run.window_start
+    done = ((step - 1) % cfg.log_every + 1) * cfg.global_batch(env.world_size)
+    record = {"kind": "train", "step": step, "train/loss": loss_all, "train/loss_vt": vt_all, "train/loss_va": va_all,
+              "train/samples": samples, "train/lr": lr, "train/clips_per_s": done / elapsed,
+              "train/clips_per_s_per_worker": done / elapsed / env.world_size,
+              "train/data_s": run.data_time, "train/batch_s": elapsed}
+    if env.is_main:
+        append_result(run.run_dir, record)
+        for key, value in record.items():
+            if key.startswith("train/"):
+                run.writer.add_scalar(key, value, step)
+        bar.set_postfix(loss=f"{loss_all:.4f}", lr=f"{lr:.2e}")
+    run.window_start, run.data_time = time.perf_counter(), 0.0
 
+
+def _checkpoint(run: Run) -> None:
+    """Every rank's RNG state gathered; rank 0 writes the checkpoint and prunes old ones."""
+    cfg, env, step = run.cfg, run.env, run.step
+    rng = all_gather_object(capture_rng_state(env.device), env)
+    if env.is_main:
+        save_checkpoint(checkpoint_path(run.run_dir, step), {
+            "model": run.vatt.state_dict(), "optimizer": run.opt.state_dict(), "step": step, "micro": step * cfg.accum_steps,
+            "rng": rng, "train_config": cfg.to_dict(), "model_config": run.model_cfg.to_dict(), "world_size": env.world_size})
+        prune_checkpoints(run.run_dir, cfg.keep_checkpoints)
+    barrier(env)
+    if cfg.stop_after_step == step:
+        log.warning("--stop-after-step %d: killing this process (SIGKILL) to simulate a crash", step)
+        logging.shutdown()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _evaluate(run: Run, final: bool) -> None:
+    """Rank 0 evaluates (the final one with the linear probe and eval.json); the others wait."""
+    cfg, env, step = run.cfg, run.env, run.step
+    if env.is_main:
+        probe_from = cfg.probe_manifest or cfg.train_manifest  # none for shards unless --probe-manifest
+        probe = read_manifest(probe_from)[: cfg.probe_items] if final and probe_from else None
+        metrics = evaluate_model(run.vatt, run.tokenizer, run.eval_items, probe_items=probe,
+                                 prompts=load_prompts(cfg.eval_manifest), windows=cfg.eval_windows, device=env.device)
+        append_result(run.run_dir, {"kind": "final" if final else "val", "step": step,
+                                    **{f"val/{k}": v for k, v in metrics.items()}})
+        for key, value in metrics.items():
+            run.writer.add_scalar(f"val/{key}", value, step)
+        log.info("step %d evaluation: %s", step, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+        if final:
+            (run.run_dir / "eval.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    barrier(env)
+    run.net.train()
+
+
+def _export(run: Run) -> None:
+    """Rank 0 writes the model directory (weights, tokenizer, card with the final metrics)."""
+    cfg, env, run_dir = run.cfg, run.env, run.run_dir
     if env.is_main:
         eval_path = run_dir / "eval.json"
         metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
-        card = model_card(cfg, model_cfg, steps=step, world_size=env.world_size, num_items=num_items, final_loss=last_loss,
-                          metrics=metrics)
-        save_pretrained(vatt, run_dir / "model", tokenizer=tokenizer, card=card,
-                        metadata={"steps": step, "train": cfg.to_dict(), "eval": metrics})
-        writer.close()
+        card = model_card(cfg, run.model_cfg, steps=run.step, world_size=env.world_size, num_items=run.num_items,
+                          final_loss=run.last_loss, metrics=metrics)
+        save_pretrained(run.vatt, run_dir / "model", tokenizer=run.tokenizer, card=card,
+                        metadata={"steps": run.step, "train": cfg.to_dict(), "eval": metrics})
+        run.writer.close()
         log.info("model directory: %s", run_dir / "model")
     barrier(env)
-    return run_dir
 
 
 def main(argv: list[str] | None = None) -> int:

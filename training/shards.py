@@ -58,75 +58,100 @@ def write_shards(manifest: str | Path, out: str | Path, *, shard_size: int = 100
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("shard-*.tar"):  # a rewrite must not leave shards of a longer corpus behind
         old.unlink()
-    root = manifest.parent
-    shards: list[dict[str, Any]] = []
+    writer = _ShardWriter(out, shard_size, max_bytes)
     classes: dict[str, set[str]] = {}
     multi: dict[str, bool] = {}
-    missing = unreadable = 0
-    writer = None
+    skipped = {"missing": 0, "unreadable": 0}
     for n, (where, row) in enumerate(manifest_rows(manifest)):
-        media = Path(row["path"]) if Path(row["path"]).is_absolute() else root / row["path"]
-        if not media.is_file():
-            missing += 1
+        made = _sample(n, where, row, manifest.parent)
+        if isinstance(made, str):
+            skipped[made] += 1
             continue
-        try:
-            duration = float(row["duration"]) if row.get("duration") is not None else probe(media).duration
-        except MediaError as exc:
-            log.warning("%s: skipped (%s)", where, exc)
-            unreadable += 1
-            continue
-        meta = {k: row[k] for k in _META_KEYS if row.get(k) is not None}
-        meta.update(n=n, duration=duration, path=row["path"])
-        make_item(meta, media, None, where)  # the row's fields are checked now, not at training time
-        suffix = media.suffix.lower().lstrip(".")
-        if "." + suffix not in MEDIA_SUFFIXES:
-            raise ManifestError(f"{where}: {media.name} has no media suffix ({', '.join(sorted(MEDIA_SUFFIXES))})")
-        sample: dict[str, Any] = {"__key__": f"{n:09d}", suffix: media.read_bytes(), "json": json.dumps(meta, sort_keys=True).encode()}
-        transcript = row.get("transcript")
-        if isinstance(transcript, str):
-            path = Path(transcript) if Path(transcript).is_absolute() else root / transcript
-            kind = path.suffix.lower().lstrip(".")
-            if kind not in ("vtt", "srt"):
-                raise ManifestError(f"{where}: transcript {path.name} is not .vtt or .srt")
-            if not path.is_file():
-                raise ManifestError(f"{where}: transcript file not found: {path}")
-            sample[kind] = path.read_bytes()
-        elif isinstance(transcript, list):
-            sample[_CUES] = json.dumps(transcript).encode()
-        elif transcript is not None:
-            raise ManifestError(f"{where}: 'transcript' must be a .vtt/.srt path or a list of {{start, end, text}}")
+        sample, meta = made
         for name, value in meta.get("labels", {}).items():
             values = value if isinstance(value, list) else str(value).split(LABEL_SEP)
             classes.setdefault(name, set()).update(map(str, values))
             multi[name] = multi.get(name, False) or len(values) > 1
-        size = sum(len(v) for k, v in sample.items() if k != "__key__") + 1024 * len(sample)  # headers: 512 B each, rounded up
-        current = shards[-1] if shards else None
-        if writer is None or current["samples"] >= shard_size or current["bytes"] + size > max_bytes:
-            if writer is not None:
-                writer.close()
-            current = {"name": _NAME.format(len(shards)), "samples": 0, "bytes": 0}
-            shards.append(current)
-            writer = _wds().TarWriter(str(out / current["name"]), mtime=0, encoder=False)
         writer.write(sample)
-        current["samples"] += 1
-        current["bytes"] += size
-    if writer is not None:
-        writer.close()
-    for shard in shards:
-        shard["bytes"] = (out / shard["name"]).stat().st_size
+    shards = writer.close()
     total = sum(s["samples"] for s in shards)
     if not total:
-        raise ManifestError(f"{manifest}: no item could be sharded ({missing} missing, {unreadable} unreadable)")
+        raise ManifestError(f"{manifest}: no item could be sharded ({skipped['missing']} missing, "
+                            f"{skipped['unreadable']} unreadable)")
     index = {
         "manifest": str(manifest),
         "samples": total,
-        "skipped": {"missing": missing, "unreadable": unreadable},
+        "skipped": skipped,
         "pattern": f"shard-{{000000..{len(shards) - 1:06d}}}.tar",  # beside this file
         "shards": shards,
         "labels": {name: {"classes": sorted(values), "multi_label": multi[name]} for name, values in sorted(classes.items())},
     }
     (out / INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return index
+
+
+def _sample(n: int, where: str, row: dict[str, Any], root: Path) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """One manifest row -> (webdataset sample, its json metadata), or "missing"/"unreadable" when its
+    media is skipped; a malformed row raises ManifestError (checked now, not at training time)."""
+    media = Path(row["path"]) if Path(row["path"]).is_absolute() else root / row["path"]
+    if not media.is_file():
+        return "missing"
+    try:
+        duration = float(row["duration"]) if row.get("duration") is not None else probe(media).duration
+    except MediaError as exc:
+        log.warning("%s: skipped (%s)", where, exc)
+        return "unreadable"
+    meta = {k: row[k] for k in _META_KEYS if row.get(k) is not None}
+    meta.update(n=n, duration=duration, path=row["path"])
+    make_item(meta, media, None, where)  # the row's fields are checked now, not at training time
+    suffix = media.suffix.lower().lstrip(".")
+    if "." + suffix not in MEDIA_SUFFIXES:
+        raise ManifestError(f"{where}: {media.name} has no media suffix ({', '.join(sorted(MEDIA_SUFFIXES))})")
+    sample: dict[str, Any] = {"__key__": f"{n:09d}", suffix: media.read_bytes(), "json": json.dumps(meta, sort_keys=True).encode()}
+    transcript = row.get("transcript")
+    if isinstance(transcript, str):
+        path = Path(transcript) if Path(transcript).is_absolute() else root / transcript
+        kind = path.suffix.lower().lstrip(".")
+        if kind not in ("vtt", "srt"):
+            raise ManifestError(f"{where}: transcript {path.name} is not .vtt or .srt")
+        if not path.is_file():
+            raise ManifestError(f"{where}: transcript file not found: {path}")
+        sample[kind] = path.read_bytes()
+    elif isinstance(transcript, list):
+        sample[_CUES] = json.dumps(transcript).encode()
+    elif transcript is not None:
+        raise ManifestError(f"{where}: 'transcript' must be a .vtt/.srt path or a list of {{start, end, text}}")
+    return sample, meta
+
+
+class _ShardWriter:
+    """Tar shards under `out`: a new one at `shard_size` samples or before one would pass `max_bytes`."""
+
+    def __init__(self, out: Path, shard_size: int, max_bytes: int) -> None:
+        self.out, self.shard_size, self.max_bytes = out, shard_size, max_bytes
+        self.shards: list[dict[str, Any]] = []
+        self.writer: Any = None
+
+    def write(self, sample: dict[str, Any]) -> None:
+        size = sum(len(v) for k, v in sample.items() if k != "__key__") + 1024 * len(sample)  # headers: 512 B each, rounded up
+        current = self.shards[-1] if self.shards else None
+        if self.writer is None or current["samples"] >= self.shard_size or current["bytes"] + size > self.max_bytes:
+            if self.writer is not None:
+                self.writer.close()
+            current = {"name": _NAME.format(len(self.shards)), "samples": 0, "bytes": 0}
+            self.shards.append(current)
+            self.writer = _wds().TarWriter(str(self.out / current["name"]), mtime=0, encoder=False)
+        self.writer.write(sample)
+        current["samples"] += 1
+        current["bytes"] += size
+
+    def close(self) -> list[dict[str, Any]]:
+        """The shards written, each with its name, sample count and file size."""
+        if self.writer is not None:
+            self.writer.close()
+        for shard in self.shards:
+            shard["bytes"] = (self.out / shard["name"]).stat().st_size
+        return self.shards
 
 
 def shard_urls(spec: str | Path) -> list[str]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, request_body
-from ..deps import EncodeFileOrJson, QueryDep, SettingsDep
+from ..bodies import error_responses, form_model, json_model, named_upload, request_body
+from ..deps import EncodeFileOrJson, QueryDep, SettingsDep, SupervisedDep
 from ..errors import ServiceError
-from ..schemas import ClassifyForm, ClassifyRequest, ClassifyResponse, ErrorBody, SegmentProbabilities, SupervisedScores
+from ..limits import check_count
+from ..schemas import ClassifyForm, ClassifyRequest, ClassifyResponse, SegmentProbabilities, SupervisedScores
+from ..services.query import check_template
+from ..services.supervised import SupervisedClassifier
 
 router = APIRouter(tags=["classify"])
 
@@ -24,12 +27,12 @@ _FORM = {
     description="probabilities = softmax(cosine(video, prompt) / temperature) over the labels, temperature "
                 "0.07 (VATT's NCE temperature; setting `temperature`). Item-level probabilities use the "
                 "normalised mean of the segment vectors. Audio has no vt vector: 400.",
-    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 413, 415, 422, 429, 507)},
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 507),
     openapi_extra=request_body(ClassifyRequest, _FORM, required=["file", "labels"],
                                description="JSON {item_id, labels, template} or a multipart 'file' with "
                                            "'labels' and 'template' fields"),
 )
-async def classify(request: Request, query: QueryDep, settings: SettingsDep,
+async def classify(request: Request, query: QueryDep, settings: SettingsDep, supervised_model: SupervisedDep,
                    upload: EncodeFileOrJson) -> ClassifyResponse:
     form = upload.form
     if form is None:
@@ -43,7 +46,7 @@ async def classify(request: Request, query: QueryDep, settings: SettingsDep,
         _check_labels(opts, settings.max_labels)
         with named_upload(form.file):
             q = await run_in_threadpool(lambda: query.from_file(form.file.path, cancel=upload.cancelled))
-            supervised = await _supervised(request, form.file.path)
+            supervised = await _supervised(supervised_model, form.file.path)
     prompts, text_vt = await query.prompts_vectors(opts.labels, opts.template)
     item, per_segment = query.classify(q, text_vt)
     return ClassifyResponse(
@@ -53,9 +56,8 @@ async def classify(request: Request, query: QueryDep, settings: SettingsDep,
         temperature=query.temperature, supervised=supervised)
 
 
-async def _supervised(request: Request, path) -> SupervisedScores | None:
+async def _supervised(clf: SupervisedClassifier | None, path: str) -> SupervisedScores | None:
     """The served classifier's scores for an uploaded file (None without `--classifier`)."""
-    clf = getattr(request.app.state, "supervised", None)
     if clf is None:
         return None
     probs = await run_in_threadpool(clf.scores, path)
@@ -64,9 +66,7 @@ async def _supervised(request: Request, path) -> SupervisedScores | None:
 
 
 def _check_labels(opts: ClassifyForm, limit: int) -> None:
-    if len(opts.labels) > limit:
-        raise ServiceError(400, f"{len(opts.labels)} labels in one request; this server takes at most {limit}")
+    check_count(opts.labels, limit, "labels")
     if len(set(opts.labels)) != len(opts.labels):
         raise ServiceError(400, "labels must be distinct")
-    if opts.template.count("{}") != 1:
-        raise ServiceError(400, f"template {opts.template!r} must contain '{{}}' exactly once (where each label goes)")
+    check_template(opts.template)

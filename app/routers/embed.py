@@ -5,21 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, request_body
+from model import MODALITY_SPACES, whole_item_vector
+
+from ..bodies import error_responses, form_model, json_model, named_upload, request_body
 from ..deps import EncodeFileOrJson, EncoderDep, SettingsDep
 from ..errors import ServiceError
-from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, ErrorBody, SegmentEmbedding, TextEmbedding
-from ..services.encoder import SPACES_OF_KIND, normalized_mean
+from ..limits import check_count
+from ..schemas import EmbedFileResponse, EmbedForm, EmbedTextRequest, EmbedTextResponse, SegmentEmbedding, TextEmbedding
 
 router = APIRouter(tags=["embed"])
-
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 429, 507)}
-
 
 @router.post(
     "/embed", response_model=EmbedFileResponse | EmbedTextResponse, response_model_exclude_none=True,
     summary="Embed texts (vt) or every segment of a video (va, vt) / audio (va) file",
-    responses=_ERRORS,
+    responses=error_responses(400, 401, 403, 413, 415, 422, 429, 507),
     openapi_extra=request_body(EmbedTextRequest, {
         "spaces": {"type": "string", "description": "comma-separated subset of va,vt (default: all the file has)"}},
         required=["file"], description="JSON {\"texts\": [...]} or a multipart upload in field 'file'"),
@@ -29,14 +28,13 @@ async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep,
     form = upload.form
     if form is None:
         body = await json_model(request, EmbedTextRequest, settings)
-        if len(body.texts) > settings.max_texts:
-            raise ServiceError(400, f"{len(body.texts)} texts in one request; this server takes at most {settings.max_texts}")
+        check_count(body.texts, settings.max_texts, "texts")
         vt = await encoder.aembed_texts(body.texts)
         return EmbedTextResponse(embeddings=[TextEmbedding(vt=v.tolist()) for v in vt], dim=vt.shape[1])
     opts = form_model(EmbedForm, form, lists=("spaces",))
     with named_upload(form.file):
         emb = await run_in_threadpool(lambda: encoder.embed_file(form.file.path, cancel=upload.cancelled))
-    have = SPACES_OF_KIND[emb.kind]
+    have = MODALITY_SPACES[emb.kind]
     spaces = opts.spaces or list(have)
     missing = [s for s in spaces if s not in have]
     if missing:
@@ -44,4 +42,4 @@ async def embed(request: Request, encoder: EncoderDep, settings: SettingsDep,
     segments = [SegmentEmbedding(start=s, end=e, **{sp: emb.vectors[sp][i].tolist() for sp in spaces})
                 for i, (s, e) in enumerate(zip(emb.starts, emb.ends))]
     return EmbedFileResponse(kind=emb.kind, duration=emb.info.duration, segments=segments,
-                             mean={sp: normalized_mean(emb.vectors[sp]).tolist() for sp in spaces})
+                             mean={sp: whole_item_vector(emb.vectors[sp]).tolist() for sp in spaces})

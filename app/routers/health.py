@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from ..deps import MetricsDep
+from ..deps import MaybeCatalogDep, MaybeEncoderDep, MaybeIngestDep, MetricsDep, ReadyDep, SettingsDep
 from ..metrics import CONTENT_TYPE
 from ..schemas import Health, Readiness
 
@@ -18,18 +18,15 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, summary="Model loaded and catalogue open",
             responses={503: {"model": Readiness, "description": "still loading, or stopping"}})
-async def readyz(request: Request, response: Response) -> Readiness:
-    state = request.app.state
-    ready = bool(getattr(state, "ready", False))
-    catalog = getattr(state, "catalog", None)
-    ingest = getattr(state, "ingest", None)
-    model = getattr(state, "encoder", None)
+async def readyz(response: Response, settings: SettingsDep, is_ready: ReadyDep, catalog: MaybeCatalogDep,
+                 ingest: MaybeIngestDep, model: MaybeEncoderDep) -> Readiness:
+    ready = bool(is_ready)
     if not ready:
         response.status_code = 503
     return Readiness(ready=ready, model=model.model.config.name if model else "",
                      device=str(model.batcher.device) if model else "",
                      precision=model.model.precision_choice.precision if model else "",
-                     keep_tokens=state.settings.keep_tokens,
+                     keep_tokens=settings.keep_tokens,
                      items=catalog.count() if (catalog is not None and ready) else 0,
                      queued_jobs=ingest.queued if ingest is not None else 0)
 

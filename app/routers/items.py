@@ -8,33 +8,30 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, request_body, where_param
-from ..deps import CatalogDep, FileOrJson, JobsDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
+from model import whole_item_vector
+
+from ..bodies import error_responses, form_model, json_body, json_model, named_upload, request_body, where_param
+from ..deps import CatalogDep, FileOrJson, IngestDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
-from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
+from ..limits import loads_limited
+from ..schemas import (Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
-from ..services.encoder import normalized_mean
 from ..services.sources import MediaSources
 
 router = APIRouter(prefix="/items", tags=["items"])
-DOCUMENTED_MODELS[ItemPatch.__name__] = ItemPatch  # PATCH reads its body with json_model
-
-def _E(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries: these statuses answer with the ErrorBody shape."""
-    return {c: {"model": ErrorBody} for c in codes}
 
 
 @router.post(
     "", status_code=202, response_model=JobAccepted, dependencies=[WriteAuth],
     summary="Ingest an uploaded file (or a server path) in the background",
-    responses=_E(400, 401, 403, 404, 413, 415, 422, 507),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 507),
     openapi_extra=request_body(ItemCreateRequest, {
         "metadata": {"type": "string", "description": "a JSON object, e.g. {\"title\": \"...\"}"},
         "source": {"type": "string", "description": "defaults to the file name"}},
         required=["file"], description="multipart 'file' (+ 'metadata' JSON string), or JSON {\"path\": ...} "
                                        "when server paths are enabled"),
 )
-async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, paths: PathsDep,
+async def create_item(request: Request, jobs: IngestDep, settings: SettingsDep, paths: PathsDep,
                       upload: FileOrJson) -> JobAccepted:
     form = upload.form
     if form is None:
@@ -52,7 +49,7 @@ async def create_item(request: Request, jobs: JobsDep, settings: SettingsDep, pa
 
 
 @router.get("", response_model=ItemsPage, summary="List items, filtered by kind and metadata",
-            responses=_E(400, 422))
+            responses=error_responses(400, 422))
 async def list_items(
     catalog: CatalogDep, store: StoreDep, paths: PathsDep,
     kind: Annotated[list[Kind] | None, Query(description="repeat to allow several kinds")] = None,
@@ -73,7 +70,7 @@ async def list_items(
 
 
 @router.get("/{item_id}", response_model=ItemWithVectors,
-            summary="One item (with its vectors per space on ?include=vectors)", responses=_E(404, 422))
+            summary="One item (with its vectors per space on ?include=vectors)", responses=error_responses(404, 422))
 async def get_item(
     item_id: str, catalog: CatalogDep, query: QueryDep, store: StoreDep, paths: PathsDep,
     include: Annotated[list[Literal["vectors"]] | None, Query(description="'vectors': per segment and whole item")] = None,
@@ -85,16 +82,15 @@ async def get_item(
     per_space = await run_in_threadpool(query.item_vectors, item_id)
     vectors = {space: SpaceVectors(segments=[SegmentVector(start=s.start, end=s.end, vector=v.tolist())
                                              for s, v in zip(segs, x)],
-                                   item=normalized_mean(x).tolist())
+                                   item=whole_item_vector(x).tolist())
                for space, (segs, x) in per_space.items()}
     return ItemWithVectors(**item.model_dump(), vectors=vectors)
 
 
 @router.patch("/{item_id}", response_model=ItemOut, dependencies=[WriteAuth],
               summary="Replace an item's metadata (vectors untouched; `where` filters see it at once)",
-              responses=_E(400, 401, 403, 404, 413, 415, 422),
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
+              responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+              openapi_extra=json_body(ItemPatch))
 async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
                      paths: PathsDep) -> ItemOut:
     body = await json_model(request, ItemPatch, settings)
@@ -103,7 +99,7 @@ async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settin
 
 
 @router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",
-               responses=_E(401, 403, 404))
+               responses=error_responses(401, 403, 404))
 async def delete_item(item_id: str, catalog: CatalogDep, store: StoreDep) -> Deleted:
     item = await run_in_threadpool(catalog.delete_item, item_id)
     await run_in_threadpool(store.remove, item.id)
@@ -111,7 +107,7 @@ async def delete_item(item_id: str, catalog: CatalogDep, store: StoreDep) -> Del
 
 
 @router.get("/{item_id}/thumbnail", summary="A JPEG frame of a video item",
-            responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}, **_E(404, 422)})
+            responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}, **error_responses(404, 422)})
 async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep, paths: PathsDep,
                     t: Annotated[float | None, Query(ge=0, le=1e7, description="seconds into the item")] = None) -> Response:
     item = await run_in_threadpool(catalog.get_item, item_id)

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ..deps import JobsDep, WriteAuth
+from ..bodies import error_responses
+from ..deps import IngestDep, WriteAuth
 from ..errors import ServiceError
-from ..schemas import ErrorBody, JobOut, JobsPage, JobStatus
+from ..schemas import JobOut, JobsPage, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -20,7 +21,7 @@ def _missing(job_id: str) -> ServiceError:
 
 @router.get("", response_model=JobsPage, summary="List ingest jobs, newest first")
 async def list_jobs(
-    jobs: JobsDep,
+    jobs: IngestDep,
     status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
@@ -30,8 +31,8 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="An ingest job's status and progress",
-            responses={404: {"model": ErrorBody}})
-async def get_job(job_id: str, jobs: JobsDep) -> JobOut:
+            responses=error_responses(404))
+async def get_job(job_id: str, jobs: IngestDep) -> JobOut:
     job = await run_in_threadpool(jobs.get, job_id)
     if job is None:
         raise _missing(job_id)
@@ -40,9 +41,8 @@ async def get_job(job_id: str, jobs: JobsDep) -> JobOut:
 
 @router.delete("/{job_id}", response_model=JobOut, dependencies=[WriteAuth],
                summary="Cancel a queued or running job (its partial work is rolled back)",
-               responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
-                          409: {"model": ErrorBody}})
-async def cancel_job(job_id: str, jobs: JobsDep) -> JobOut:
+               responses=error_responses(401, 403, 404, 409))
+async def cancel_job(job_id: str, jobs: IngestDep) -> JobOut:
     before = await run_in_threadpool(jobs.get, job_id)
     if before is None:
         raise _missing(job_id)

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
+from ..bodies import error_responses
 from ..deps import CatalogDep, PathsDep, StoreDep
 from ..errors import ServiceError
-from ..schemas import ErrorBody
 from ..services.sources import MediaSources
 
 router = APIRouter(prefix="/media", tags=["media"])
@@ -57,7 +57,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 @router.get("/{item_id}", summary="Play an item's stored media (Range, If-Range, ETag supported)",
             responses={200: {"content": {"video/mp4": {}, "audio/wav": {}}, "description": "the whole file"},
                        206: {"description": "the requested byte range"},
-                       404: {"model": ErrorBody}, 416: {"model": ErrorBody}})
+                       **error_responses(404, 416)})
 async def get_media(item_id: str, catalog: CatalogDep, store: StoreDep, paths: PathsDep,
                     range: Annotated[str | None, Header(description="bytes=start-end")] = None) -> FileResponse:
     item = await run_in_threadpool(catalog.get_item, item_id)  # 404 for unknown items

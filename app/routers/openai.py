@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
+
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..bodies import DOCUMENTED_MODELS, json_model
+from ..bodies import json_body, json_model
 from ..deps import EncoderDep, SettingsDep
 from ..errors import ServiceError
+from ..limits import check_count
 from ..schemas import (OpenAIEmbedding, OpenAIEmbeddingRequest, OpenAIEmbeddingResponse, OpenAIErrorBody, OpenAIModel,
                        OpenAIModelList, OpenAIUsage)
 from ..services.encoder import Encoder
@@ -26,8 +28,6 @@ from ..settings import Settings
 __all__ = ["router", "served_models", "OpenAIErrors"]
 
 PREFIX = "/v1"
-
-DOCUMENTED_MODELS[OpenAIEmbeddingRequest.__name__] = OpenAIEmbeddingRequest  # the body is read by json_model
 
 # OpenAI's error types by status (its clients pick exception classes by status, and show `message`)
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -122,8 +122,7 @@ async def models(encoder: EncoderDep, settings: SettingsDep) -> OpenAIModelList:
 
 @router.post(
     "/embeddings", response_model=OpenAIEmbeddingResponse, summary="Embed texts (vt), OpenAI-compatible",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/OpenAIEmbeddingRequest"}}}}},
+    openapi_extra=json_body(OpenAIEmbeddingRequest),
 )
 async def embeddings(request: Request, encoder: EncoderDep, settings: SettingsDep) -> OpenAIEmbeddingResponse:
     body = await json_model(request, OpenAIEmbeddingRequest, settings)
@@ -132,8 +131,7 @@ async def embeddings(request: Request, encoder: EncoderDep, settings: SettingsDe
         raise ServiceError(404, f"The model {body.model!r} does not exist on this server; it serves "
                                 f"{', '.join(repr(n) for n in names)} (GET /v1/models)", code="model_not_found")
     texts = [body.input] if isinstance(body.input, str) else body.input
-    if len(texts) > settings.max_texts:
-        raise ServiceError(400, f"{len(texts)} texts in one request; this server takes at most {settings.max_texts}")
+    check_count(texts, settings.max_texts, "texts")
     dim = encoder.dims["vt"]
     if body.dimensions is not None and body.dimensions != dim:
         raise ServiceError(400, f"dimensions={body.dimensions}: this model's text vectors (vt) have {dim} "

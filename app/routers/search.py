@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..bodies import form_model, json_model, named_upload, request_body
+from ..bodies import error_responses, form_model, json_model, named_upload, request_body
 from ..deps import EncodeFileOrJson, PathsDep, QueryDep, SettingsDep, StoreDep
-from ..schemas import (Confidence, ErrorBody, MomentOut, SearchOptions, SearchRequest, SearchResponse, SearchResult,
+from ..schemas import (Confidence, MomentOut, SearchOptions, SearchRequest, SearchResponse, SearchResult,
                        TimelineCell, item_out)
 from ..services.sources import MediaSources
 
@@ -31,7 +31,7 @@ _FORM = {
                 "in va. text -> audio has no shared space (400). A file or item query uses the normalised "
                 "mean of its segment vectors. A vector query names its space; offset and score_threshold "
                 "page and filter the ranked list.",
-    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 413, 415, 422, 429, 507)},
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 507),
     openapi_extra=request_body(SearchRequest, _FORM, required=["file"],
                                description="JSON {\"text\"|\"item_id\"|\"vector\", k, offset, score_threshold, "
                                            "kinds, where, space} or a multipart 'file' with the same fields as "

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from index import Catalog
+from model import MODALITY_SPACES
 
-from .encoder import SPACES_OF_KIND, Encoder
+from .encoder import Encoder
 
 __all__ = ["PROBES", "Standing", "NullDistribution", "Calibrator", "WEAK_BELOW"]
 
 log = logging.getLogger(__name__)
 
 SPACE = "vt"  # texts live only in the video-text space
-KINDS = [kind for kind, spaces in SPACES_OF_KIND.items() if SPACE in spaces]  # what a text query can find
+KINDS = [kind for kind, spaces in MODALITY_SPACES.items() if SPACE in spaces]  # what a text query can find
 WEAK_BELOW = 0.95  # a hit beating fewer of the probes' best scores than this fraction is weak
 REFRESH_FRACTION = 0.1  # re-measure when the item count moved by more than this fraction (or from 0)
 MIN_STD = 0.02  # cosine units: probes that all land on one score must not make every z huge

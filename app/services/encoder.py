@@ -20,18 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model import MODALITY_SPACES, VATT, load_pretrained, load_tokenizer
+from model import MODALITY_SPACES, VATT, load_pretrained, load_tokenizer, whole_item_vector
 from model.media import EmptyMediaError, MediaInfo, MediaTooLongError, WindowSpec, count_windows, iter_windows, probe
 
 from ..errors import ServiceError
 from ..settings import Settings
 from .batcher import Batcher
 
-__all__ = ["build_encoder", "Encoder", "EncodeCancelled", "FileEmbedding", "SPACES_OF_KIND", "normalized_mean"]
+__all__ = ["build_encoder", "Encoder", "EncodeCancelled", "FileEmbedding"]
 
 log = logging.getLogger(__name__)
 
-SPACES_OF_KIND = MODALITY_SPACES  # the model's map (an item's kind is the modality it was embedded by)
 _END = object()
 
 Progress = Callable[[int, int], None]
@@ -42,13 +41,6 @@ class EncodeCancelled(ServiceError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(499, detail, code="client_closed_request")
-
-
-def normalized_mean(vectors: np.ndarray) -> np.ndarray:
-    """Whole-item vector: the normalised mean of normalised segment vectors (DESIGN.md)."""
-    m = np.asarray(vectors, np.float32).mean(axis=0)
-    n = float(np.linalg.norm(m))
-    return (m / n if n > 0 else m).astype(np.float32)
 
 
 @dataclass
@@ -66,7 +58,7 @@ class FileEmbedding:
         return len(self.starts)
 
     def mean(self, space: str) -> np.ndarray:
-        return normalized_mean(self.vectors[space])
+        return whole_item_vector(self.vectors[space])
 
 
 class Encoder:
@@ -142,7 +134,7 @@ class Encoder:
             collect(*inflight.popleft())
         if not starts:
             raise EmptyMediaError("the media holds no complete window to embed")
-        vectors = {s: np.concatenate([o[s] for o in outs]) for s in SPACES_OF_KIND[kind]}
+        vectors = {s: np.concatenate([o[s] for o in outs]) for s in MODALITY_SPACES[kind]}  # kind = the modality
         return FileEmbedding(kind, info, starts, ends, vectors)
 
     def _prefetched(self, windows, kind: str):

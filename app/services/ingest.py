@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from index import Catalog, CatalogError, JobRecord, JobStore
-from index._validate import metadata_json
+from index import metadata_json
 from model import sha256_file
 from model.media import MediaError
 

@@ -21,16 +21,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from index import Catalog, ItemHit, Segment
-from model import SPACES
+from model import MODALITY_SPACES, SPACES, whole_item_vector
 
 from ..errors import ServiceError
 from .calibration import Calibrator, Standing
-from .encoder import SPACES_OF_KIND, Encoder, normalized_mean
+from .encoder import Encoder
 
-__all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax"]
+__all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax", "check_template"]
 
 # item kinds holding vectors in a space: the model's modality -> spaces map, inverted
-SPACE_KINDS = {s: tuple(k for k, have in SPACES_OF_KIND.items() if s in have) for s in SPACES}
+SPACE_KINDS = {s: tuple(k for k, have in MODALITY_SPACES.items() if s in have) for s in SPACES}
 _WHY = {"text": "text is embedded only in the video-text space (vt)",
         "audio": "audio is embedded only in the video-audio space (va)",
         "video": "video is embedded in both spaces (va, vt)"}
@@ -53,9 +53,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def check_template(template: str) -> None:
+    """A prompt template holds one '{}' where each label goes (400 otherwise)."""
+    if template.count("{}") != 1:
+        raise ServiceError(400, f"template {template!r} must contain '{{}}' exactly once (where each label goes)")
+
+
 def resolve_space(query_kind: str, space: str | None, kinds: Sequence[str] | None) -> tuple[str, list[str]]:
     """(space, target kinds) for a query, or a 400 that names the pair with no shared space."""
-    have = SPACES_OF_KIND[query_kind]
+    have = MODALITY_SPACES[query_kind]
     if space is None:
         space = "va" if query_kind in ("video", "audio") else "vt"
     if space not in have:
@@ -156,7 +162,7 @@ class QueryService:
         if k > self.max_k:
             raise ServiceError(400, f"k={k} is above this server's limit of {self.max_k}")
         skip = q.item_id if (q.item_id and not include_query_item) else None
-        hits = self.catalog.search(space, normalized_mean(q.vectors[space]), offset + k + (1 if skip else 0),
+        hits = self.catalog.search(space, whole_item_vector(q.vectors[space]), offset + k + (1 if skip else 0),
                                    kinds=kinds, where=where, moments=moments)
         hits = [h for h in hits if h.item.id != skip
                 and (score_threshold is None or h.score >= score_threshold)][offset:offset + k]
@@ -167,7 +173,7 @@ class QueryService:
     def timeline(self, q: QueryVectors, space: str, item_id: str) -> list[tuple[float, float, float]]:
         """(start, end, cosine) of every segment of an item against the query, in time order (blocking)."""
         segments, x = self.catalog.item_vectors(item_id, space)
-        scores = x @ normalized_mean(q.vectors[space]) if len(segments) else np.zeros(0, np.float32)
+        scores = x @ whole_item_vector(q.vectors[space]) if len(segments) else np.zeros(0, np.float32)
         return sorted((s.start, s.end, float(c)) for s, c in zip(segments, scores))
 
     async def standings(self, q: QueryVectors, space: str, scores: Sequence[float]) -> list[Standing] | None:
@@ -180,8 +186,7 @@ class QueryService:
 
     # --- zero-shot classification ---------------------------------------------------------------
     async def prompts_vectors(self, labels: Sequence[str], template: str) -> tuple[list[str], np.ndarray]:
-        if template.count("{}") != 1:
-            raise ServiceError(400, f"template {template!r} must contain '{{}}' exactly once (where each label goes)")
+        check_template(template)
         prompts = [template.replace("{}", label) for label in labels]
         return prompts, await self.encoder.aembed_texts(prompts)
 
@@ -192,5 +197,5 @@ class QueryService:
                                     "classify a video", code="no_shared_space")
         seg = q.vectors["vt"]
         per_segment = softmax(seg @ text_vt.T / self.temperature)
-        item = softmax(normalized_mean(seg)[None, :] @ text_vt.T / self.temperature)[0]
+        item = softmax(whole_item_vector(seg)[None, :] @ text_vt.T / self.temperature)[0]
         return item, per_segment

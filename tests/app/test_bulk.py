@@ -23,7 +23,7 @@ import torch
 from app_corpus import CLIPS, VOCAB
 from typer.testing import CliRunner
 
-from app.cli import app
+from vatt_cli.main import app
 from app.client import connect
 from index import Catalog
 from index.shards import finished_shards

@@ -13,7 +13,8 @@ from app_corpus import CLIPS
 from app_server import API_KEY, LiveServer
 from typer.testing import CliRunner
 
-from app.cli import BUNDLED_DEMO_MODEL, app
+from app.cli import BUNDLED_DEMO_MODEL
+from vatt_cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -104,7 +105,7 @@ def test_local_mode_ingests_a_directory_and_searches_it(trained_model_dir: Path,
 
 
 def test_module_entry_point_and_serve_refuses_a_bad_model_dir(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--model", str(tmp_path / "nope"), "--data",
+    proc = subprocess.run([sys.executable, "-m", "vatt_cli", "serve", "--model", str(tmp_path / "nope"), "--data",
                            str(tmp_path / "data")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"vatt: error: model directory not found: {tmp_path / 'nope'}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from app.cli import app
+from vatt_cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _vatt_without_tensorboard(*args: str) -> subprocess.CompletedProcess:
     """The real console entry point in a fresh interpreter where `import tensorboard` fails,
     as in an install without the train extra."""
-    code = ("import sys; sys.modules['tensorboard'] = None; from app.cli import main; "
+    code = ("import sys; sys.modules['tensorboard'] = None; from vatt_cli.main import main; "
             f"sys.argv = ['vatt', *{list(args)!r}]; main()")
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
 

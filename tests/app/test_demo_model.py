@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from app.cli import BUNDLED_DEMO_MODEL, DEMO_CLIPS
+from app.cli import BUNDLED_DEMO_MODEL
+from vatt_cli.demo import DEMO_CLIPS
 from model import l2_normalize, load_pretrained, load_tokenizer
 from training.data import read_manifest
 from training.evaluate import embed_items

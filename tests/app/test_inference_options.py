@@ -87,7 +87,8 @@ def test_files_ingested_together_share_forwards_and_keep_their_order(tiny_model,
 def test_serve_refuses_a_precision_the_device_cannot_run(tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from app.cli import BUNDLED_DEMO_MODEL, app
+    from app.cli import BUNDLED_DEMO_MODEL
+    from vatt_cli.main import app
 
     monkeypatch.setenv("VATT_DEVICE", "cpu")
     monkeypatch.setenv("VATT_DEVICE", "cuda")

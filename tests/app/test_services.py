@@ -10,9 +10,9 @@ import torch
 
 from app.errors import ServiceError
 from app.services.batcher import Batcher
-from app.services.encoder import Encoder, normalized_mean
+from app.services.encoder import Encoder
 from app.services.query import resolve_space, softmax
-from model import WordTokenizer, l2_normalize
+from model import WordTokenizer, l2_normalize, whole_item_vector
 from model.media import WindowSpec, count_windows, iter_windows
 
 
@@ -84,7 +84,7 @@ def test_encoder_pipeline_matches_direct_window_by_window_encoding(tiny_model, m
     assert progress[-1] == (3, 3) and [d for d, _ in progress] == sorted(d for d, _ in progress)
     mean = emb.mean("va")
     assert np.linalg.norm(mean) == pytest.approx(1.0, abs=1e-5)
-    np.testing.assert_allclose(mean, normalized_mean(emb.vectors["va"]))
+    np.testing.assert_allclose(mean, whole_item_vector(emb.vectors["va"]))
 
 
 @pytest.mark.parametrize("query,space,kinds,expected", [

@@ -90,7 +90,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
     env.pop("VATT_API_KEY", None)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--model", str(model_dir), "--data", str(data_dir),
+            [sys.executable, "-m", "vatt_cli", "serve", "--model", str(model_dir), "--data", str(data_dir),
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:

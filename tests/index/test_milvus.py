@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from index import milvus as milvus_mod
+from index._util import brute_force
 from index.errors import InvalidArgumentError, StoreUnavailableError
 from index.milvus import MilvusSpaceIndex, parse_uri
-from index.vectors import IndexOptions, brute_force
+from index.types import IndexOptions
 
 DIM = 16
 

@@ -11,7 +11,7 @@ import pytest
 from index_helpers import SPACES, Clusters, add_video
 
 from index import Catalog
-from index.vectors import IndexFileError, read_header
+from index.faiss_index import IndexFileError, read_header
 
 TYPES = ["flat", "hnsw", "ivfpq"]
 IVF = {"train_min": 600}  # small enough for a test catalogue to train IVF-PQ
@@ -142,7 +142,7 @@ def test_bad_faiss_file_is_rebuilt_on_open(tmp_path: Path, caplog: pytest.LogCap
     damage, reason = CORRUPTIONS[how]
     damage(path / "va.faiss")
     with pytest.raises(IndexFileError):
-        from index.vectors import IndexOptions, VectorIndex
+        from index.faiss_index import IndexOptions, VectorIndex
         VectorIndex.load(path / "va.faiss", "va", 32, index_type, IndexOptions())
     with caplog.at_level(logging.WARNING, logger="index"):
         with Catalog(path) as cat:

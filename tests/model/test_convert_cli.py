@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.convert_cli import EXIT_CONVERSION_ERROR, app, convert_command
+from model.convert.cli import EXIT_CONVERSION_ERROR, app, convert_command
 from model import VATT, load_pretrained
 from model.convert import ConversionError, TFCheckpoint, convert_to_directory
 
@@ -24,7 +24,7 @@ runner = CliRunner()
 
 
 def _root() -> typer.Typer:
-    """A root app with more than one command, as app/cli.py is, so `convert` is a real subcommand."""
+    """A root app with more than one command, as the `vatt` command (vatt_cli.main) is, so `convert` is a real subcommand."""
     root = typer.Typer()
     root.command("convert")(convert_command)
 
@@ -60,7 +60,7 @@ def test_bad_path_exits_2_with_one_error_line_and_no_output(tmp_path: Path) -> N
                                      "--out", str(tmp_path / "m")])
     assert result.exit_code == EXIT_CONVERSION_ERROR == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no checkpoint index at ")
+    assert len(lines) == 1 and lines[0].startswith("vatt: error: no checkpoint index at ")
     assert "Traceback" not in result.output and result.stdout == ""
     assert not (tmp_path / "m").exists()
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from model import (VATT, ModelDirectoryError, Preprocess, VattConfig, WordTokenizer, create_model_and_transforms,
-                   iter_windows, l2_normalize, load_tokenizer)
+                   get_tokenizer, iter_windows, l2_normalize, load_tokenizer)
 from model.media import WindowSpec
 
 WORDS = ["<pad>", "<unk>", "a", "red", "circle", "moves", "left"]
@@ -45,9 +45,10 @@ def test_older_directories_still_load(saved: tuple[VATT, Path], tmp_path: Path) 
     doc = json.loads((old / "config.json").read_text())
     del doc["model_type"]
     (old / "config.json").write_text(json.dumps(doc))
-    model, tok, _ = create_model_and_transforms(old)
+    model, _, _ = create_model_and_transforms(old)
+    tok = get_tokenizer(old)
     assert tok.encode(["a red circle"]).tolist() == load_tokenizer(directory).encode(["a red circle"]).tolist()
-    model, tok, pre = create_model_and_transforms(DEMO_MODEL)  # bundled, written before the rename
+    model, _, pre = create_model_and_transforms(DEMO_MODEL)  # bundled, written before the rename
     assert (DEMO_MODEL / "tokenizer.json").is_file() and pre.spec.num_frames == model.config.input.num_frames
 
 
@@ -81,7 +82,8 @@ def test_preprocess_a_file_and_decoded_frames_like_the_service(saved: tuple[VATT
     c = model.config.input
     path = make_media("clip.mp4", duration=2 * c.num_frames / c.fps, fps=int(c.fps * 2), width=96, height=80,
                       sample_rate=c.sample_rate)
-    loaded, tok, pre = create_model_and_transforms(directory)
+    loaded, _, pre = create_model_and_transforms(directory)
+    tok = get_tokenizer(directory)
     clips = pre(path)
     spec = WindowSpec(num_frames=c.num_frames, fps=c.fps, size=c.image_size, sample_rate=c.sample_rate)
     windows = list(iter_windows(path, spec))
@@ -107,3 +109,24 @@ def test_preprocess_a_file_and_decoded_frames_like_the_service(saved: tuple[VATT
     with pytest.raises(ValueError, match="uint8"):
         pre.frames(np.zeros((4, 8, 8, 3), np.float32))
     assert Preprocess.for_config(model.config).spec == spec
+
+
+def test_a_loaded_model_keeps_its_tokenizer_and_saves_it(saved: tuple[VATT, Path], tmp_path: Path) -> None:
+    _, directory = saved
+    loaded = VATT.from_pretrained(directory)
+    out = loaded.save_pretrained(tmp_path / "copy")  # no tokenizer argument: the one it was loaded with
+    model, train, val = create_model_and_transforms(out)
+    assert isinstance(train, Preprocess) and isinstance(val, Preprocess) and train.spec == val.spec
+    tok = get_tokenizer(out)
+    assert model.tokenizer is not None and tok("a red circle").tolist() == model.tokenizer(["a red circle"]).tolist()
+    assert tok(["a red circle"]).tolist() == load_tokenizer(directory).encode(["a red circle"]).tolist()
+    bare = VATT(VattConfig.preset("tiny"))
+    assert bare.tokenizer is None and not (bare.save_pretrained(tmp_path / "bare") / "vatt_tokenizer.json").exists()
+
+
+def test_the_tokenizer_is_callable_on_a_list_of_strings(saved: tuple[VATT, Path]) -> None:
+    tok = get_tokenizer(saved[1])
+    ids = tok(["a red circle", "moves left", "zebra"])
+    assert ids.dtype == torch.long and ids.shape == (3, tok.max_len)
+    assert ids.tolist() == tok.encode(["a red circle", "moves left", "zebra"]).tolist()
+    assert ids[2, 0].item() == 1 and ids[0, 3:].eq(0).all()  # <unk> for an unknown word, 0 pads

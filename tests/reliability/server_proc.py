@@ -91,7 +91,7 @@ class ServerProcess:
 
 def vatt(*args: str) -> subprocess.CompletedProcess:
     """Run the `vatt` CLI in a child process."""
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vatt_cli", *args], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
 
 

@@ -15,7 +15,7 @@ from server_proc import DEMO_MODEL, REPO, ServerProcess, free_port
 
 def _serve(data: Path) -> subprocess.CompletedProcess:
     """`vatt serve` in a child; expected to refuse and exit."""
-    return subprocess.run([sys.executable, "-m", "app.cli", "serve", "--model", str(DEMO_MODEL), "--data", str(data),
+    return subprocess.run([sys.executable, "-m", "vatt_cli", "serve", "--model", str(DEMO_MODEL), "--data", str(data),
                            "--port", str(free_port())], cwd=REPO, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 

@@ -1,8 +1,8 @@
 """`vatt convert`: an official VATT TensorFlow checkpoint -> a model directory.
 
-`convert_command` is a plain typer command function, so the root CLI registers it with
-`app.command("convert")(convert_command)`; `app` runs it alone. Expected failures (`ConversionError`)
-print one `error: ...` line and exit 2, without a traceback; success prints one summary line.
+`convert_command` is a plain typer command function, so the `vatt` command (vatt_cli.main) registers it
+with `app.command("convert")(convert_command)`; `app` runs it alone. Expected failures (`ConversionError`)
+print one `vatt: error: ...` line and exit 2, without a traceback; success prints one summary line.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from model.convert import ConversionError, convert_to_directory, parse_d_kv
-from model.pretrained import read_config
+from vatt_cli import EXIT_BAD_INPUT, fail
+
+from ..pretrained import read_config
+from . import ConversionError, convert_to_directory, parse_d_kv
 
 __all__ = ["app", "convert_command", "EXIT_CONVERSION_ERROR"]
 
-EXIT_CONVERSION_ERROR = 2
+EXIT_CONVERSION_ERROR = EXIT_BAD_INPUT
 
 app = typer.Typer(help="Convert official VATT checkpoints into model directories.", add_completion=False)
 
@@ -40,9 +42,7 @@ def convert_command(
         d_kv = parse_d_kv(d_kv)
         path = convert_to_directory(checkpoint, out, vocab=vocab, d_kv=d_kv, name=name, overwrite=overwrite)
     except ConversionError as exc:
-        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(EXIT_CONVERSION_ERROR) from None
+        raise fail(str(exc), EXIT_CONVERSION_ERROR) from None
     config, doc = read_config(path)
     source = doc["metadata"]["source"]
     what = (f"{doc['modality']} classifier, {doc['num_classes']} classes" if doc.get("task") == "classification"

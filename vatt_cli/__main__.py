@@ -1,0 +1,5 @@
+"""`python -m vatt_cli …` is the `vatt` command."""
+
+from .main import main
+
+main()

@@ -1,0 +1,71 @@
+"""The `vatt` command (the console script): each package's commands, merged into one typer app.
+
+Where each command lives:
+
+    serve, ingest, search, embed, classify, bulk-embed     app/cli.py
+    train, eval, finetune, probe, datasets, synth           training/cli.py
+    index stats | check | rebuild | import                  index/cli.py
+    convert                                                 model/convert/cli.py
+    demo (builds with training, serves with app)            vatt_cli/demo.py
+
+This module adds the root options (--version, -v/-q) and the log set-up; failures print one
+`vatt: error: …` line (vatt_cli.fail).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from app.cli import app as service_app
+from index.cli import app as index_app
+from model.convert.cli import convert_command
+from training.cli import app as training_app
+
+from .demo import demo
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="VATT: embed, index, search and train on video, audio and text.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(service_app)
+app.add_typer(training_app)
+app.add_typer(index_app, name="index")
+app.command("convert", help="Convert an official VATT TF checkpoint into a model directory.")(convert_command)
+app.command()(demo)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vatt {version('vatt')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="print the version and exit")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="more log lines (repeat: debug)")] = 0,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="fewer log lines (repeat: errors only)")] = 0,
+) -> None:
+    """VATT: embed, index, search and train on video, audio and text."""
+    root = logging.getLogger()
+    root.setLevel(min(max(root.level + 10 * (quiet - verbose), logging.DEBUG), logging.CRITICAL))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    chatty = {"serve", "demo", "train", "eval", "synth", "bulk-embed"}  # long-running: say what is happening
+    level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] in chatty else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar
+    app()
+
+
+if __name__ == "__main__":
+    main()
