@@ -152,6 +152,9 @@ def check_catalog(store: Store, spaces: Mapping[str, int], indexes: Mapping[str,
         more, more_notes = vi.check(live[space], epochs[space])
         problems += more
         notes += more_notes
+    for space in store.reader().behind(indexes):
+        notes.append(f"{space}: a write missed the shared vector engine (marked in the store); the next search "
+                     "through a writing replica catches it up")
     return CheckReport(problems=tuple(problems), notes=tuple(notes), counts=counts)
 
 

@@ -27,7 +27,7 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,8 @@ from . import _search
 from ._consistency import catch_up, check_catalog, replay, stats
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
-from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
+from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
+                     StoreUnavailableError)
 from .faiss_index import FaissBackend
 from .jobs import JobStore
 from .space_index import SpaceIndex, VectorBackend, VectorSource
@@ -118,9 +119,12 @@ class Catalog:
             self._unindexed: set[str] = set()  # spaces add_items(index=False) left behind the store
             self._behind: set[str] = set()  # spaces whose index missed a committed write (engine down)
             for space in self.spaces:
-                self._vectors[space] = self.backend.open_space(self._source(space), index_type=self.index_type,
-                                                               options=self.options, readonly=readonly)
-                self._synced[space] = catch_up(self._vectors[space], self.store)[0]
+                vi = self._vectors[space] = self.backend.open_space(self._source(space), index_type=self.index_type,
+                                                                    options=self.options, readonly=readonly)
+                if readonly and vi.shared:  # a reader never writes a shared engine: check() reports its gaps
+                    self._synced[space] = self.store.reader().epochs([space])[space]
+                    continue
+                self._synced[space] = catch_up(vi, self.store)[0]
                 if not readonly:
                     self._vectors[space].flush(self._synced[space])
             self.jobs = JobStore(self.store)
@@ -231,6 +235,23 @@ class Catalog:
             raise InvalidArgumentError(f"unknown space {space!r}; accepted: {', '.join(self.spaces)}")
         return self._vectors[space]
 
+    def unavailable(self) -> dict[str, str]:
+        """What this catalogue needs and cannot reach now — "store", "vectors" — with why (readiness); empty when
+        all answer. One round trip each (the vector engine once, not per space)."""
+        down: dict[str, str] = {}
+        try:
+            self._reader().epochs(self.spaces)
+        except StoreUnavailableError as e:
+            down["store"] = str(e)
+        for vi in self._vectors.values():
+            if vi.shared:
+                try:
+                    vi.ping()
+                except StoreUnavailableError as e:
+                    down["vectors"] = str(e)
+                break  # one engine holds every space
+        return down
+
     def epochs(self) -> dict[str, int]:
         """Current write epoch per space (as committed in the store)."""
         return self._reader().epochs(self.spaces)
@@ -239,30 +260,39 @@ class Catalog:
     def add_item(self, *, kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                  vectors: Mapping[str, Any], duration: float | None = None,
                  metadata: Mapping[str, Any] | None = None, replace: bool = False,
-                 item_id: str | None = None) -> Item:
+                 item_id: str | None = None, within: Callable[[Session, Item], None] | None = None) -> Item:
         """Add an item with its segments ([n, 2] start/end seconds) and vectors ({space: [n, dim]}),
         all or nothing. Same sha256 already present → the existing item (re-indexed if `replace`).
 
         `item_id` lets a caller that announced an id before the work finished (the service's ingest
-        jobs) keep it; by default a new uuid4 hex is chosen."""
+        jobs) keep it; by default a new uuid4 hex is chosen. `within(tx, item)` runs inside the same
+        transaction with the item about to be returned (new or found by its sha256); if it raises, nothing
+        is written — so "which item did this job get" and the job's own transition are one decision.
+
+        Once the store committed, the item is added: a vector engine that cannot take its vectors then
+        leaves a mark in the store, and whichever replica searches that space next catches it up."""
         check_item_id(item_id)
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
         for attempt in range(3):  # another process may commit the same content between our read and insert
             try:
-                return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id)
+                return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id,
+                                      within)
             except self._store().dialect.conflict:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _add_item(self, kind: str, source: str, sha: str, segs: np.ndarray, duration: float | None, meta_json: str,
-                  vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None) -> Item:
+                  vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None,
+                  within: Callable[[Session, Item], None] | None) -> Item:
         with self._write_lock:
             with self._store().transaction() as tx:
                 existing = tx.find_sha256(sha)
                 if existing is not None and not replace:
                     log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
+                    if within is not None:
+                        within(tx, existing)
                     return existing
                 removed = tx.delete_item(existing.id) if existing is not None else {}
                 if existing is None and item_id is not None and tx.get_item(item_id) is not None:
@@ -271,6 +301,8 @@ class Catalog:
                 ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha, duration=duration,
                                      metadata_json=meta_json, segments=segs, vectors=vecs)
                 item = tx.get_item(new_id)
+                if within is not None:
+                    within(tx, item)
                 after = self._after(tx)
             self._apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids)) for s, x in vecs.items()},
                         after)
@@ -370,9 +402,10 @@ class Catalog:
     def _apply(self, removed: Mapping[str, np.ndarray],
                added: Mapping[str, tuple[np.ndarray, np.ndarray, list[str], list[str]]],
                after: Mapping[str, tuple[int, int]] | None) -> None:
-        """Mirror a committed write into the vector indexes (caller holds the writer lock)."""
+        """Mirror a committed write into the vector indexes (caller holds the writer lock). The write stands
+        even when a vector engine cannot take it: the gap is marked (`_mark_behind`) and caught up later."""
         changed = 0
-        for space in set(removed) | set(added):
+        for space in sorted(set(removed) | set(added)):
             vi = self._vectors[space]
             try:
                 if space in removed:
@@ -382,6 +415,8 @@ class Catalog:
                     ids, x, items, kinds = added[space]
                     vi.add(ids, x, items=items, kinds=kinds)
                     changed += len(ids)
+            except StoreUnavailableError as exc:
+                self._mark_behind(space, exc)
             except BaseException:
                 self._behind.add(space)  # the store has it: caught up before the space is used again
                 raise
@@ -396,16 +431,43 @@ class Catalog:
         if self.flush_every is not None and self._pending >= max(self.flush_every, live // 4):
             self.flush()
 
+    def _mark_behind(self, space: str, exc: BaseException) -> None:
+        """A committed write missed the vector engine: remember it here, and — for an engine every replica
+        shares — in the store, so that any replica (not only this one, which may die first) catches it up."""
+        self._behind.add(space)
+        if self._vectors[space].shared:
+            try:
+                with self._store().transaction() as tx:
+                    tx.mark_behind(space, uuid.uuid4().hex)
+            except CatalogError as again:  # the store is down too: this process's mark stands alone
+                log.warning("space %r: could not mark the vector index behind in the store: %s", space, again)
+        log.warning("space %r: a committed write did not reach the vector index (%s); it is caught up from the "
+                    "store before the space is searched again", space, exc)
+
     def _sync(self, space: str) -> None:
         """Follow the other processes' writes before answering (shared store, per-process index), and catch up
-        a space whose index missed a write that reached the store (a vector engine that was down)."""
+        a space whose index missed a write that reached the store (a vector engine that was down) — marked by
+        this process, or, for a shared engine, by any replica in the store."""
         vi = self._vectors[space]
+        if vi.shared:
+            if self.readonly:
+                return  # a reader does not write the shared engine (check() reports what it lacks)
+            mark = self._reader().behind([space]).get(space)
+            if mark is None and space not in self._behind:
+                return
+            with self._write_lock:
+                self._synced[space] = catch_up(vi, self._store(), why="after a write that missed it")[0]
+                self._behind.discard(space)
+                if mark is not None:
+                    with self._store().transaction() as tx:
+                        tx.clear_behind(space, mark)
+            return
         if space in self._behind:
             with self._write_lock:
                 self._synced[space] = catch_up(vi, self._store(), why="after a failed index write")[0]
                 self._behind.discard(space)
             return
-        if vi.shared or not self._store().shared:
+        if not self._store().shared:
             return
         if self._reader().epochs([space])[space] == self._synced[space]:
             return

@@ -162,13 +162,17 @@ class JobStore:
                            (done, total, time.time() + self.lease_s, job_id, owner, owner)) == 1
 
     def finish(self, job_id: str, *, item_id: str, total: int, note: str | None = None,
-               owner: str | None = None) -> bool:
+               owner: str | None = None, tx: Session | None = None) -> bool:
         """running -> done with its item; False when it was cancelled meanwhile or (given `owner`) is no longer
-        this owner's (its lease ran out and another worker claimed it)."""
-        return self._write("UPDATE jobs SET status = 'done', item_id = ?, done = ?, total = ?, finished = ?, "
-                           "note = COALESCE(?, note), lease_until = NULL WHERE id = ? AND status IN ('queued', 'running') "
-                           "AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
-                           (item_id, total, total, time.time(), note, job_id, owner, owner)) == 1
+        this owner's (its lease ran out and another worker claimed it). `tx`: inside that transaction (the
+        item's own, so the item and the job's end commit together), else in one of its own."""
+        sql = ("UPDATE jobs SET status = 'done', item_id = ?, done = ?, total = ?, finished = ?, "
+               "note = COALESCE(?, note), lease_until = NULL WHERE id = ? AND status IN ('queued', 'running') "
+               "AND (CAST(? AS TEXT) IS NULL OR owner = ?)")
+        params = (item_id, total, total, time.time(), note, job_id, owner, owner)
+        if tx is not None:
+            return tx.execute(sql, params).rowcount == 1
+        return self._write(sql, params) == 1
 
     def fail(self, job_id: str, error: str, *, owner: str | None = None) -> bool:
         """queued/running -> failed; False when it had ended or (given `owner`) is no longer this owner's."""
@@ -182,10 +186,12 @@ class JobStore:
                            "lease_until = NULL WHERE id = ? AND status IN ('queued', 'running')",
                            (time.time(), job_id)) == 1
 
-    def requeue(self, job_id: str) -> None:
-        """running -> queued (resumed from the start by whoever claims it next)."""
+    def requeue(self, job_id: str, *, owner: str | None = None) -> None:
+        """running -> queued (resumed from the start by whoever claims it next); given `owner`, only while it is
+        that owner's."""
         self._write("UPDATE jobs SET status = 'queued', done = 0, started = NULL, owner = NULL, lease_until = NULL "
-                    "WHERE id = ? AND status IN ('queued', 'running')", (job_id,))
+                    "WHERE id = ? AND status IN ('queued', 'running') AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
+                    (job_id, owner, owner))
 
     def expire(self, older_than_s: float) -> int:
         """Delete finished jobs that ended more than `older_than_s` ago; returns how many."""

@@ -166,6 +166,22 @@ class Session:
         found = {k[len("epoch."):]: int(json.loads(v)) for k, v in rows}
         return {s: found.get(s, 0) for s in spaces}
 
+    def mark_behind(self, space: str, token: str) -> None:
+        """Record that a committed write of `space` missed a shared vector engine (one row per space, any
+        replica sees it); `token` names this mark, so a catch-up clears only the mark it saw."""
+        self.set_meta({f"behind.{space}": token})
+
+    def behind(self, spaces: Iterable[str]) -> dict[str, str]:
+        """The marks left by `mark_behind`, per space that has one (one read: done before each search)."""
+        spaces = list(spaces)
+        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
+                            [f"behind.{s}" for s in spaces]).fetchall()
+        return {k[len("behind."):]: json.loads(v) for k, v in rows}
+
+    def clear_behind(self, space: str, token: str) -> None:
+        """Remove the mark `token` once the engine was caught up (a newer mark, set meanwhile, stays)."""
+        self.execute("DELETE FROM meta WHERE key = ? AND value = ?", (f"behind.{space}", json.dumps(token)))
+
     # --- items -----------------------------------------------------------------------------------
     def _item(self, row: Sequence[Any]) -> Item:
         return Item(id=row[0], kind=row[1], source=row[2], sha256=row[3], duration=row[4],
