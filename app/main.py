@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from index import Catalog, CatalogError
+from index import Catalog, CatalogError, JobStore
 from model.pretrained import model_identity
 
 from .bodies import add_documented_models
@@ -76,8 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("model not recorded in the catalogue: %s", exc)
     batcher.stats.observers.append(metrics.observe_batch)
     store = MediaStore(s.media_dir, s.thumbs_dir)
-    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
-                           retention_s=s.job_retention_s, poll_s=s.job_poll_s, lease_s=s.job_lease_s)
+    ingest = IngestService(encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store, metrics,
+                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s)
     try:
         ingest.recover()
     except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later

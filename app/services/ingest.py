@@ -75,21 +75,19 @@ class _Stopping(Exception):
 class IngestService:
     """Accepts files, runs `workers` threads that embed them and add them to the catalogue."""
 
-    def __init__(self, encoder: Encoder, catalog: Catalog, store: MediaStore, metrics: Metrics, *,
-                 workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5,
-                 lease_s: float | None = None) -> None:
+    def __init__(self, encoder: Encoder, catalog: Catalog, jobs: JobStore, store: MediaStore, metrics: Metrics, *,
+                 workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5) -> None:
+        """`jobs`: the job table in the catalogue's store (its lease length is the JobStore's)."""
         self.encoder = encoder
         self.catalog = catalog
-        self.jobs: JobStore = catalog.jobs
-        if lease_s is not None:
-            self.jobs.lease_s = lease_s
+        self.jobs = jobs
         self.store = store
         self.metrics = metrics
         self.n_workers = workers
         self.retention_s = retention_s
         self.poll_s = poll_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this replica, in leases
-        self.shared = catalog.store.shared
+        self.shared = jobs.store.shared
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
