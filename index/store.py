@@ -44,6 +44,7 @@ class Dialect:
     has_space: str  # condition: item i lists the space bound as the parameter
     byte_length: str  # length of a BLOB/BYTEA in bytes
     skip_locked: str  # suffix of a row-claiming SELECT ("" where the writer is already alone)
+    segment_ids: str  # n (the one parameter) fresh, never reused segment ids, one per row
     unavailable: tuple[type[BaseException], ...] = ()  # driver errors that may mean "the engine is unreachable"
     down: Callable[[BaseException], bool] = lambda e: True  # … and which of them do
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
@@ -202,12 +203,7 @@ class Session:
 
     def new_segment_ids(self, n: int) -> np.ndarray:
         """n fresh, never reused segment ids, ascending."""
-        if self.dialect.name == "sqlite":
-            row = self.execute("SELECT seq FROM sqlite_sequence WHERE name = 'segments'").fetchone()
-            base = int(row[0]) if row else 0
-            return np.arange(base + 1, base + 1 + n, dtype=np.int64)
-        rows = self.execute("SELECT nextval(pg_get_serial_sequence('segments', 'id')) FROM generate_series(1, ?)",
-                            (n,)).fetchall()
+        rows = self.execute(self.dialect.segment_ids, (n,)).fetchall()
         return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=n))
 
     def insert_item(self, *, item_id: str, kind: str, source: str, sha256: str, duration: float | None,
