@@ -36,8 +36,8 @@ def test_a_write_that_misses_milvus_is_kept_and_caught_up_by_any_replica(tmp_pat
             first = add_video(a, "first", 2, gen)
             milvus_server.pause()
             try:
-                assert a.unavailable().keys() == {"vectors"}  # readiness sees the engine down, the store up
                 stored = add_video(a, "during", 3, gen)  # stored: no error although Milvus took nothing
+                assert a.unavailable().keys() == {"vectors"}  # readiness sees the engine down, the store up
             finally:
                 milvus_server.resume()
             assert b.get_item(stored.id).n_segments == 3
