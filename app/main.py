@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from index import Catalog, CatalogError
+from index import Catalog, CatalogError, JobStore
 from model.pretrained import model_identity
 
 from .access_log import install_redaction
@@ -77,8 +77,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher.stats.observers.append(metrics.observe_batch)
     store = MediaStore(s.media_dir, s.thumbs_dir)
     paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
-    ingest = IngestService(encoder, catalog, store, metrics, workers=s.ingest_workers,
-                           retention_s=s.job_retention_s, poll_s=s.job_poll_s, lease_s=s.job_lease_s, paths=paths)
+    ingest = IngestService(encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store, metrics,
+                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s, paths=paths)
     try:
         ingest.recover()
     except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later

@@ -404,6 +404,8 @@ class Readiness(BaseModel):
     keep_tokens: float = Field(1.0, description="fraction of video/audio tokens kept at inference")
     items: int
     queued_jobs: int
+    unavailable: list[str] = Field(default_factory=list, description="what it needs and cannot reach now (the "
+                                   "store, the vector engine, stopped ingest workers): not ready until they answer")
 
 
 def item_out(item: Any, *, playable: bool = True) -> ItemOut:

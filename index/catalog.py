@@ -27,19 +27,20 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import _search
-from ._consistency import catch_up, check_catalog, replay, stats
+from ._consistency import check_catalog, stats
 from ._util import normalize
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
-from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
+from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
+                     StoreUnavailableError)
 from .faiss_index import FaissBackend
-from .jobs import JobStore
 from .space_index import SpaceIndex, VectorBackend, VectorSource
+from .space_sync import SpaceSync
 from .sqlite_store import DB_NAME, SqliteStore
 from .store import SCHEMA_VERSION, Session, Store
 from .types import CheckReport, IndexOptions, Item, ItemHit, Segment
@@ -112,18 +113,11 @@ class Catalog:
             self.options = IndexOptions.from_mapping(meta["index_options"])
             self.backend = open_vectors(vectors, self.path)
             self._vectors: dict[str, SpaceIndex] = {}
-            self._synced: dict[str, int] = {}  # store epoch each index is known to reflect (shared stores)
-            self._own: dict[str, set[int]] = {s: set() for s in self.spaces}  # our epochs past _synced (applied)
-            self._pending = 0
-            self._unindexed: set[str] = set()  # spaces add_items(index=False) left behind the store
-            self._behind: set[str] = set()  # spaces whose index missed a committed write (engine down)
+            self._spaces = SpaceSync(self.store, self._vectors, readonly=readonly, flush_every=flush_every)
             for space in self.spaces:
                 self._vectors[space] = self.backend.open_space(self._source(space), index_type=self.index_type,
                                                                options=self.options, readonly=readonly)
-                self._synced[space] = catch_up(self._vectors[space], self.store)[0]
-                if not readonly:
-                    self._vectors[space].flush(self._synced[space])
-            self.jobs = JobStore(self.store)
+                self._spaces.start(space)
         except BaseException:
             self._release()
             raise
@@ -141,7 +135,7 @@ class Catalog:
 
     def _init_meta(self, spaces: Mapping[str, int] | None, index_type: str | None,
                    index_options: Mapping[str, Any] | None, *, create: bool) -> dict[str, Any]:
-        has_meta = self.store.has_table("meta") and (self.store.readonly or self._meta_rows())
+        has_meta = self.store.has_table("meta") and (self.store.readonly or self.store.reader().has_schema())
         if not has_meta:
             if self.readonly or not create:
                 raise CatalogError(f"no catalogue at {self.store.location}: the store has no meta table")
@@ -180,9 +174,6 @@ class Catalog:
                     with self.store.transaction() as tx:
                         tx.set_meta({"index_options": meta["index_options"]})
         return meta
-
-    def _meta_rows(self) -> bool:
-        return self.store.reader().execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
 
     def _source(self, space: str) -> VectorSource:
         return VectorSource(self.store, space, self.spaces[space])
@@ -231,6 +222,23 @@ class Catalog:
             raise InvalidArgumentError(f"unknown space {space!r}; accepted: {', '.join(self.spaces)}")
         return self._vectors[space]
 
+    def unavailable(self) -> dict[str, str]:
+        """What this catalogue needs and cannot reach now — "store", "vectors" — with why (readiness); empty when
+        all answer. One round trip each (the vector engine once, not per space)."""
+        down: dict[str, str] = {}
+        try:
+            self._reader().epochs(self.spaces)
+        except StoreUnavailableError as e:
+            down["store"] = str(e)
+        for vi in self._vectors.values():
+            if vi.shared:
+                try:
+                    vi.ping()
+                except StoreUnavailableError as e:
+                    down["vectors"] = str(e)
+                break  # one engine holds every space
+        return down
+
     def epochs(self) -> dict[str, int]:
         """Current write epoch per space (as committed in the store)."""
         return self._reader().epochs(self.spaces)
@@ -239,30 +247,39 @@ class Catalog:
     def add_item(self, *, kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                  vectors: Mapping[str, Any], duration: float | None = None,
                  metadata: Mapping[str, Any] | None = None, replace: bool = False,
-                 item_id: str | None = None) -> Item:
+                 item_id: str | None = None, within: Callable[[Session, Item], None] | None = None) -> Item:
         """Add an item with its segments ([n, 2] start/end seconds) and vectors ({space: [n, dim]}),
         all or nothing. Same sha256 already present → the existing item (re-indexed if `replace`).
 
         `item_id` lets a caller that announced an id before the work finished (the service's ingest
-        jobs) keep it; by default a new uuid4 hex is chosen."""
+        jobs) keep it; by default a new uuid4 hex is chosen. `within(tx, item)` runs inside the same
+        transaction with the item about to be returned (new or found by its sha256); if it raises, nothing
+        is written — so "which item did this job get" and the job's own transition are one decision.
+
+        Once the store committed, the item is added: a vector engine that cannot take its vectors then
+        leaves a mark in the store, and whichever replica searches that space next catches it up."""
         check_item_id(item_id)
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
         for attempt in range(3):  # another process may commit the same content between our read and insert
             try:
-                return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id)
+                return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id,
+                                      within)
             except self._store().dialect.conflict:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _add_item(self, kind: str, source: str, sha: str, segs: np.ndarray, duration: float | None, meta_json: str,
-                  vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None) -> Item:
+                  vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None,
+                  within: Callable[[Session, Item], None] | None) -> Item:
         with self._write_lock:
             with self._store().transaction() as tx:
                 existing = tx.find_sha256(sha)
                 if existing is not None and not replace:
                     log.info("item %s already holds sha256 %s; returning it", existing.id, sha[:12])
+                    if within is not None:
+                        within(tx, existing)
                     return existing
                 removed = tx.delete_item(existing.id) if existing is not None else {}
                 if existing is None and item_id is not None and tx.get_item(item_id) is not None:
@@ -271,18 +288,12 @@ class Catalog:
                 ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha, duration=duration,
                                      metadata_json=meta_json, segments=segs, vectors=vecs)
                 item = tx.get_item(new_id)
-                after = self._after(tx)
-            self._apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids)) for s, x in vecs.items()},
-                        after)
+                if within is not None:
+                    within(tx, item)
+                after = self._spaces.after(tx)
+            self._spaces.apply(removed, {s: (ids, x, [new_id] * len(ids), [kind] * len(ids))
+                                         for s, x in vecs.items()}, after)
         return item
-
-    def _after(self, tx: Session) -> dict[str, tuple[int, int]] | None:
-        """With a shared store: (epoch after, bumps of this transaction) per space written, read inside the
-        transaction (the epoch rows are locked by our bumps, so nobody else's write is in between)."""
-        if not self._store().shared or not tx.bumps:
-            return None
-        now = tx.epochs(tx.bumps)
-        return {s: (now[s], n) for s, n in tx.bumps.items()}
 
     def add_items(self, items: Iterable[Mapping[str, Any]], *, model: Mapping[str, Any] | None = None,
                   index: bool = True) -> tuple[int, int]:
@@ -314,13 +325,13 @@ class Catalog:
                     new_items, new_segments = new_items + 1, new_segments + len(ids)
                     for s, x in vecs.items():
                         added.setdefault(s, []).append((ids, x, [item_id] * len(ids), [kind] * len(ids)))
-                after = self._after(tx)
+                after = self._spaces.after(tx)
             if index:
-                self._apply({}, {s: (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                self._spaces.apply({}, {s: (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                                      [i for p in parts for i in p[2]], [k for p in parts for k in p[3]])
                                  for s, parts in added.items()}, after)
             else:
-                self._unindexed.update(added)
+                self._spaces.unindexed.update(added)
         return new_items, new_segments
 
     def claim_model(self, model: Mapping[str, Any]) -> None:
@@ -347,8 +358,8 @@ class Catalog:
                 if item is None:
                     raise ItemNotFoundError(f"no item with id {item_id!r}")
                 removed = tx.delete_item(item_id)
-                after = self._after(tx)
-            self._apply(removed, {}, after)
+                after = self._spaces.after(tx)
+            self._spaces.apply(removed, {}, after)
         return item
 
     def update_metadata(self, item_id: str, metadata: Mapping[str, Any], *, merge: bool = True) -> Item:
@@ -367,60 +378,11 @@ class Catalog:
             tx.update_metadata(item_id, metadata_json(new))
             return tx.get_item(item_id)
 
-    def _apply(self, removed: Mapping[str, np.ndarray],
-               added: Mapping[str, tuple[np.ndarray, np.ndarray, list[str], list[str]]],
-               after: Mapping[str, tuple[int, int]] | None) -> None:
-        """Mirror a committed write into the vector indexes (caller holds the writer lock)."""
-        changed = 0
-        for space in set(removed) | set(added):
-            vi = self._vectors[space]
-            try:
-                if space in removed:
-                    vi.remove(removed[space])
-                    changed += len(removed[space])
-                if space in added:
-                    ids, x, items, kinds = added[space]
-                    vi.add(ids, x, items=items, kinds=kinds)
-                    changed += len(ids)
-            except BaseException:
-                self._behind.add(space)  # the store has it: caught up before the space is used again
-                raise
-        for space, (epoch, bumps) in (after or {}).items():
-            if epoch - bumps == self._synced[space]:  # nobody else wrote in between: still in sync
-                self._synced[space] = epoch
-                self._own[space] = {e for e in self._own[space] if e > epoch}
-            else:  # others wrote before us: our epochs are applied, theirs are replayed by the next _sync
-                self._own[space].update(range(epoch - bumps + 1, epoch + 1))
-        self._pending += changed
-        live = sum(v.live for v in self._vectors.values())
-        if self.flush_every is not None and self._pending >= max(self.flush_every, live // 4):
-            self.flush()
-
     def _sync(self, space: str) -> None:
-        """Follow the other processes' writes before answering (shared store, per-process index), and catch up
-        a space whose index missed a write that reached the store (a vector engine that was down)."""
-        vi = self._vectors[space]
-        if space in self._behind:
+        """Catch the space's index up with the store before answering (see SpaceSync.sync)."""
+        if self._spaces.needs_sync(space):
             with self._write_lock:
-                self._synced[space] = catch_up(vi, self._store(), why="after a failed index write")[0]
-                self._behind.discard(space)
-            return
-        if vi.shared or not self._store().shared:
-            return
-        if self._reader().epochs([space])[space] == self._synced[space]:
-            return
-        with self._write_lock:
-            db = self._reader()
-            since, now = self._synced[space], db.epochs([space])[space]
-            changes = db.changes(space, since, now) if now > since else None
-            if changes is not None:
-                added, removed = replay(vi, self._store(), changes, skip=self._own[space])
-                log.debug("space %r: replayed epochs %d..%d from the store (+%d, -%d vectors)", space, since + 1,
-                          now, added, removed)
-            else:  # the log does not reach back far enough: compare id sets
-                now = catch_up(vi, self._store(), why="after another process wrote")[0]
-            self._synced[space] = now
-            self._own[space] = {e for e in self._own[space] if e > now}
+                self._spaces.sync(space)
 
     def flush(self) -> None:
         """Persist every vector index that is behind the store (FAISS: files written atomically). Called by
@@ -429,11 +391,7 @@ class Catalog:
             if self.readonly:
                 raise ReadOnlyError(f"catalogue {self.path} was opened readonly; open it without readonly=True "
                                     "to write")
-            epochs = self._synced if self._store().shared else self.epochs()
-            for space, vi in self._vectors.items():
-                if space not in self._unindexed:
-                    vi.flush(epochs[space])
-            self._pending = 0
+            self._spaces.flush()
 
     def rebuild(self, *, index_type: str | None = None, index_options: Mapping[str, Any] | None = None) -> None:
         """Rebuild every space's vector index from the stored vectors, optionally changing its type/options."""
@@ -447,11 +405,9 @@ class Catalog:
                 old = self._vectors[space]
                 self._vectors[space] = self.backend.build_space(self._source(space), index_type=index_type,
                                                                 options=options)
-                self._synced[space] = catch_up(self._vectors[space], store, why="after rebuild")[0]
-                self._own[space] = set()
+                self._spaces.restart(space, why="after rebuild")
                 old.close()
             self.index_type, self.options = index_type, options
-            self._unindexed.clear()
             self.flush()
 
     # --- reads --------------------------------------------------------------------------------

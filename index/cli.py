@@ -31,6 +31,11 @@ STORE = typer.Option("sqlite", "--store", envvar="VATT_STORE",
                           "then holds only the FAISS cache)")
 
 
+VECTORS = typer.Option("faiss", "--vectors", envvar="VATT_VECTORS",
+                       help="the deployment's vector engine: faiss (files in the directory) or milvus://host:port[/name] "
+                            "(check then compares that engine with the store)")
+
+
 def _existing(path: Path, store: str = "sqlite") -> Path:
     if store != "sqlite":
         return path
@@ -44,13 +49,14 @@ def _existing(path: Path, store: str = "sqlite") -> Path:
 class _Open:
     """Open a catalogue and turn its errors into exit codes."""
 
-    def __init__(self, path: Path, *, readonly: bool, store: str = "sqlite") -> None:
-        self.path, self.readonly, self.store = _existing(path, store), readonly, store
+    def __init__(self, path: Path, *, readonly: bool, store: str = "sqlite", vectors: str = "faiss") -> None:
+        self.path, self.readonly, self.store, self.vectors = _existing(path, store), readonly, store, vectors
         self.cat: Catalog | None = None
 
     def __enter__(self) -> Catalog:
         try:
-            self.cat = Catalog(self.path, readonly=self.readonly, create=False, store=self.store)
+            self.cat = Catalog(self.path, readonly=self.readonly, create=False, store=self.store,
+                               vectors=self.vectors)
         except CatalogLockedError as e:
             raise fail(str(e), 1) from None
         except CatalogError as e:
@@ -87,9 +93,9 @@ def stats_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
 @app.command("check")
 def check_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
               verbose: bool = typer.Option(False, "--verbose", "-v", help="also print notes"),
-              store: str = STORE) -> None:
-    """Verify the store and the vector indexes agree; exit 1 with one line per problem if not."""
-    with _Open(path, readonly=True, store=store) as cat:
+              store: str = STORE, vectors: str = VECTORS) -> None:
+    """Verify the store and the deployment's vector indexes agree; exit 1 with one line per problem if not."""
+    with _Open(path, readonly=True, store=store, vectors=vectors) as cat:
         report = cat.check()
     for problem in report.problems:
         typer.echo(problem)

@@ -509,6 +509,9 @@ class FaissSpaceIndex:
                 notes.append(f"{self.space}: file {e} (rebuilt from the store on the next open)")
         return problems, notes
 
+    def ping(self) -> None:
+        """In this process's memory: always reachable."""
+
     def close(self) -> None:
         pass
 

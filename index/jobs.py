@@ -25,8 +25,6 @@ __all__ = ["JobRecord", "JobStore", "JOB_STATUSES"]
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 _ACTIVE = ("queued", "running")
 
-_COLS = ("id, item_id, source, status, done, total, error, created, started, finished, path, sha256, metadata, note, "
-         "owner, lease_until")
 LEASE_S = 60.0  # a running job not heard of for this long is re-queued (progress renews it)
 
 
@@ -58,22 +56,18 @@ class JobRecord:
                 "created": self.created, "started": self.started, "finished": self.finished}
 
 
-def _record(row: tuple) -> JobRecord:
+def _record(row: tuple) -> JobRecord:  # a row of store.JOB_COLS
     return JobRecord(id=row[0], item_id=row[1], source=row[2], status=row[3], done=row[4], total=row[5],
                      error=row[6], created=row[7], started=row[8], finished=row[9], path=row[10], sha256=row[11],
                      metadata=json.loads(row[12]), note=row[13], owner=row[14], lease_until=row[15])
 
 
 class JobStore:
-    """Jobs in the catalogue's store (the same table on SQLite and PostgreSQL)."""
+    """Jobs in the catalogue's store (the same table on SQLite and PostgreSQL; the statements are `Session`'s)."""
 
     def __init__(self, store: Store, *, lease_s: float = LEASE_S) -> None:
         self.store, self.lease_s = store, lease_s
         self._table = False  # seen once, the table stays
-
-    def _write(self, sql: str, params: tuple) -> int:
-        with self.store.transaction() as tx:
-            return tx.execute(sql, params).rowcount
 
     def _read(self) -> Session | None:
         """A session, or None for an old catalogue opened read-only that has no jobs table."""
@@ -92,16 +86,14 @@ class JobStore:
                         done=total if done else 0, total=total, created=now, started=now if done else None,
                         finished=now if done else None, path=path, sha256=sha256,
                         metadata=json.loads(metadata_json), note=note)
-        self._write(f"INSERT INTO jobs({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                    (job.id, item_id, source, status, job.done, total, None, now, job.started, job.finished, path,
-                     sha256, metadata_json, note))
+        with self.store.transaction() as tx:
+            tx.insert_job((job.id, item_id, source, status, job.done, total, None, now, job.started, job.finished,
+                           path, sha256, metadata_json, note))
         return job
 
     def get(self, job_id: str) -> JobRecord | None:
         db = self._read()
-        if db is None:
-            return None
-        row = db.execute(f"SELECT {_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = db.job(job_id) if db is not None else None
         return _record(row) if row else None
 
     def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[JobRecord], int]:
@@ -111,89 +103,68 @@ class JobStore:
         db = self._read()
         if db is None:
             return [], 0
-        cond, params = ("status = ?", [status]) if status else ("1=1", [])
-        rows = db.execute(f"SELECT {_COLS} FROM jobs WHERE {cond} ORDER BY created DESC, id LIMIT ? OFFSET ?",
-                          [*params, limit, offset]).fetchall()
-        total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {cond}", params).fetchone()[0]
-        return [_record(r) for r in rows], int(total)
+        rows, total = db.jobs_page(status, limit, offset)
+        return [_record(r) for r in rows], total
 
     def active(self) -> list[JobRecord]:
         """Queued and running jobs, oldest first."""
         db = self._read()
-        if db is None:
-            return []
-        rows = db.execute(f"SELECT {_COLS} FROM jobs WHERE status IN ('queued', 'running') "
-                          "ORDER BY created, id").fetchall()
-        return [_record(r) for r in rows]
-
-    def referenced_paths(self) -> set[str]:
-        """Media paths of jobs still queued or running (never orphans)."""
-        return {j.path for j in self.active() if j.path}
+        return [_record(r) for r in db.active_jobs()] if db is not None else []
 
     # --- claiming and leases --------------------------------------------------------------------
     def claim(self, owner: str) -> JobRecord | None:
         """Take the oldest queued job for `owner` (queued -> running with a lease); None when none is queued."""
         db = self._read()
-        if db is None or db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
+        if db is None or not db.any_queued_job():
             return None  # idle polls stay reads: no write transaction unless there is work
         now = time.time()
         with self.store.transaction() as tx:
-            row = tx.execute(f"UPDATE jobs SET status = 'running', started = ?, owner = ?, lease_until = ? "
-                             f"WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created, id LIMIT 1"
-                             f"{tx.dialect.skip_locked}) AND status = 'queued' RETURNING {_COLS}",
-                             (now, owner, now + self.lease_s)).fetchone()
+            row = tx.claim_job(owner, now, now + self.lease_s)
         return _record(row) if row else None
 
     def reclaim_expired(self) -> int:
         """running jobs whose lease ran out (their worker died) -> queued again; returns how many."""
-        return self._write("UPDATE jobs SET status = 'queued', done = 0, started = NULL, owner = NULL, "
-                           "lease_until = NULL WHERE status = 'running' AND lease_until < ?", (time.time(),))
-
-    def release_owner(self, owner: str) -> int:
-        """A restarting worker's own running jobs -> queued (it died before their leases ran out)."""
-        return self._write("UPDATE jobs SET status = 'queued', done = 0, started = NULL, owner = NULL, "
-                           "lease_until = NULL WHERE status = 'running' AND owner = ?", (owner,))
+        with self.store.transaction() as tx:
+            return tx.requeue_jobs(lease_before=time.time())
 
     # --- transitions --------------------------------------------------------------------------
     def progress(self, job_id: str, done: int, total: int, owner: str | None = None) -> bool:
         """Record progress and renew the lease; False when the job is no longer this owner's."""
-        return self._write("UPDATE jobs SET done = ?, total = ?, lease_until = ? WHERE id = ? AND status = 'running' "
-                           "AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
-                           (done, total, time.time() + self.lease_s, job_id, owner, owner)) == 1
+        with self.store.transaction() as tx:
+            return tx.job_progress(job_id, done, total, time.time() + self.lease_s, owner)
 
     def finish(self, job_id: str, *, item_id: str, total: int, note: str | None = None,
-               owner: str | None = None) -> bool:
+               owner: str | None = None, tx: Session | None = None) -> bool:
         """running -> done with its item; False when it was cancelled meanwhile or (given `owner`) is no longer
-        this owner's (its lease ran out and another worker claimed it)."""
-        return self._write("UPDATE jobs SET status = 'done', item_id = ?, done = ?, total = ?, finished = ?, "
-                           "note = COALESCE(?, note), lease_until = NULL WHERE id = ? AND status IN ('queued', 'running') "
-                           "AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
-                           (item_id, total, total, time.time(), note, job_id, owner, owner)) == 1
+        this owner's (its lease ran out and another worker claimed it). `tx`: inside that transaction (the
+        item's own, so the item and the job's end commit together), else in one of its own."""
+        if tx is not None:
+            return tx.end_job(job_id, "done", finished=time.time(), owner=owner, item_id=item_id, total=total,
+                              note=note)
+        with self.store.transaction() as own:
+            return self.finish(job_id, item_id=item_id, total=total, note=note, owner=owner, tx=own)
 
     def fail(self, job_id: str, error: str, *, owner: str | None = None) -> bool:
         """queued/running -> failed; False when it had ended or (given `owner`) is no longer this owner's."""
-        return self._write("UPDATE jobs SET status = 'failed', error = ?, finished = ?, lease_until = NULL WHERE id = ? "
-                           "AND status IN ('queued', 'running') AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
-                           (error, time.time(), job_id, owner, owner)) == 1
+        with self.store.transaction() as tx:
+            return tx.end_job(job_id, "failed", finished=time.time(), owner=owner, error=error)
 
     def cancel(self, job_id: str) -> bool:
         """queued/running -> cancelled; False when it had already ended."""
-        return self._write("UPDATE jobs SET status = 'cancelled', error = 'cancelled by a client', finished = ?, "
-                           "lease_until = NULL WHERE id = ? AND status IN ('queued', 'running')",
-                           (time.time(), job_id)) == 1
+        with self.store.transaction() as tx:
+            return tx.end_job(job_id, "cancelled", finished=time.time(), error="cancelled by a client")
 
-    def requeue(self, job_id: str) -> None:
-        """running -> queued (resumed from the start by whoever claims it next)."""
-        self._write("UPDATE jobs SET status = 'queued', done = 0, started = NULL, owner = NULL, lease_until = NULL "
-                    "WHERE id = ? AND status IN ('queued', 'running')", (job_id,))
+    def requeue(self, job_id: str, *, owner: str | None = None) -> None:
+        """running -> queued (resumed from the start by whoever claims it next); given `owner`, only while it is
+        that owner's."""
+        with self.store.transaction() as tx:
+            tx.requeue_jobs(job_id=job_id, owner=owner)
 
     def expire(self, older_than_s: float) -> int:
         """Delete finished jobs that ended more than `older_than_s` ago; returns how many."""
-        return self._write("DELETE FROM jobs WHERE status NOT IN ('queued', 'running') AND finished < ?",
-                           (time.time() - older_than_s,))
+        with self.store.transaction() as tx:
+            return tx.expire_jobs(time.time() - older_than_s)
 
     def counts(self) -> Mapping[str, int]:
         db = self._read()
-        if db is None:
-            return {}
-        return {k: int(v) for k, v in db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()}
+        return db.job_counts() if db is not None else {}

@@ -418,6 +418,10 @@ class MilvusSpaceIndex:
             notes.append(f"{self.space}: {mismatch} (rebuilt on the next writable open)")
         return problems, notes
 
+    def ping(self) -> None:
+        """One cheap round trip (does the collection exist?): StoreUnavailableError when Milvus does not answer."""
+        self._call(lambda: self._pm.utility.has_collection(self.name, using=self.alias, timeout=self.timeout))
+
     def drop(self) -> None:
         """Delete the whole collection (a catalogue's `rebuild` from scratch, and test cleanup)."""
         self._call(lambda: self._pm.utility.drop_collection(self.name, using=self.alias, timeout=self.timeout))

@@ -85,6 +85,7 @@ POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS js
                    cross_join="JOIN",
                    has_space="strpos(',' || i.spaces || ',', ',' || CAST(? AS text) || ',') > 0",
                    byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",
+                   segment_ids="SELECT nextval(pg_get_serial_sequence('segments', 'id')) FROM generate_series(1, ?)",
                    unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
                    # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
                    conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback),

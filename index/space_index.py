@@ -50,6 +50,8 @@ class SpaceIndex(Protocol):
         """JSON-ready facts for stats() (dim, vectors, structure, factory, ...); `epoch` as in flush."""
     def check(self, live: np.ndarray, epoch: int) -> tuple[list[str], list[str]]:
         """(problems, notes) of the index against the store's live ids (beyond missing/extra ids)."""
+    def ping(self) -> None:
+        """Raise StoreUnavailableError when the engine holding this index cannot be reached now (readiness)."""
     def close(self) -> None: ...
 
 

@@ -69,7 +69,10 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
 
 SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CROSS JOIN",
                  has_space="instr(',' || i.spaces || ',', ',' || ? || ',') > 0", byte_length="length",
-                 skip_locked="")
+                 skip_locked="",
+                 # the single writer draws past AUTOINCREMENT's high-water mark (its inserts then move it)
+                 segment_ids="WITH RECURSIVE r(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM r WHERE k < ?) "
+                             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'segments'), 0) + k FROM r")
 
 
 def connect(db: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -28,6 +28,9 @@ from .types import Item, Segment
 SCHEMA_VERSION = 1
 CHANGES_KEPT = 100_000  # epochs of changes a shared store keeps per space; a cache further behind compares id sets
 ITEM_COLS = "id, kind, source, sha256, duration, metadata, created, spaces, n_segments"
+JOB_COLS = ("id, item_id, source, status, done, total, error, created, started, finished, path, sha256, metadata, "
+            "note, owner, lease_until")
+IN_CHUNK = 500  # values per `IN (…)` list: well under SQLite's bound-parameter limit, with room for a filter's
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Dialect:
     has_space: str  # condition: item i lists the space bound as the parameter
     byte_length: str  # length of a BLOB/BYTEA in bytes
     skip_locked: str  # suffix of a row-claiming SELECT ("" where the writer is already alone)
+    segment_ids: str  # n (the one parameter) fresh, never reused segment ids, one per row
     unavailable: tuple[type[BaseException], ...] = ()  # driver errors that may mean "the engine is unreachable"
     down: Callable[[BaseException], bool] = lambda e: True  # … and which of them do
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
@@ -108,6 +112,15 @@ class Session:
                 with self.conn.cursor() as cur:
                     cur.executemany(self.dialect.sql(sql), rows)
 
+    def _in_chunks(self, sql: str, values: Sequence[Any], *, before: Sequence[Any] = (),
+                   after: Sequence[Any] = ()) -> Iterator[Any]:
+        """Rows of `sql` whose `IN (*)` takes `values`, run IN_CHUNK values at a time (the one chunked query)."""
+        values = list(values)
+        for i in range(0, len(values), IN_CHUNK):
+            part = values[i:i + IN_CHUNK]
+            yield from self.execute(sql.replace("IN (*)", f"IN ({','.join('?' * len(part))})"),
+                                    [*before, *part, *after]).fetchall()
+
     # --- schema and meta -------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
         """All meta rows, JSON-decoded."""
@@ -166,6 +179,22 @@ class Session:
         found = {k[len("epoch."):]: int(json.loads(v)) for k, v in rows}
         return {s: found.get(s, 0) for s in spaces}
 
+    def mark_behind(self, space: str, token: str) -> None:
+        """Record that a committed write of `space` missed a shared vector engine (one row per space, any
+        replica sees it); `token` names this mark, so a catch-up clears only the mark it saw."""
+        self.set_meta({f"behind.{space}": token})
+
+    def behind(self, spaces: Iterable[str]) -> dict[str, str]:
+        """The marks left by `mark_behind`, per space that has one (one read: done before each search)."""
+        spaces = list(spaces)
+        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
+                            [f"behind.{s}" for s in spaces]).fetchall()
+        return {k[len("behind."):]: json.loads(v) for k, v in rows}
+
+    def clear_behind(self, space: str, token: str) -> None:
+        """Remove the mark `token` once the engine was caught up (a newer mark, set meanwhile, stays)."""
+        self.execute("DELETE FROM meta WHERE key = ? AND value = ?", (f"behind.{space}", json.dumps(token)))
+
     # --- items -----------------------------------------------------------------------------------
     def _item(self, row: Sequence[Any]) -> Item:
         return Item(id=row[0], kind=row[1], source=row[2], sha256=row[3], duration=row[4],
@@ -174,12 +203,7 @@ class Session:
 
     def new_segment_ids(self, n: int) -> np.ndarray:
         """n fresh, never reused segment ids, ascending."""
-        if self.dialect.name == "sqlite":
-            row = self.execute("SELECT seq FROM sqlite_sequence WHERE name = 'segments'").fetchone()
-            base = int(row[0]) if row else 0
-            return np.arange(base + 1, base + 1 + n, dtype=np.int64)
-        rows = self.execute("SELECT nextval(pg_get_serial_sequence('segments', 'id')) FROM generate_series(1, ?)",
-                            (n,)).fetchall()
+        rows = self.execute(self.dialect.segment_ids, (n,)).fetchall()
         return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=n))
 
     def insert_item(self, *, item_id: str, kind: str, source: str, sha256: str, duration: float | None,
@@ -217,14 +241,8 @@ class Session:
 
     def get_items(self, ids: Iterable[str]) -> dict[str, Item]:
         """Items by id (missing ids are simply absent)."""
-        ids = list(dict.fromkeys(ids))
-        out: dict[str, Item] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            for row in self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id IN ({','.join('?' * len(chunk))})",
-                                    chunk):
-                out[row[0]] = self._item(row)
-        return out
+        rows = self._in_chunks(f"SELECT {ITEM_COLS} FROM items WHERE id IN (*)", list(dict.fromkeys(ids)))
+        return {row[0]: self._item(row) for row in rows}
 
     def find_sha256(self, sha256: str) -> Item | None:
         row = self.execute(f"SELECT {ITEM_COLS} FROM items WHERE sha256 = ?", (sha256,)).fetchone()
@@ -262,24 +280,15 @@ class Session:
 
     def segment_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, float, float]]:
         """segment id → (item id, start, end) for the ids that still exist."""
-        ids = [int(i) for i in dict.fromkeys(ids)]
-        out: dict[int, tuple[str, float, float]] = {}
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            for r in self.execute(f"SELECT id, item_id, start_s, end_s FROM segments WHERE id IN "
-                                  f"({','.join('?' * len(chunk))})", chunk):
-                out[r[0]] = (r[1], r[2], r[3])
-        return out
+        rows = self._in_chunks("SELECT id, item_id, start_s, end_s FROM segments WHERE id IN (*)",
+                               [int(i) for i in dict.fromkeys(ids)])
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def segment_owners(self, ids: np.ndarray) -> tuple[list[str], list[str]]:
         """(item id, item kind) of each segment id, in the order given (what a vector index files them under)."""
-        found: dict[int, tuple[str, str]] = {}
         ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            for r in self.execute(f"SELECT s.id, s.item_id, i.kind FROM segments s JOIN items i ON i.id = s.item_id "
-                                  f"WHERE s.id IN ({','.join('?' * len(chunk))})", chunk).fetchall():
-                found[r[0]] = (r[1], r[2])
+        found = {r[0]: (r[1], r[2]) for r in self._in_chunks(
+            "SELECT s.id, s.item_id, i.kind FROM segments s JOIN items i ON i.id = s.item_id WHERE s.id IN (*)", ids)}
         return [found[i][0] for i in ids], [found[i][1] for i in ids]
 
     def space_ids(self, space: str) -> np.ndarray:
@@ -305,14 +314,8 @@ class Session:
                       where: Mapping[str, Any] | None) -> set[str]:
         """The subset of `item_ids` that passes the kind and metadata filters (post-filtering)."""
         cond, params = self.item_filter_sql(kinds, where)
-        ids = list(item_ids)
-        out: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            rows = self.execute(f"SELECT i.id FROM items i WHERE i.id IN ({','.join('?' * len(chunk))}) AND {cond}",
-                                [*chunk, *params])
-            out.update(r[0] for r in rows)
-        return out
+        return {r[0] for r in self._in_chunks(f"SELECT i.id FROM items i WHERE i.id IN (*) AND {cond}", list(item_ids),
+                                              after=params)}
 
     def iter_vectors(self, space: str, dim: int, ids: np.ndarray | None = None,
                      chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -332,11 +335,10 @@ class Session:
                 last = rows[-1][0]
                 yield pack(rows)
         else:
-            ids = np.asarray(ids, dtype=np.int64)
-            for i in range(0, len(ids), 900):
-                part = [int(v) for v in ids[i:i + 900]]
-                rows = self.execute(f"SELECT segment_id, vec FROM vectors WHERE space = ? AND segment_id IN "
-                                    f"({','.join('?' * len(part))})", [space, *part]).fetchall()
+            ids = [int(v) for v in np.asarray(ids, dtype=np.int64)]
+            for i in range(0, len(ids), IN_CHUNK):  # one pack per chunk: the callers stream them
+                rows = list(self._in_chunks("SELECT segment_id, vec FROM vectors WHERE space = ? AND segment_id IN (*)",
+                                            ids[i:i + IN_CHUNK], before=[space]))
                 if rows:
                     yield pack(rows)
 
@@ -362,6 +364,106 @@ class Session:
 
     def segment_count(self) -> int:
         return int(self.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
+
+    # --- consistency checks (index/_consistency.py compares what these return) ----------------------
+    def has_schema(self) -> bool:
+        """Whether the meta table holds a catalogue (its schema row)."""
+        return self.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
+
+    def vectors_outside(self, spaces: Sequence[str]) -> list[tuple[str, int]]:
+        """(space, rows) of vectors filed under a space the catalogue does not have."""
+        return self.execute(f"SELECT space, COUNT(*) FROM vectors WHERE space NOT IN ({','.join('?' * len(spaces))}) "
+                            "GROUP BY space", list(spaces)).fetchall()
+
+    def items_without_segments(self) -> list[str]:
+        return [r[0] for r in self.execute(
+            "SELECT id FROM items i WHERE NOT EXISTS (SELECT 1 FROM segments s WHERE s.item_id = i.id)").fetchall()]
+
+    def segments_without_vectors(self) -> list[int]:
+        return [r[0] for r in self.execute(
+            "SELECT id FROM segments s WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.segment_id = s.id)"
+        ).fetchall()]
+
+    def item_shapes(self) -> list[tuple[str, int, str, int, set[str]]]:
+        """Per item: (id, n_segments and spaces as recorded, segments and spaces as its rows say)."""
+        n_seg = dict(self.execute("SELECT item_id, COUNT(*) FROM segments GROUP BY item_id").fetchall())
+        spaces: dict[str, set[str]] = {}
+        for item_id, space in self.execute("SELECT DISTINCT s.item_id, v.space FROM vectors v "
+                                           "JOIN segments s ON s.id = v.segment_id").fetchall():
+            spaces.setdefault(item_id, set()).add(space)
+        return [(i, n, sp, int(n_seg.get(i, 0)), spaces.get(i, set()))
+                for i, n, sp in self.execute("SELECT id, n_segments, spaces FROM items").fetchall()]
+
+    def item_count(self) -> int:
+        return int(self.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def misshapen_vectors(self, space: str, dim: int) -> int:
+        """Vectors of `space` whose bytes are not `dim` float32 values."""
+        return int(self.execute(f"SELECT COUNT(*) FROM vectors WHERE space = ? AND {self.dialect.byte_length}(vec) "
+                                "!= ?", (space, 4 * dim)).fetchone()[0])
+
+    # --- ingest jobs (index/jobs.py gives them meaning; the statements live here) ------------------
+    def insert_job(self, values: Sequence[Any]) -> None:
+        """One job row: JOB_COLS in order, less owner and lease_until (a new job has neither)."""
+        self.execute(f"INSERT INTO jobs({JOB_COLS}) VALUES ({', '.join('?' * (len(values)))}, NULL, NULL)", values)
+
+    def job(self, job_id: str) -> tuple | None:
+        return self.execute(f"SELECT {JOB_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def jobs_page(self, status: str | None, limit: int, offset: int) -> tuple[list[tuple], int]:
+        """A page of job rows, newest first, and how many match."""
+        cond, params = ("status = ?", [status]) if status else ("1=1", [])
+        rows = self.execute(f"SELECT {JOB_COLS} FROM jobs WHERE {cond} ORDER BY created DESC, id LIMIT ? OFFSET ?",
+                            [*params, limit, offset]).fetchall()
+        return rows, int(self.execute(f"SELECT COUNT(*) FROM jobs WHERE {cond}", params).fetchone()[0])
+
+    def active_jobs(self) -> list[tuple]:
+        """Queued and running job rows, oldest first."""
+        return self.execute(f"SELECT {JOB_COLS} FROM jobs WHERE status IN ('queued', 'running') "
+                            "ORDER BY created, id").fetchall()
+
+    def any_queued_job(self) -> bool:
+        return self.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is not None
+
+    def claim_job(self, owner: str, now: float, lease_until: float) -> tuple | None:
+        """The oldest queued job -> running for `owner` (SKIP LOCKED where replicas race for it)."""
+        return self.execute(f"UPDATE jobs SET status = 'running', started = ?, owner = ?, lease_until = ? "
+                            f"WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created, id LIMIT 1"
+                            f"{self.dialect.skip_locked}) AND status = 'queued' RETURNING {JOB_COLS}",
+                            (now, owner, lease_until)).fetchone()
+
+    def requeue_jobs(self, *, job_id: str | None = None, owner: str | None = None,
+                     lease_before: float | None = None) -> int:
+        """Jobs back to queued, to run again from the start: one job (given `job_id`, while still `owner`'s when
+        given), or every running job whose lease ran out before `lease_before`. Returns how many."""
+        return self.execute("UPDATE jobs SET status = 'queued', done = 0, started = NULL, owner = NULL, "
+                            "lease_until = NULL WHERE (id = ? AND status IN ('queued', 'running') "
+                            "AND (CAST(? AS TEXT) IS NULL OR owner = ?)) "
+                            "OR (status = 'running' AND lease_until < ?)",
+                            (job_id, owner, owner, lease_before)).rowcount
+
+    def job_progress(self, job_id: str, done: int, total: int, lease_until: float, owner: str | None) -> bool:
+        return self.execute("UPDATE jobs SET done = ?, total = ?, lease_until = ? WHERE id = ? AND status = 'running' "
+                            "AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
+                            (done, total, lease_until, job_id, owner, owner)).rowcount == 1
+
+    def end_job(self, job_id: str, status: str, *, finished: float, owner: str | None = None, error: str | None = None,
+                item_id: str | None = None, total: int | None = None, note: str | None = None) -> bool:
+        """A queued/running job -> done, failed or cancelled (given `owner`, only while it is that owner's);
+        done also records its item and its total; False when it had ended or is another owner's."""
+        return self.execute("UPDATE jobs SET status = ?, error = COALESCE(?, error), finished = ?, "
+                            "item_id = COALESCE(?, item_id), done = COALESCE(?, done), total = COALESCE(?, total), "
+                            "note = COALESCE(?, note), lease_until = NULL WHERE id = ? "
+                            "AND status IN ('queued', 'running') AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
+                            (status, error, finished, item_id, total, total, note, job_id, owner, owner)).rowcount == 1
+
+    def expire_jobs(self, ended_before: float) -> int:
+        """Delete jobs that ended before this time; returns how many."""
+        return self.execute("DELETE FROM jobs WHERE status NOT IN ('queued', 'running') AND finished < ?",
+                            (ended_before,)).rowcount
+
+    def job_counts(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()}
 
 
 class Store(ABC):

@@ -222,9 +222,6 @@ def test_only_the_faiss_module_imports_faiss() -> None:
 # SQL statements live in the store modules (Session + Dialect); index/filters.py compiles a `where` into a
 # parameterised predicate for either dialect (its EXISTS over json_each is part of that predicate).
 SQL_HOMES = {"index/store.py", "index/sqlite_store.py", "index/pg_store.py", "index/filters.py"}
-# LEAD: the rel-engine helper (issue 24 items 1-2) moves these modules' statements into the store. After
-# that merge this set must be emptied: the test below fails on a listed file that holds no SQL any more.
-AWAITING_SQL_MOVE = {"index/jobs.py", "index/_consistency.py", "index/catalog.py"}
 _SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|UNIQUE|SEQUENCE)"
                   r"|ALTER\s+TABLE|DROP\s+(TABLE|INDEX)|BEGIN\s+IMMEDIATE|PRAGMA\s)", re.S)
 
@@ -237,8 +234,7 @@ def _holds_sql(path: Path) -> bool:
 def test_no_sql_outside_the_store() -> None:
     with_sql = {str(p.relative_to(ROOT)) for package in sorted(PROJECT | {ENTRY}) for p in _modules(package)
                 if _holds_sql(p)}
-    assert with_sql - SQL_HOMES - AWAITING_SQL_MOVE == set(), "SQL outside index/store*.py"
-    assert AWAITING_SQL_MOVE <= with_sql, f"stale AWAITING_SQL_MOVE entries: {sorted(AWAITING_SQL_MOVE - with_sql)}"
+    assert with_sql - SQL_HOMES == set(), "SQL outside index/store*.py"
     assert _SQL.search("SELECT id FROM items WHERE x = ?") and not _SQL.search("select a model from the list")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -13,7 +13,6 @@ from model import whole_item_vector
 from ..bodies import error_responses, form_model, json_body, json_model, named_upload, request_body, where_param
 from ..deps import CatalogDep, FileOrJson, IngestDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
-from ..limits import loads_limited
 from ..schemas import (Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
 from ..services.sources import MediaSources

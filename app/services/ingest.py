@@ -8,8 +8,18 @@ claim queued jobs from the store (woken at once by a job created here, and polli
 renews, and embed it. A job whose worker died is re-queued once its lease runs out (with the
 embedded SQLite store, where this process is the only one, at once on start). On start,
 `recover()` also fails jobs whose file is gone and removes media that belongs to no item and no
-job. `cancel()` (on any replica) stops a job between windows and rolls its partial work back (the
-media file, and the item if it was already committed).
+job. `cancel()` (on any replica) stops a job between windows and rolls its partial work back (its
+media file).
+
+A job's item and its `done` are one transaction (`Catalog.add_item(within=…)`): whether the item is new
+or found by its sha256 (another job's), the job ends done in the same commit, or nothing is written
+(cancelled meanwhile, or no longer this worker's). So a cancel never has an item to roll back, and can
+never delete one that another job returned.
+
+Workers never die: a store that cannot be reached (PostgreSQL down) is waited out with backoff — a
+progress report is skipped, the commit and the job's end are retried until the store is back — and any
+error left is logged and the worker goes on with the next job. A vector engine that cannot take a
+committed item's vectors does not fail the job: the catalogue marks the gap in the store and catches it up.
 """
 
 from __future__ import annotations
@@ -21,10 +31,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from index import Catalog, CatalogError, JobRecord, JobStore
-from index import metadata_json
+from index import Catalog, CatalogError, Item, JobRecord, JobStore, StoreUnavailableError, metadata_json
 from model import sha256_file
 from model.media import MediaError
 
@@ -36,12 +45,14 @@ from .storage import MediaStore
 __all__ = ["IngestService", "JobCancelled", "DUPLICATE_NOTE"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DUPLICATE_NOTE = ("identical content is already item {item}; the existing item is returned and the metadata "
                   "sent with this upload was not applied")
 _PROGRESS_EVERY_S = 0.5  # progress rows are committed at most this often per job (each renews the lease)
 _RECLAIM_EVERY_S = 5.0  # how often an idle worker re-queues jobs whose lease ran out
 _ORPHAN_MIN_AGE_S = 3600.0  # shared media: a younger file may be another replica's upload about to get its job
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0  # backoff while the store is down: first wait, longest wait
 
 
 class JobCancelled(Exception):
@@ -52,25 +63,34 @@ class JobLost(Exception):
     """Raised inside a worker when its lease ran out and the job went back to the queue (another runs it)."""
 
 
+class _NotOurs(Exception):
+    """Raised inside the item's transaction when the job is no longer this worker's to finish (rolls it back)."""
+
+
+class _Stopping(Exception):
+    """The service stops while the store is down: the job is left as it stands (its lease runs out, or the
+    next start re-queues it)."""
+
+
 class IngestService:
     """Accepts files, runs `workers` threads that embed them and add them to the catalogue."""
 
-    def __init__(self, encoder: Encoder, catalog: Catalog, store: MediaStore, metrics: Metrics, *,
+    def __init__(self, encoder: Encoder, catalog: Catalog, jobs: JobStore, store: MediaStore, metrics: Metrics, *,
                  workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5,
-                 lease_s: float | None = None, paths: ServerPaths | None = None) -> None:
+                 paths: ServerPaths | None = None) -> None:
+        """`jobs`: the job table in the catalogue's store (its lease length is the JobStore's);
+        `paths`: which server files a worker may read (none by default)."""
         self.encoder = encoder
         self.paths = paths or ServerPaths(allowed=False, roots=[])  # which files a worker may read
         self.catalog = catalog
-        self.jobs: JobStore = catalog.jobs
-        if lease_s is not None:
-            self.jobs.lease_s = lease_s
+        self.jobs = jobs
         self.store = store
         self.metrics = metrics
         self.n_workers = workers
         self.retention_s = retention_s
         self.poll_s = poll_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this replica, in leases
-        self.shared = catalog.store.shared
+        self.shared = jobs.store.shared
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -143,6 +163,11 @@ class IngestService:
         self._wake.set()
         for t in self._threads:
             t.join(timeout=60)
+
+    @property
+    def alive(self) -> bool:
+        """Whether every worker thread runs (readiness; they are written never to stop before close())."""
+        return all(t.is_alive() for t in self._threads) or self._stop.is_set()
 
     @property
     def queued(self) -> int:
@@ -232,11 +257,36 @@ class IngestService:
                                 exc)
                 self._down = True
                 job = None
+            except Exception:  # never let the worker die: log, wait, poll again
+                log.exception("ingest worker: polling the job queue failed")
+                job = None
             if job is None:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except _Stopping:
+                log.info("ingest job %s (%s) left %s: the service stops while the store is down", job.id,
+                         job.source, job.status)
+            except Exception:  # a bug in the failure path itself: the job's lease runs out and it is re-run
+                log.exception("ingest job %s (%s): the worker could not settle it; it is re-run when its lease "
+                              "runs out", job.id, job.source)
+
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """`fn()`, retried with backoff while the store (or an engine it needs) is unavailable."""
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                return fn()
+            except StoreUnavailableError as exc:
+                if self._stop.is_set():
+                    raise _Stopping() from exc
+                if delay == _RETRY_FIRST_S:
+                    log.warning("ingest: %s waits for the store (retrying up to every %.0f s): %s", what,
+                                _RETRY_MAX_S, exc)
+                self._stop.wait(delay)
+                delay = min(2 * delay, _RETRY_MAX_S)
 
     def _next(self) -> JobRecord | None:
         now = time.monotonic()
@@ -256,7 +306,12 @@ class IngestService:
             now = time.monotonic()
             if now - last[0] >= _PROGRESS_EVERY_S:
                 last[0] = now
-                if not self.jobs.progress(job.id, done, total, owner=self.owner):  # renews the lease
+                try:
+                    ours = self.jobs.progress(job.id, done, total, owner=self.owner)  # renews the lease
+                except StoreUnavailableError as exc:  # go on embedding: the commit waits for the store
+                    log.warning("ingest job %s: progress not recorded (%s)", job.id, exc)
+                    return
+                if not ours:
                     self._lost(job)
         return update
 
@@ -272,58 +327,61 @@ class IngestService:
         try:
             path = Path(job.path or "")
             if not path.is_file():
-                self._fail(job, self._gone(job))
+                self._retrying("failing a job", lambda: self._fail(job, self._gone(job)))
                 return
             with self.paths.opened(path, self.store.media_dir, sha256=job.sha256) as handle:  # checked now, read once
                 info, _ = self.encoder.probe(handle)
                 emb = self.encoder.embed_file(handle, info=info, progress=self._progress(job))
-            item = self._add(job, emb)
+            item = self._retrying(f"storing job {job.id}", lambda: self._add(job, emb))
         except JobCancelled:
-            self._rolled_back(job, None)
+            self._rolled_back(job)
             return
         except JobLost:
             log.warning("ingest job %s (%s): lease lost (this worker stalled); another worker runs it", job.id,
                         job.source)
             return
-        except (MediaError, CatalogError, OSError) as exc:
-            self._fail(job, str(exc))
+        except _Stopping:
+            raise
+        except StoreUnavailableError:  # met outside the retried steps: back to the queue, run again from the start
+            self._retrying("re-queueing a job", lambda: self.jobs.requeue(job.id, owner=self.owner))
             return
+        except (MediaError, CatalogError, OSError) as exc:
+            message = str(exc)
         except Exception as exc:  # keep the worker alive; the job says what happened, the log says where
             log.exception("ingest job %s (%s) failed", job.id, job.source)
-            self._fail(job, f"internal error while ingesting ({type(exc).__name__}); see the server log")
+            message = f"internal error while ingesting ({type(exc).__name__}); see the server log"
+        else:
+            message = None
+        if message is not None:
+            self._retrying("failing a job", lambda: self._fail(job, message))
             return
-        new_item = item.id == job.item_id
-        if not new_item:  # same content added meanwhile: keep one media file
+        if item.id != job.item_id:  # same content added by another job: keep one media file
             if self.store.find(item.id) is None:
                 self.store.rename(job.item_id, item.id)
             else:
                 self.store.remove(job.item_id)
-        if not self.jobs.finish(job.id, item_id=item.id, total=emb.n_segments, owner=self.owner):
-            now = self.jobs.get(job.id)
-            if now is not None and now.status != "cancelled":  # our lease ran out: the job is another worker's
-                log.warning("ingest job %s (%s): lease lost before it finished; item %s stays, the job is another "
-                            "worker's", job.id, job.source, item.id)
-                return
-            self._rolled_back(job, item.id if new_item else None)  # cancelled while the item was committed
-            return
         self.metrics.ingested_items.labels(emb.kind).inc()
         self.metrics.ingested_segments.labels(emb.kind).inc(emb.n_segments)
         log.info("ingested %s as %s item %s (%d segments, %.1f s)", job.source, emb.kind, item.id,
                  emb.n_segments, time.time() - started)
 
     def _add(self, job: JobRecord, emb):
-        segments = [[s, e] for s, e in zip(emb.starts, emb.ends)]
-        return self.catalog.add_item(kind=emb.kind, source=job.source, sha256=job.sha256, segments=segments,
-                                     vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata,
-                                     item_id=job.item_id)
+        """The item (new, or another job's with the same content) and this job's `done`, in one transaction."""
+        def finish(tx: Any, item: Item) -> None:  # tx: the store's Session of the item's transaction
+            if not self.jobs.finish(job.id, item_id=item.id, total=emb.n_segments, owner=self.owner, tx=tx):
+                raise _NotOurs(job.id)  # rolls the item back with it
 
-    def _rolled_back(self, job: JobRecord, item_id: str | None) -> None:
-        """Undo a cancelled job's work: its item (when this job made it) and its media."""
-        if item_id is not None:
-            try:
-                self.catalog.delete_item(item_id)
-            except CatalogError:
-                log.exception("could not roll back item %s of cancelled job %s", item_id, job.id)
+        segments = [[s, e] for s, e in zip(emb.starts, emb.ends)]
+        try:
+            return self.catalog.add_item(kind=emb.kind, source=job.source, sha256=job.sha256, segments=segments,
+                                         vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata,
+                                         item_id=job.item_id, within=finish)
+        except _NotOurs:
+            self._lost(job)  # cancelled (JobCancelled) or another worker's now (JobLost)
+            raise
+
+    def _rolled_back(self, job: JobRecord) -> None:
+        """Undo a cancelled job's work: its media (its item is never committed: see `_add`)."""
         self.store.remove(job.item_id)
         with self._guard:
             self._cancelled.discard(job.id)

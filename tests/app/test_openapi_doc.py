@@ -28,5 +28,7 @@ def test_every_body_and_error_model_is_in_the_components(tmp_path: Path) -> None
                            "OpenAIEmbeddingRequest"}
     assert bodies_read_by_hand <= set(components)
     assert schema["paths"]["/v1/embeddings"]["post"]["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/OpenAIErrorBody"}  # /v1 answers in OpenAI's error shape
+    assert schema["paths"]["/search"]["post"]["responses"]["400"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"}
     assert not hasattr(bodies, "DOCUMENTED_MODELS")  # no registry a router could mutate

@@ -47,5 +47,5 @@ def test_an_older_sqlite_catalogue_gains_the_lease_columns(tmp_path: Path) -> No
         db.execute("INSERT INTO jobs (id, item_id, source, status, created, sha256) "
                    "VALUES ('j', 'i', 's.wav', 'queued', 1.0, 'x')")
     with Catalog(path) as cat:
-        job = cat.jobs.claim("w")
+        job = JobStore(cat.store).claim("w")
         assert job is not None and job.id == "j" and job.owner == "w" and job.lease_until > time.time()
