@@ -16,16 +16,18 @@ Knows nothing of the model (never imports torch or another project package): it 
 """
 
 from .catalog import DEFAULT_SPACES, Catalog
+from .cues import CueHit
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
                      ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
 from .filters import OPERATORS
+from .fusion import FUSIONS, fuse, group_cues
 from .jobs import JOB_STATUSES, JobRecord, JobStore
 from .types import INDEX_TYPES, KINDS, CheckReport, Item, ItemHit, Moment, Segment
 from .vectors import IndexOptions
 
 __all__ = [
     "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "KINDS", "OPERATORS", "IndexOptions",
-    "Item", "Segment", "Moment", "ItemHit", "CheckReport",
+    "Item", "Segment", "Moment", "ItemHit", "CheckReport", "CueHit", "FUSIONS", "fuse", "group_cues",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
 ]

@@ -65,7 +65,8 @@ class Moment:
     segment_id: int
     start: float
     end: float
-    score: float  # cosine similarity
+    score: float  # cosine similarity (keyword and hybrid search: that mode's score)
+    text: str | None = None  # keyword and hybrid search: the matched transcript lines, words in <mark>…</mark>
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
