@@ -215,6 +215,19 @@ def read_subtitle_streams(source: object) -> list[Cue]:
     return []
 
 
+def _rect_text(rect: object) -> str:
+    """A decoded text subtitle's words (ASS events lose their fields and override tags); bitmaps give ""."""
+    kind = getattr(rect, "type", b"")
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind == "ass":
+        raw = rect.ass  # type: ignore[attr-defined]
+        return _ass_text(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+    if kind == "text":
+        raw = rect.text  # type: ignore[attr-defined]
+        return _clean([raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw])
+    return ""
+
+
 def _stream_cues(container: object, stream: object) -> list[Cue]:
     import av
 
@@ -228,19 +241,16 @@ def _stream_cues(container: object, stream: object) -> list[Cue]:
             if packet.pts is None:
                 continue
             base = float(packet.pts * packet.time_base)
-            for subs in packet.decode():
-                start = base + subs.start_display_time / 1000.0
-                end = base + subs.end_display_time / 1000.0 if subs.end_display_time else (
-                    base + float(packet.duration * packet.time_base) if packet.duration else start)
-                texts = []
-                for rect in subs:
-                    if getattr(rect, "type", b"") in (b"ass", "ass"):
-                        texts.append(_ass_text(rect.ass.decode("utf-8", "replace") if isinstance(rect.ass, bytes)
-                                               else rect.ass))
-                    elif getattr(rect, "type", b"") in (b"text", "text"):
-                        raw = rect.text
-                        texts.append(_clean([raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw]))
-                text = " ".join(t for t in texts if t)
+            span = float(packet.duration * packet.time_base) if packet.duration else 0.0
+            for decoded in packet.decode():
+                # PyAV < 14 yields a SubtitleSet (display times in ms from the packet, rects inside); later
+                # versions yield the rects themselves, timed by their packet
+                rects = list(decoded) if hasattr(decoded, "start_display_time") else [decoded]
+                start, end = base, base + span
+                if hasattr(decoded, "start_display_time"):
+                    start = base + decoded.start_display_time / 1000.0
+                    end = base + decoded.end_display_time / 1000.0 if decoded.end_display_time else end
+                text = " ".join(t for t in (_rect_text(r) for r in rects) if t)
                 if text:
                     cues.append(Cue(start, max(start, end), text))
     except av.error.FFmpegError:
