@@ -22,13 +22,15 @@ __all__ = [
     "EmbedTextRequest", "TextEmbedding", "EmbedTextResponse", "SegmentEmbedding", "EmbedFileResponse",
     "ItemCreateRequest", "JobAccepted", "JobProgress", "JobOut", "JobsPage", "JobStatus", "ClassifyRequest", "SegmentProbabilities",
     "ClassifyResponse", "Health", "Readiness", "Deleted", "Kind", "Space", "item_out",
-    "Metadata", "ItemPatch", "SegmentVector", "SpaceVectors", "ItemWithVectors",
+    "Metadata", "ItemPatch", "CueOut", "TranscriptOut", "SearchMode", "Fusion", "SegmentVector", "SpaceVectors", "ItemWithVectors",
     "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
     "Text", "StoredText", "JsonObject",
 ]
 
 Kind = Literal["video", "audio", "text"]
 Space = Literal[SPACES]  # type: ignore[valid-type]  # the model's spaces ("va", "vt"), one home
+SearchMode = Literal["vector", "keyword", "hybrid"]
+Fusion = Literal["rrf", "weighted"]
 DEFAULT_TEMPLATE = "a video of {}"
 
 
@@ -205,6 +207,12 @@ class SearchOptions(_Strict):
     score_threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
                                           description="only results scoring at least this (cosine)")
     include_query_item: bool = Field(False, description="for item_id queries: keep the item itself")
+    mode: SearchMode = Field("vector", description="vector: embeddings (default); keyword: the transcripts' words "
+                             "(full-text index; a text query); hybrid: both, fused per moment")
+    fusion: Fusion = Field("rrf", description="hybrid: rrf (reciprocal rank fusion) or weighted (alpha · vector + "
+                           "(1 − alpha) · keyword, each min-max normalised)")
+    rrf_k: int = Field(60, ge=1, le=10_000, description="hybrid rrf: score = Σ 1 / (rrf_k + rank)")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False, description="hybrid weighted: the vector share")
 
 
 class SearchRequest(SearchOptions):
@@ -228,6 +236,8 @@ class MomentOut(BaseModel):
     start: float
     end: float
     score: float
+    text: str | None = Field(None, description="keyword/hybrid: the matched transcript lines (HTML-escaped, the "
+                                               "query's words in <mark>…</mark>)")
 
 
 class SearchResult(BaseModel):
@@ -240,6 +250,19 @@ class SearchResponse(BaseModel):
     results: list[SearchResult]
     space: Space
     query_kind: Kind | Literal["vector"]
+    mode: SearchMode = "vector"
+
+
+# --- transcripts -------------------------------------------------------------------------------------
+class CueOut(BaseModel):
+    start: float = Field(ge=0, allow_inf_nan=False)
+    end: float = Field(ge=0, allow_inf_nan=False)
+    text: str
+
+
+class TranscriptOut(BaseModel):
+    item_id: str
+    cues: list[CueOut]
 
 
 # --- embed -------------------------------------------------------------------------------------------

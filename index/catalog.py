@@ -563,7 +563,8 @@ class Catalog:
     def keyword_search(self, query: str, k: int = 100, *, kinds: str | Iterable[str] | None = None,
                        where: Mapping[str, Any] | None = None) -> list[CueHit]:
         """The `k` best cues holding every word of `query`, ranked by the engine's full-text index (SQLite FTS5
-        bm25, PostgreSQL ts_rank_cd), filtered like search(); matched words marked in each cue's text."""
+        bm25, PostgreSQL ts_rank_cd, mapped into [0, 1) as r / (1 + r)), filtered like search(); matched words
+        marked in each cue's text."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidArgumentError(f"k must be an integer ≥ 1, got {k!r}")
         words = query_words(query)
@@ -571,7 +572,9 @@ class Catalog:
             return []
         rows = self._reader().keyword_cues(words, self.text_language, limit=k, kinds=check_kinds(kinds),
                                            where=where)
-        return [CueHit(cue_id=c, item_id=i, start=s, end=e, text=marked(t), score=r) for c, i, s, e, t, r in rows]
+        # r / (1 + r): the engine's score in [0, 1), same order, so score_threshold reads as in vector search
+        return [CueHit(cue_id=c, item_id=i, start=s, end=e, text=marked(t), score=max(r, 0.0) / (1.0 + max(r, 0.0)))
+                for c, i, s, e, t, r in rows]
 
     def segments_of(self, item_ids: Iterable[str]) -> dict[str, list[Segment]]:
         """Each item's segments in time order (where a cue's span lands among the moments)."""

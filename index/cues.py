@@ -31,7 +31,7 @@ _WORD = re.compile(r"\w+")
 @dataclass(frozen=True)
 class CueHit:
     """One cue matching a keyword query: where it is, its text with the matched words marked, its rank score
-    (higher is better: -bm25 in SQLite, ts_rank_cd in PostgreSQL)."""
+    (higher is better: r / (1 + r) of -bm25 in SQLite, of ts_rank_cd in PostgreSQL)."""
 
     cue_id: int
     item_id: str
