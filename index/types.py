@@ -69,8 +69,11 @@ class Moment:
     text: str | None = None  # keyword and hybrid search: the matched transcript lines, words in <mark>…</mark>
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
+        """JSON-ready dict (`text` only when a transcript matched)."""
+        d = asdict(self)
+        if d["text"] is None:
+            del d["text"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,35 @@ def test_cue_span_maps_to_the_overlapping_segments(tmp_path: Path, clusters: Clu
         beta = fuse([], cat.keyword_search("beta"), segs, items, moments=5)
         assert sorted((m.start, m.end) for m in beta[0].moments) == [(3.2, 6.4), (6.4, 9.6)]
         assert np.isclose(beta[0].score, 1 / 61)
+
+
+def test_metadata_patches_apply_to_keyword_filters_at_once(tmp_path: Path, store: str, clusters: Clusters) -> None:
+    with Catalog(tmp_path / "cat", spaces=SPACES, store=store) as cat:
+        ids = {v: k for k, v in _fill(cat, clusters).items()}
+        assert _ranked(cat, "tomatoes", where={"topic": "salad"}) == []
+        cat.update_metadata(ids["garden"], {"topic": "salad"})
+        assert {h.item_id for h in cat.keyword_search("tomatoes", where={"topic": "salad"})} == {ids["garden"]}
+
+
+def test_index_check_finds_full_text_rows_without_a_cue(tmp_path: Path, clusters: Clusters) -> None:
+    """`vatt index check` verifies the FTS5 rows against the cues: a cue deleted behind the triggers' back
+    leaves a full-text row that belongs to nothing, and the check says so."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from index.cli import app
+
+    path = tmp_path / "cat"
+    with Catalog(path, spaces=SPACES) as cat:
+        _fill(cat, clusters)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["check", str(path)])
+    assert ok.exit_code == 0, ok.output
+    conn = sqlite3.connect(path / "catalog.sqlite")
+    conn.execute("DROP TRIGGER cues_ad")
+    conn.execute("DELETE FROM cues WHERE text LIKE '%onions%'")
+    conn.commit()
+    conn.close()
+    bad = runner.invoke(app, ["check", str(path)])
+    assert bad.exit_code == 1 and "1 full-text rows (cues_fts) belong to no cue" in bad.output
