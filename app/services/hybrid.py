@@ -17,10 +17,9 @@ from index import Catalog, ItemHit, fuse, group_cues
 from ..errors import ServiceError
 from .encoder import normalized_mean
 
-__all__ = ["search_words", "CUE_DEPTH", "VECTOR_MOMENTS"]
+__all__ = ["search_words", "CUE_DEPTH"]
 
 CUE_DEPTH = 200  # cues asked of the full-text index at least (more for deep pages)
-VECTOR_MOMENTS = 10  # moments per vector hit fused with the cues, at least
 
 
 def search_words(catalog: Catalog, query_kind: str, vectors: Mapping[str, np.ndarray], text: str | None, *,
@@ -40,8 +39,10 @@ def search_words(catalog: Catalog, query_kind: str, vectors: Mapping[str, np.nda
         cues = catalog.keyword_search(text, n_cues, kinds=kinds, where=where)
         hits = group_cues(cues, catalog.get_items({c.item_id for c in cues}), moments=moments)
     else:
-        vector = catalog.search(space, normalized_mean(vectors[space]), 2 * depth, kinds=kinds, where=where,
-                                moments=max(moments, VECTOR_MOMENTS))
+        # the vector leg asks exactly what vector mode asks (its cost is hybrid's floor); the cues add their own
+        # moments, so a moment said but not seen still competes
+        vector = catalog.search(space, normalized_mean(vectors[space]), depth, kinds=kinds, where=where,
+                                moments=moments)
         cues = catalog.keyword_search(text, n_cues, kinds=kinds, where=where)
         named = {c.item_id for c in cues}
         items = {**catalog.get_items(named - {h.item.id for h in vector}), **{h.item.id: h.item for h in vector}}
