@@ -173,3 +173,24 @@ def test_transcripts_follow_deletes_and_the_catalogue_checks_them(tserver: LiveS
     assert report.counts["cues"] == len(LECTURE) + len(SIDECAR) + 1
     pending = tserver.settings.data_dir / "pending-transcripts"
     assert not pending.exists() or list(pending.iterdir()) == []
+
+
+def test_cli_ingest_uploads_the_sidecar_beside_a_file(trained_model_dir: Path, corpus: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from index import Catalog
+
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "talk.mp4").write_bytes(corpus["green"].read_bytes())
+    (media / "talk.en.srt").write_text("1\n00:00:01,000 --> 00:00:02,500\nsaid beside the file\n")
+    data = tmp_path / "data"
+    result = CliRunner().invoke(app, ["ingest", str(media), "--model", str(trained_model_dir), "--data", str(data)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (item_id, path), = [line.split() for line in result.stdout.strip().splitlines()]  # the .srt is no media
+    assert Path(path).name == "talk.mp4"
+    with Catalog(data / "catalog", readonly=True) as cat:
+        assert cat.transcript(item_id) == [(1.0, 2.5, "said beside the file")]
