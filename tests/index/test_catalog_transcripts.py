@@ -86,12 +86,23 @@ def test_sqlite_and_postgresql_rank_the_same_items(tmp_path: Path, request: pyte
                 ids = _fill(cat, Clusters(seed=3))
                 queries = ("gradient descent", "descent", "tomatoes", "onions", "wine cellar", "converges")
                 hits = [cat.keyword_search(q) for q in queries]
+                # hybrid: the same query vector (exact search: both stores give the same vector moments)
+                qv = np.random.default_rng(7).standard_normal(SPACES["vt"]).astype(np.float32)
+                vector = cat.search("vt", qv, k=3, moments=3, exact=True)
+                fused = []
+                for method in ("rrf", "weighted"):
+                    for hs in hits:
+                        named = {h.item_id for h in hs}
+                        items = {**cat.get_items(named), **{h.item.id: h.item for h in vector}}
+                        fused.append([ids[h.item.id] for h in fuse(vector, hs, cat.segments_of(named), items,
+                                                                   method=method)])
                 # ranked items (each item at its best cue) and the set of matched cues; the order of equally
                 # good cues may differ (bm25 counts stop words in a cue's length, ts_rank_cd does not)
                 out.append(([list(dict.fromkeys(ids[h.item_id] for h in hs)) for hs in hits],
-                            [sorted((ids[h.item_id], h.start) for h in hs) for hs in hits]))
+                            [sorted((ids[h.item_id], h.start) for h in hs) for hs in hits], fused))
         assert out[0] == out[1]
         assert out[0][0] == [["lecture"], ["lecture", "cooking"], ["garden"], ["cooking"], ["cooking"], ["lecture"]]
+        assert all(sorted(f) == ["cooking", "garden", "lecture"] for f in out[0][2])  # hybrid keeps vector hits
     finally:
         pg.drop_schema(dsn)
 
