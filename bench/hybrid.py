@@ -52,7 +52,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 def build(path: Path, args: argparse.Namespace, rng: np.random.Generator) -> list[tuple[str, float, float, str]]:
     """The catalogue; returns every cue as (item id, start, end, text)."""
-    vocab = vocabulary(rng, args.vocab)
+    vocab = np.array(vocabulary(rng, args.vocab))  # an array: rng.choice would convert a list per call
     duration = SEG * args.segments
     cues_all: list[tuple[str, float, float, str]] = []
     with Catalog(path, spaces={"vt": DIM}, flush_every=None) as cat:
