@@ -22,9 +22,10 @@ __all__ = [
     "EmbedTextRequest", "TextEmbedding", "EmbedTextResponse", "SegmentEmbedding", "EmbedFileResponse",
     "ItemCreateRequest", "JobAccepted", "JobProgress", "JobOut", "JobsPage", "JobStatus", "ClassifyRequest", "SegmentProbabilities",
     "ClassifyResponse", "Health", "Readiness", "Deleted", "Kind", "Space", "item_out",
-    "Metadata", "ItemPatch", "CueOut", "TranscriptOut", "SearchMode", "Fusion", "SegmentVector", "SpaceVectors", "ItemWithVectors",
+    "Metadata", "ItemPatch", "SegmentVector", "SpaceVectors", "ItemWithVectors",
     "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
     "Text", "StoredText", "JsonObject",
+    "CueOut", "TranscriptOut", "SearchMode", "Fusion",
 ]
 
 Kind = Literal["video", "audio", "text"]

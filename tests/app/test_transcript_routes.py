@@ -194,3 +194,8 @@ def test_cli_ingest_uploads_the_sidecar_beside_a_file(trained_model_dir: Path, c
     assert Path(path).name == "talk.mp4"
     with Catalog(data / "catalog", readonly=True) as cat:
         assert cat.transcript(item_id) == [(1.0, 2.5, "said beside the file")]
+    found = CliRunner().invoke(app, ["search", "beside", "--mode", "keyword", "--json", "--model",
+                                     str(trained_model_dir), "--data", str(data)], catch_exceptions=False)
+    assert found.exit_code == 0, found.output
+    (hit,) = json.loads(found.stdout)["results"]
+    assert hit["item"]["id"] == item_id and hit["moments"][0]["text"] == "said <mark>beside</mark> the file"
