@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.services.hybrid import search_words  # noqa: E402
-from index import Catalog  # noqa: E402
+from index import Catalog, Moment  # noqa: E402
 
 MODES = ("vector", "keyword", "hybrid", "weighted")  # hybrid: rrf (rrf_k 60); weighted: alpha · vector + …
 SEG = 3.2
@@ -75,13 +75,13 @@ def build(path: Path, args: argparse.Namespace, rng: np.random.Generator) -> lis
         cat.rebuild()
         sources = {i.source: i.id for i in cat.list_items(limit=args.items + 1)}
     with Catalog(path, readonly=True) as cat:
-        for source, item_id in sources.items():
+        for item_id in sources.values():
             cues_all += [(item_id, s, e, t) for s, e, t in cat.transcript(item_id)]
     return cues_all
 
 
-def overlaps(m: dict | object, start: float, end: float) -> bool:
-    return getattr(m, "start") < end and start < getattr(m, "end")
+def overlaps(m: Moment, start: float, end: float) -> bool:
+    return m.start < end and start < m.end
 
 
 def matmul_gflops() -> float:
