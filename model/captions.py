@@ -232,6 +232,8 @@ def _stream_cues(container: object, stream: object) -> list[Cue]:
     import av
 
     cues = []
+    start_time = container.start_time  # type: ignore[attr-defined]
+    origin = start_time / 1e6 if start_time is not None else 0.0  # the media's time zero, as model.media counts it
     try:
         container.seek(0)  # type: ignore[attr-defined]
     except av.error.FFmpegError:
@@ -240,7 +242,7 @@ def _stream_cues(container: object, stream: object) -> list[Cue]:
         for packet in container.demux(stream):  # type: ignore[attr-defined]
             if packet.pts is None:
                 continue
-            base = float(packet.pts * packet.time_base)
+            base = float(packet.pts * packet.time_base) - origin
             span = float(packet.duration * packet.time_base) if packet.duration else 0.0
             for decoded in packet.decode():
                 # PyAV < 14 yields a SubtitleSet (display times in ms from the packet, rects inside); later
@@ -252,6 +254,7 @@ def _stream_cues(container: object, stream: object) -> list[Cue]:
                     end = base + decoded.end_display_time / 1000.0 if decoded.end_display_time else end
                 text = " ".join(t for t in (_rect_text(r) for r in rects) if t)
                 if text:
+                    start = max(0.0, start)
                     cues.append(Cue(start, max(start, end), text))
     except av.error.FFmpegError:
         pass  # a damaged subtitle packet ends the stream's cues; the media itself is judged elsewhere

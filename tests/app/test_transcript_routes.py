@@ -199,3 +199,32 @@ def test_cli_ingest_uploads_the_sidecar_beside_a_file(trained_model_dir: Path, c
     assert found.exit_code == 0, found.output
     (hit,) = json.loads(found.stdout)["results"]
     assert hit["item"]["id"] == item_id and hit["moments"][0]["text"] == "said <mark>beside</mark> the file"
+
+
+def test_bulk_embed_carries_manifest_transcripts_into_shards(trained_model_dir: Path, corpus: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """A manifest's `transcript` (a .vtt path relative to it, or inline cues) lands in the shard; a time range
+    keeps the cues said inside it; an input without one falls back to its file's own subtitle stream."""
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from index.shards import finished_shards, read_items
+
+    (tmp_path / "red.vtt").write_text("WEBVTT\n\n00:00.500 --> 00:01.500\nearly words\n\n"
+                                      "00:04.000 --> 00:05.000\nlate words\n")
+    streamed = with_subtitles(corpus["green"], tmp_path / "green-subs.mkv", [Cue(1.0, 2.0, "from the stream")])
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps(row) for row in (
+        {"path": str(corpus["red"]), "transcript": "red.vtt", "start": 3.0, "end": 6.4},
+        {"path": str(corpus["blue"]), "transcript": [{"start": 0, "end": 2, "text": "inline cue"}]},
+        {"path": str(streamed)})) + "\n")
+    out = tmp_path / "shards"
+    result = CliRunner().invoke(app, ["bulk-embed", "--model", str(trained_model_dir), "--out", str(out),
+                                      "--threads", "1", "--no-progress", str(manifest)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (name, m), = finished_shards(out).items()
+    cues = {Path(it.source).name: list(it.cues) for it in read_items(out / f"{name}.parquet", m.spaces)}
+    assert cues["red.mp4"] == [(4.0, 5.0, "late words")] and cues["blue.mp4"] == [(0.0, 2.0, "inline cue")]
+    # remuxing the h264 clip into Matroska shifts its packets by the B-frame delay (64 ms here), the subtitle's too
+    (s, e, text), = cues["green-subs.mkv"]
+    assert text == "from the stream" and s == pytest.approx(1.0, abs=0.1) and e - s == pytest.approx(1.0)

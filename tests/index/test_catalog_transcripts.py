@@ -176,3 +176,26 @@ def test_index_check_finds_full_text_rows_without_a_cue(tmp_path: Path, clusters
     conn.close()
     bad = runner.invoke(app, ["check", str(path)])
     assert bad.exit_code == 1 and "1 full-text rows (cues_fts) belong to no cue" in bad.output
+
+
+def test_shard_cues_are_imported_and_old_shards_still_read(tmp_path: Path, store: str, clusters: Clusters) -> None:
+    from index.importer import import_shards
+    from index.shards import ShardItem, ShardManifest, write_shard
+
+    def item(key: str, cues: list) -> ShardItem:
+        return ShardItem(key=sha(key), source=f"{key}.mp4", kind="video", duration=6.4, metadata={"k": key},
+                         starts=[0.0, 3.2], ends=[3.2, 6.4], vectors={s: clusters(2, d) for s, d in SPACES.items()},
+                         cues=cues)
+
+    model = {"name": "tiny", "config_hash": "c" * 64}
+    shards = tmp_path / "shards"
+    for name, items in (("new", [item("a", [(0.5, 1.5, "walrus song"), (4.0, 5.0, "second line")]), item("b", [])]),
+                        ("old", [item("c", [])])):
+        write_shard(shards, ShardManifest(name=name, model=model, spaces=SPACES,
+                                          inputs=[{"input": i.source, "status": "ok"} for i in items]), items)
+    with Catalog(tmp_path / "cat", spaces=SPACES, store=store) as cat:
+        import_shards(cat, shards)
+        by_key = {i.sha256: i.id for i in cat.list_items()}
+        assert cat.transcript(by_key[sha("a")]) == [(0.5, 1.5, "walrus song"), (4.0, 5.0, "second line")]
+        assert cat.transcript(by_key[sha("b")]) == [] and cat.transcript(by_key[sha("c")]) == []
+        assert [h.item_id for h in cat.keyword_search("walrus")] == [by_key[sha("a")]]
