@@ -108,6 +108,9 @@ def test_put_replaces_a_transcript_and_refuses_bad_ones(tserver: LiveServer, tcl
     too_big = tclient.put(f"/items/{blue}/transcript", headers={**h, "content-type": "text/vtt"},
                           content="WEBVTT\n\n" + "x" * 5000)
     assert too_big.status_code == 413 and "4096" in too_big.text
+    surrogate = tclient.put(f"/items/{blue}/transcript", headers={**h, "content-type": "application/json"},
+                            content=b'{"cues": [{"start": 0, "end": 1, "text": "\\ud800"}]}')
+    assert surrogate.status_code in (400, 422) and "surrogate" in surrogate.text
     assert tclient.put("/items/nope/transcript", headers=h, json=[]).status_code == 404
     assert tclient.put(f"/items/{blue}/transcript", json=[]).status_code == 401
     assert _cues(tclient, blue) == [Cue(3.5, 6.0, "penguins waddle home")]  # refused writes changed nothing
