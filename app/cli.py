@@ -193,6 +193,8 @@ def search(
     kind: Annotated[Optional[list[str]], typer.Option(help="target kind (repeat): video, audio")] = None,
     where: Annotated[Optional[str], typer.Option(help="metadata filter as JSON")] = None,
     space: Annotated[Optional[str], typer.Option(help="va or vt (video queries)")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="vector (default), keyword or hybrid: text queries may "
+                                                     "search the transcripts' words")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
 ) -> None:
     """Search by text, file or item; prints a table of items and their best moments."""
@@ -200,7 +202,7 @@ def search(
         raise ValueError("give exactly one query: TEXT, --file FILE or --item ID")
     with open_client(url, model, data, api_key) as client:
         result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
-                               where=_json_arg(where, "--where"), space=space)
+                               where=_json_arg(where, "--where"), space=space, mode=mode)
     typer.echo(json.dumps(result, indent=2)) if as_json else _print_results(result)
 
 

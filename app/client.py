@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +153,15 @@ class ServiceClient:
                              data={"labels": json.dumps(labels), "template": template})
 
     def ingest(self, path: Path, metadata: dict[str, Any] | None = None) -> dict:
-        with open(path, "rb") as fh:
-            return self.call("POST", "/items", files={"file": (path.name, fh)},
-                             data={"metadata": json.dumps(metadata or {})})
+        """Upload a file, with the best transcript sidecar beside it (NAME.vtt, NAME.srt, NAME.LANG.vtt) if any."""
+        from model.captions import sidecar_transcripts  # lazily: `vatt --help` loads no model package
+
+        sidecars = sidecar_transcripts(path)
+        with ExitStack() as stack:
+            files: dict[str, Any] = {"file": (path.name, stack.enter_context(open(path, "rb")))}
+            if sidecars:
+                files["transcript"] = (sidecars[0].name, stack.enter_context(open(sidecars[0], "rb")))
+            return self.call("POST", "/items", files=files, data={"metadata": json.dumps(metadata or {})})
 
     def job(self, job_id: str) -> dict:
         return self.call("GET", f"/jobs/{job_id}")

@@ -140,7 +140,8 @@ async def _form(request: Request, settings: SettingsDep) -> AsyncIterator[Upload
     if not is_multipart(request):
         yield Upload(None)
         return
-    form = await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
+    form = await read_multipart(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes,
+                                small_files={"transcript": settings.max_transcript_bytes})
     try:
         yield Upload(form)
     finally:

@@ -65,7 +65,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     model, batcher = encoder.model, encoder.batcher
     # the catalogue's lock comes first: a second instance must fail here, before it touches anything
     # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
-    catalog = Catalog(s.catalog_dir, spaces=model.space_dims, store=s.store, vectors=s.vectors)
+    catalog = Catalog(s.catalog_dir, spaces=model.space_dims, store=s.store, vectors=s.vectors,
+                      text_language=s.text_language)
     for d in (s.data_dir, s.media_dir, s.thumbs_dir):
         d.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash

@@ -25,10 +25,13 @@ __all__ = [
     "OpenAIEmbeddingRequest", "OpenAIEmbedding", "OpenAIUsage", "OpenAIEmbeddingResponse",
     "Text", "StoredText", "JsonObject",
     "Confidence", "TimelineCell", "OpenAIError", "OpenAIErrorBody", "OpenAIModel", "OpenAIModelList",
+    "CueOut", "TranscriptOut", "SearchMode", "Fusion",
 ]
 
 Kind = Literal["video", "audio", "text"]
 Space = Literal[SPACES]  # type: ignore[valid-type]  # the model's spaces ("va", "vt"), one home
+SearchMode = Literal["vector", "keyword", "hybrid"]
+Fusion = Literal["rrf", "weighted"]
 DEFAULT_TEMPLATE = "a video of {}"
 
 
@@ -207,6 +210,12 @@ class SearchOptions(_Strict):
     include_query_item: bool = Field(False, description="for item_id queries: keep the item itself")
     include: list[Literal["timeline"]] | None = Field(
         None, description="'timeline': every segment's score against the query, per result")
+    mode: SearchMode = Field("vector", description="vector: embeddings (default); keyword: the transcripts' words "
+                             "(full-text index; a text query); hybrid: both, fused per moment")
+    fusion: Fusion = Field("rrf", description="hybrid: rrf (reciprocal rank fusion) or weighted (alpha · vector + "
+                           "(1 − alpha) · keyword, each min-max normalised)")
+    rrf_k: int = Field(60, ge=1, le=10_000, description="hybrid rrf: score = Σ 1 / (rrf_k + rank)")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False, description="hybrid weighted: the vector share")
 
 
 class SearchRequest(SearchOptions):
@@ -230,6 +239,8 @@ class MomentOut(BaseModel):
     start: float
     end: float
     score: float
+    text: str | None = Field(None, description="keyword/hybrid: the matched transcript lines (HTML-escaped, the "
+                                               "query's words in <mark>…</mark>)")
 
 
 class Confidence(BaseModel):
@@ -260,6 +271,19 @@ class SearchResponse(BaseModel):
     space: Space
     query_kind: Kind | Literal["vector"]
     moment_floor: float = Field(0.0, description="moments scoring below this are not listed (VATT_MOMENT_FLOOR)")
+    mode: SearchMode = "vector"
+
+
+# --- transcripts -------------------------------------------------------------------------------------
+class CueOut(BaseModel):
+    start: float = Field(ge=0, allow_inf_nan=False)
+    end: float = Field(ge=0, allow_inf_nan=False)
+    text: str
+
+
+class TranscriptOut(BaseModel):
+    item_id: str
+    cues: list[CueOut]
 
 
 # --- embed -------------------------------------------------------------------------------------------

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
                                                     "429 past it")
     max_upload_bytes: int = Field(512 * 2**20, gt=0, description="largest accepted upload (413 above)")
     max_json_bytes: int = Field(2**20, gt=0, description="largest accepted JSON request body (413 above)")
+    text_language: str | None = Field(None, description="full-text configuration of transcripts when the catalogue "
+                                      "is created (default english; SQLite: english or simple)")
+    max_transcript_bytes: int = Field(16 * 2**20, gt=0,
+                                      description="largest accepted transcript (.vtt/.srt/JSON cues) upload (413 above)")
     max_duration_s: float = Field(3 * 3600.0, gt=0, description="longest accepted media (413 above)")
     allow_server_paths: bool = Field(False, description="let POST /items ingest files already on the server")
     server_path_roots: list[Path] = Field(default_factory=list,

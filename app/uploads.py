@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
@@ -63,6 +63,7 @@ class ParsedForm:
 
     fields: dict[str, list[str]] = field(default_factory=dict)
     file: UploadedFile | None = None
+    small_files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # name -> (filename, bytes)
 
     def get(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -96,8 +97,11 @@ def _check_length(request: Request, limit: int, *, quoted: int | None = None) ->
 class _FormSink:
     """python-multipart callbacks: file data to a temp file, fields to small buffers."""
 
-    def __init__(self, tmp_dir: Path, max_bytes: int, file_field: str) -> None:
+    def __init__(self, tmp_dir: Path, max_bytes: int, file_field: str,
+                 small_files: Mapping[str, int] | None = None) -> None:
         self.tmp_dir, self.max_bytes, self.file_field = tmp_dir, max_bytes, file_field
+        self.small_files = dict(small_files or {})  # extra file parts kept in memory, each with its byte limit
+        self._filename = ""
         self.form = ParsedForm()
         self.ended = False
         self._headers: dict[str, str] = {}
@@ -133,6 +137,11 @@ class _FormSink:
         if disposition != b"form-data" or b"name" not in params:
             raise ServiceError(400, "malformed multipart body: a part lacks 'Content-Disposition: form-data; name=...'")
         self._name = params[b"name"].decode("utf-8", "replace")
+        if self._name in self.small_files:
+            if self._name in self.form.small_files:
+                raise ServiceError(400, f"send one {self._name!r} part per request")
+            self._filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            return
         if b"filename" in params or self._name == self.file_field:
             if self._name != self.file_field:
                 raise ServiceError(400, f"unexpected file part {self._name!r}; send the file as {self.file_field!r}")
@@ -156,6 +165,11 @@ class _FormSink:
             piece = data[start:end]
             self._fh.write(piece)
             self._hash.update(piece)
+        elif self._name in self.small_files:
+            self._buf += data[start:end]
+            if len(self._buf) > self.small_files[self._name]:
+                raise ServiceError(413, f"the {self._name!r} part is larger than the limit of "
+                                        f"{self.small_files[self._name]} bytes", code="payload_too_large")
         else:
             self._buf += data[start:end]
             if len(self._buf) > _MAX_FIELD_BYTES:
@@ -167,6 +181,8 @@ class _FormSink:
             self._fh.close()
             self._fh = None
             self.form.file.sha256 = self._hash.hexdigest()
+        elif self._name in self.small_files:
+            self.form.small_files[self._name] = (self._filename, bytes(self._buf))
         elif self._name is not None:
             value = self._buf.decode("utf-8", "replace")
             self.form.fields.setdefault(self._name, []).append(value)
@@ -182,7 +198,7 @@ class _FormSink:
 
 
 async def read_multipart(request: Request, *, tmp_dir: Path, max_bytes: int, file_field: str = "file",
-                         require_file: bool = True) -> ParsedForm:
+                         require_file: bool = True, small_files: Mapping[str, int] | None = None) -> ParsedForm:
     """Parse a multipart/form-data body as it arrives; the file part lands in `tmp_dir`.
 
     413 as soon as the file passes `max_bytes`; 400 for a malformed body (no boundary, broken
@@ -194,7 +210,7 @@ async def read_multipart(request: Request, *, tmp_dir: Path, max_bytes: int, fil
     if content_type != b"multipart/form-data" or not boundary:
         raise ServiceError(400, "malformed multipart body: Content-Type must be multipart/form-data with a boundary")
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    sink = _FormSink(tmp_dir, max_bytes, file_field)
+    sink = _FormSink(tmp_dir, max_bytes, file_field, small_files)
     parser = MultipartParser(boundary, sink.callbacks())
     try:
         async for chunk in request.stream():
@@ -216,6 +232,19 @@ async def read_multipart(request: Request, *, tmp_dir: Path, max_bytes: int, fil
                            f"the {file_field!r} part {missing}; send a video or audio file as multipart field "
                            f"{file_field!r}", code="bad_request" if sink.form.file is None else "empty_media")
     return sink.form
+
+
+async def read_body(request: Request, *, max_bytes: int, what: str = "request body") -> bytes:
+    """A small raw body (a transcript), refused with 413 past `max_bytes` and 400 when empty."""
+    _check_length(request, max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ServiceError(413, f"the {what} is larger than the limit of {max_bytes} bytes", code="payload_too_large")
+    if not body:
+        raise ServiceError(400, f"the request body is empty; send the {what}")
+    return bytes(body)
 
 
 async def read_json(request: Request, *, max_bytes: int) -> Any:

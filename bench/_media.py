@@ -15,7 +15,7 @@ Encoders are tuned for speed (``ultrafast`` x264, ``realtime`` VP9); keep sizes 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,6 +29,7 @@ __all__ = [
     "make_audio",
     "make_image",
     "make_subtitles",
+    "with_subtitles",
     "make_video",
     "read_index",
     "tone",
@@ -243,6 +244,41 @@ def make_subtitles(path: str | os.PathLike, *, text: str = "no pictures, no soun
         packet.time_base = Fraction(1, 1000)
         out.mux(packet)
     return path
+
+
+_SUBTITLE_CODECS = {".mp4": "mov_text", ".mov": "mov_text", ".mkv": "subrip", ".webm": "webvtt"}
+_ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
+               b"Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+
+
+def with_subtitles(src: str | os.PathLike, dest: str | os.PathLike, cues: Sequence[tuple[float, float, str]], *,
+                   codec: str | None = None) -> Path:
+    """Remux ``src`` into ``dest`` (same container family) with an added text subtitle stream holding ``cues``:
+    mov_text in MP4, SubRip in Matroska, WebVTT in WebM by default (``codec="ass"`` for ASS in Matroska)."""
+    dest = Path(dest)
+    codec = codec or _SUBTITLE_CODECS[dest.suffix.lower()]
+    with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
+        mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        sub = out.add_stream(codec)
+        sub.codec_context.subtitle_header = _ASS_HEADER
+        for packet in inp.demux(*[s for s in inp.streams if s.index in mapping]):
+            if packet.dts is None:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+        for n, (start, end, text) in enumerate(cues):
+            data = text.encode()
+            if codec == "mov_text":
+                data = len(data).to_bytes(2, "big") + data
+            elif codec == "ass":
+                data = f"{n},0,Default,,0,0,0,,".encode() + data
+            packet = av.Packet(data)
+            packet.stream = sub
+            packet.pts = packet.dts = round(start * 1000)
+            packet.duration = round((end - start) * 1000)
+            packet.time_base = Fraction(1, 1000)
+            out.mux(packet)
+    return dest
 
 
 def make_image(path: str | os.PathLike, *, width: int = 64, height: int = 48) -> Path:

@@ -18,15 +18,17 @@ Knows nothing of the model (never imports torch or another project package): it 
 from typing import TYPE_CHECKING, Any
 
 from ._validate import MAX_SOURCE_CHARS, metadata_json, text_problem
+from .cues import CueHit
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
                      ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
 from .filters import OPERATORS
+from .fusion import FUSIONS, fuse, group_cues
 from .jobs import JOB_STATUSES, JobRecord, JobStore
 from .types import INDEX_TYPES, ITEM_ID_MAX, KINDS, CheckReport, IndexOptions, Item, ItemHit, Moment, Segment
 
 __all__ = [
     "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "ITEM_ID_MAX", "KINDS", "OPERATORS", "IndexOptions",
-    "Item", "Segment", "Moment", "ItemHit", "CheckReport",
+    "Item", "Segment", "Moment", "ItemHit", "CheckReport", "CueHit", "FUSIONS", "fuse", "group_cues",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
     "metadata_json", "text_problem", "MAX_SOURCE_CHARS",

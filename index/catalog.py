@@ -36,6 +36,7 @@ from ._consistency import check_catalog, stats
 from ._util import normalize
 from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, check_type, check_vectors,
                         metadata_json)
+from .cues import DEFAULT_LANGUAGE, CueHit, check_cues, check_language, marked, query_words
 from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
                      StoreUnavailableError)
 from .faiss_index import FaissBackend
@@ -82,11 +83,13 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str], *, spaces: Mapping[str, int] | None = None,
                  index_type: str | None = None, index_options: Mapping[str, Any] | None = None,
                  readonly: bool = False, create: bool = True, flush_every: int | None = 20_000,
-                 store: str | Store = "sqlite", vectors: str | VectorBackend = "faiss") -> None:
+                 store: str | Store = "sqlite", vectors: str | VectorBackend = "faiss",
+                 text_language: str | None = None) -> None:
         """Open (or create) the catalogue at `path` (a directory: the SQLite file and FAISS files, or with
         another store only the FAISS cache). On reopen, `spaces` and `index_type` default to the stored
         ones and must match when given (change the type with `rebuild`); `index_options` given on reopen
-        replace the stored ones (a structural change rebuilds on open)."""
+        replace the stored ones (a structural change rebuilds on open). `text_language` is the full-text
+        configuration of transcripts (default 'english'), fixed when the catalogue is created."""
         self.path = Path(path)
         self.readonly = readonly
         self.flush_every = flush_every
@@ -118,6 +121,7 @@ class Catalog:
                 self._vectors[space] = self.backend.open_space(self._source(space), index_type=self.index_type,
                                                                options=self.options, readonly=readonly)
                 self._spaces.start(space)
+            self.text_language = self._init_cues(meta, text_language)
         except BaseException:
             self._release()
             raise
@@ -174,6 +178,20 @@ class Catalog:
                     with self.store.transaction() as tx:
                         tx.set_meta({"index_options": meta["index_options"]})
         return meta
+
+    def _init_cues(self, meta: Mapping[str, Any], language: str | None) -> str:
+        """The transcript tables in the catalogue's text language (recorded by the first writer that makes them)."""
+        stored = meta.get("text_language")
+        if language is not None and stored is not None and check_language(language) != stored:
+            raise InvalidArgumentError(f"{self.store.location} indexes transcripts as {stored!r}, opened with "
+                                       f"text_language={language!r}; a store's full-text language is fixed")
+        chosen = stored or check_language(language or DEFAULT_LANGUAGE)
+        if not self.readonly and not self.store.has_table("cues"):
+            with self.store.transaction() as tx:
+                for statement in self.store.cue_ddl(chosen):
+                    tx.execute(statement)
+                tx.set_meta({"text_language": chosen})
+        return chosen
 
     def _source(self, space: str) -> VectorSource:
         return VectorSource(self.store, space, self.spaces[space])
@@ -247,24 +265,27 @@ class Catalog:
     def add_item(self, *, kind: str, source: str, sha256: str, segments: Sequence[Sequence[float]] | np.ndarray,
                  vectors: Mapping[str, Any], duration: float | None = None,
                  metadata: Mapping[str, Any] | None = None, replace: bool = False,
-                 item_id: str | None = None, within: Callable[[Session, Item], None] | None = None) -> Item:
+                 item_id: str | None = None, within: Callable[[Session, Item], None] | None = None,
+                 cues: Sequence[Sequence[Any]] | None = None) -> Item:
         """Add an item with its segments ([n, 2] start/end seconds) and vectors ({space: [n, dim]}),
         all or nothing. Same sha256 already present → the existing item (re-indexed if `replace`).
 
         `item_id` lets a caller that announced an id before the work finished (the service's ingest
-        jobs) keep it; by default a new uuid4 hex is chosen. `within(tx, item)` runs inside the same
-        transaction with the item about to be returned (new or found by its sha256); if it raises, nothing
-        is written — so "which item did this job get" and the job's own transition are one decision.
+        jobs) keep it; by default a new uuid4 hex is chosen. `cues` ((start, end, text)) are its transcript.
+        `within(tx, item)` runs inside the same transaction with the item about to be returned (new or found
+        by its sha256); if it raises, nothing is written — so "which item did this job get" and the job's
+        own transition are one decision.
 
         Once the store committed, the item is added: a vector engine that cannot take its vectors then
         leaves a mark in the store, and whichever replica searches that space next catches it up."""
         check_item_id(item_id)
         kind, sha, segs, duration, meta_json = check_item(kind, source, sha256, segments, duration, metadata)
         vecs = check_vectors(vectors, {s: v.dim for s, v in self._vectors.items()}, len(segs))
+        lines = check_cues(cues or ())
         for attempt in range(3):  # another process may commit the same content between our read and insert
             try:
                 return self._add_item(kind, source, sha, segs, duration, meta_json, vecs, replace, item_id,
-                                      within)
+                                      within, lines)
             except self._store().dialect.conflict:
                 if attempt == 2:
                     raise
@@ -272,7 +293,7 @@ class Catalog:
 
     def _add_item(self, kind: str, source: str, sha: str, segs: np.ndarray, duration: float | None, meta_json: str,
                   vecs: Mapping[str, np.ndarray], replace: bool, item_id: str | None,
-                  within: Callable[[Session, Item], None] | None) -> Item:
+                  within: Callable[[Session, Item], None] | None, cues: Sequence[tuple[float, float, str]] = ()) -> Item:
         with self._write_lock:
             with self._store().transaction() as tx:
                 existing = tx.find_sha256(sha)
@@ -287,6 +308,8 @@ class Catalog:
                 new_id = existing.id if existing is not None else item_id or uuid.uuid4().hex
                 ids = tx.insert_item(item_id=new_id, kind=kind, source=source, sha256=sha, duration=duration,
                                      metadata_json=meta_json, segments=segs, vectors=vecs)
+                if cues:
+                    tx.set_cues(new_id, cues)
                 item = tx.get_item(new_id)
                 if within is not None:
                     within(tx, item)
@@ -309,19 +332,22 @@ class Catalog:
             kind, sha, segs, duration, meta_json = check_item(it["kind"], it["source"], it["sha256"], it["segments"],
                                                               it.get("duration"), it.get("metadata"))
             rows.append((kind, it["source"], sha, segs, duration, meta_json, check_vectors(it["vectors"], dims,
-                                                                                          len(segs))))
+                                                                                          len(segs)),
+                         check_cues(it.get("cues") or ())))
         added: dict[str, list[tuple[np.ndarray, np.ndarray, list[str], list[str]]]] = {}
         new_items = new_segments = 0
         with self._write_lock:
             with self._store().transaction() as tx:
                 if model is not None:
                     self._claim_model(tx, model)
-                for kind, source, sha, segs, duration, meta_json, vecs in rows:
+                for kind, source, sha, segs, duration, meta_json, vecs, lines in rows:
                     if tx.find_sha256(sha) is not None:
                         continue
                     item_id = uuid.uuid4().hex
                     ids = tx.insert_item(item_id=item_id, kind=kind, source=source, sha256=sha,
                                          duration=duration, metadata_json=meta_json, segments=segs, vectors=vecs)
+                    if lines:
+                        tx.set_cues(item_id, lines)
                     new_items, new_segments = new_items + 1, new_segments + len(ids)
                     for s, x in vecs.items():
                         added.setdefault(s, []).append((ids, x, [item_id] * len(ids), [kind] * len(ids)))
@@ -469,7 +495,51 @@ class Catalog:
         with self._write_lock:  # no write of ours may land between the store snapshot and the index comparison
             for space in self.spaces:
                 self._sync(space)
-            return check_catalog(self._store(), self.spaces, self._vectors)
+            report = check_catalog(self._store(), self.spaces, self._vectors)
+        if not self._store().has_table("cues"):
+            return report
+        db = self._reader()
+        return CheckReport(problems=report.problems + tuple(db.cue_problems()), notes=report.notes,
+                           counts={**report.counts, "cues": db.cue_count()})
+
+    # --- transcripts ---------------------------------------------------------------------------
+    def set_transcript(self, item_id: str, cues: Sequence[Sequence[Any]]) -> int:
+        """Replace an item's transcript with `cues` ((start, end, text)); returns how many were stored."""
+        lines = check_cues(cues)
+        with self._write_lock, self._store().transaction() as tx:
+            if tx.get_item(item_id) is None:
+                raise ItemNotFoundError(f"no item with id {item_id!r}")
+            tx.set_cues(item_id, lines)
+        return len(lines)
+
+    def transcript(self, item_id: str) -> list[tuple[float, float, str]]:
+        """An item's cues (start, end, text) in time order; [] when it has none."""
+        self.get_item(item_id)
+        return self._reader().item_cues(item_id) if self._store().has_table("cues") else []
+
+    def keyword_search(self, query: str, k: int = 100, *, kinds: str | Iterable[str] | None = None,
+                       where: Mapping[str, Any] | None = None) -> list[CueHit]:
+        """The `k` best cues holding every word of `query`, ranked by the engine's full-text index (SQLite FTS5
+        bm25, PostgreSQL ts_rank_cd, mapped into [0, 1) as r / (1 + r)), filtered like search(); matched words
+        marked in each cue's text."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidArgumentError(f"k must be an integer ≥ 1, got {k!r}")
+        words = query_words(query)
+        if not words or not self._store().has_table("cues"):
+            return []
+        rows = self._reader().keyword_cues(words, self.text_language, limit=k, kinds=check_kinds(kinds),
+                                           where=where)
+        # r / (1 + r): the engine's score in [0, 1), same order, so score_threshold reads as in vector search
+        return [CueHit(cue_id=c, item_id=i, start=s, end=e, text=marked(t), score=max(r, 0.0) / (1.0 + max(r, 0.0)))
+                for c, i, s, e, t, r in rows]
+
+    def segments_of(self, item_ids: Iterable[str]) -> dict[str, list[Segment]]:
+        """Each item's segments in time order (where a cue's span lands among the moments)."""
+        return self._reader().segments_of(item_ids)
+
+    def get_items(self, item_ids: Iterable[str]) -> dict[str, Item]:
+        """Items by id; ids that no longer exist are absent."""
+        return self._reader().get_items(item_ids)
 
     def stats(self) -> dict[str, Any]:
         """Counts, index structures, epochs and sizes (JSON-ready)."""

@@ -75,7 +75,8 @@ def import_shards(catalog: Catalog, directory: Path, *, index_type: str | None =
             items = [it for it in every if catalog.get_by_sha256(it.key) is None]
             added, segments = catalog.add_items(({"kind": it.kind, "source": it.path or it.source, "sha256": it.key,
                                                   "segments": list(zip(it.starts, it.ends)), "vectors": it.vectors,
-                                                  "duration": it.duration, "metadata": it.metadata} for it in items),
+                                                  "duration": it.duration, "metadata": it.metadata,
+                                                  "cues": it.cues} for it in items),
                                                 model=model, index=False)
         except (ShardError, InvalidArgumentError) as e:
             report.bad.append(f"shard {name}: {e}")

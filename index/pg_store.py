@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import psycopg
 
+from .cues import check_language
 from .errors import ReadOnlyError, StoreUnavailableError
 from .store import Dialect, Session, Store
 
@@ -72,6 +73,22 @@ DDL = [
         PRIMARY KEY (space, epoch))""",
 ]
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
+
+
+def pg_cue_ddl(language: str) -> list[str]:
+    """Transcript cues with a generated tsvector (the catalogue's text-search configuration) and its GIN index."""
+    language = check_language(language)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS cues (
+            id BIGSERIAL PRIMARY KEY,
+            item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            start_s DOUBLE PRECISION NOT NULL,
+            end_s DOUBLE PRECISION NOT NULL CHECK (end_s >= start_s),
+            text TEXT NOT NULL,
+            tsv tsvector GENERATED ALWAYS AS (to_tsvector('{language}'::regconfig, text)) STORED)""",
+        "CREATE INDEX IF NOT EXISTS cues_item ON cues(item_id, start_s)",
+        "CREATE INDEX IF NOT EXISTS cues_tsv ON cues USING GIN (tsv)",
+    ]
 
 
 def _down(e: BaseException) -> bool:
@@ -215,6 +232,9 @@ class PostgresStore(Store):
 
     def has_table(self, name: str) -> bool:
         return bool(self.reader().execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0])
+
+    def cue_ddl(self, language: str) -> list[str]:
+        return pg_cue_ddl(language)
 
     def size_bytes(self) -> int:
         return int(self.reader().execute("SELECT pg_database_size(current_database())").fetchone()[0])

@@ -52,6 +52,7 @@ class ShardItem:
     ends: Sequence[float]
     vectors: Mapping[str, np.ndarray]  # space -> float32 [n_segments, dim]
     path: str | None = None  # the input's absolute path when embedded: imported items play from it
+    cues: Sequence[tuple[float, float, str]] = ()  # its transcript (optional "cues" column: JSON on its first row)
 
 
 @dataclass
@@ -124,7 +125,12 @@ def _table(items: Sequence[ShardItem], spaces: Mapping[str, int]) -> pa.Table:
     arrays = [pa.array(cols[f.name], f.type) for f in schema if f.name in cols]
     for s, d in spaces.items():
         arrays.append(pa.array(vecs[s], pa.list_(pa.float32(), d)))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    if any(it.cues for it in items):  # shards without transcripts keep the first format's columns
+        cues = [json.dumps([list(c) for c in it.cues], ensure_ascii=False) if it.cues and k == 0 else None
+                for it in items for k in range(len(it.starts))]
+        table = table.append_column(pa.field("cues", pa.string()), pa.array(cues, pa.string()))
+    return table
 
 
 def _fsync_rename(tmp: Path, final: Path) -> None:
@@ -205,6 +211,24 @@ def _check_columns(path: Path, table: pa.Table, spaces: Mapping[str, int]) -> No
                              f"{MAX_PATH_CHARS} (as for server-path ingests)")
 
 
+def _cue_column(path: Path, table: pa.Table) -> list[str | None] | None:
+    """The optional transcript column (JSON cues on each item's first row), or None when the shard has none."""
+    if "cues" not in table.column_names:
+        return None
+    if table.schema.field("cues").type != pa.string():
+        raise ShardError(f"{path}: column 'cues' is {table.schema.field('cues').type}; accepted: string (JSON cues)")
+    return table.column("cues").to_pylist()
+
+
+def _cues_at(path: Path, column: list[str | None] | None, row: int) -> list[tuple[float, float, str]]:
+    if column is None or column[row] is None:
+        return []
+    try:
+        return [(float(s), float(e), str(t)) for s, e, t in json.loads(column[row])]
+    except (ValueError, TypeError) as e:
+        raise ShardError(f"{path} row {row}: cues must be a JSON list of [start, end, text] ({e})") from None
+
+
 def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
     """The items of one shard's Parquet file, in file order (rows of an item are contiguous).
 
@@ -222,6 +246,7 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
         paths = table.column("path").to_pylist() if "path" in table.column_names else [None] * len(keys)  # format 1 before it
     except (UnicodeDecodeError, pa.ArrowException) as e:
         raise ShardError(f"{path}: a text column is not valid UTF-8 ({e})") from None
+    cue_col = _cue_column(path, table)
     starts = table.column("start").to_numpy()
     ends = table.column("end").to_numpy()
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # space -> (vectors [rows, d], null mask [rows])
@@ -248,5 +273,5 @@ def read_items(path: Path, spaces: Mapping[str, int]) -> Iterator[ShardItem]:
             raise ShardError(f"{path} row {i}: {e}") from None
         yield ShardItem(key=keys[i], source=cols["source"][i], kind=cols["kind"][i], duration=cols["duration"][i],
                         metadata=metadata, starts=starts[i:j].tolist(), ends=ends[i:j].tolist(), vectors=vectors,
-                        path=paths[i])
+                        path=paths[i], cues=_cues_at(path, cue_col, i))
         i = j

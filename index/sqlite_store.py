@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import CatalogError, ReadOnlyError
+from .cues import SQLITE_TOKENIZERS
+from .errors import CatalogError, InvalidArgumentError, ReadOnlyError
 from .store import Dialect, Session, Store
 
 DB_NAME = "catalog.sqlite"
@@ -66,6 +67,34 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
 """
+
+
+
+def sqlite_cue_ddl(language: str) -> list[str]:
+    """Transcript cues and their FTS5 index (external content, kept by triggers; porter stems English)."""
+    tokenizer = SQLITE_TOKENIZERS.get(language)
+    if tokenizer is None:
+        raise InvalidArgumentError(f"text language {language!r} has no SQLite FTS5 tokenizer; accepted: "
+                                   f"{', '.join(SQLITE_TOKENIZERS)} (PostgreSQL stores take any configuration)")
+    return [
+        """CREATE TABLE IF NOT EXISTS cues (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            start_s REAL NOT NULL,
+            end_s REAL NOT NULL CHECK (end_s >= start_s),
+            text TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cues_item ON cues(item_id, start_s)",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS cues_fts USING fts5(text, content='cues', content_rowid='id', "
+        f"tokenize='{tokenizer}')",
+        "CREATE TRIGGER IF NOT EXISTS cues_ai AFTER INSERT ON cues BEGIN "
+        "INSERT INTO cues_fts(rowid, text) VALUES (new.id, new.text); END",
+        "CREATE TRIGGER IF NOT EXISTS cues_ad AFTER DELETE ON cues BEGIN "
+        "INSERT INTO cues_fts(cues_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+        "CREATE TRIGGER IF NOT EXISTS cues_au AFTER UPDATE ON cues BEGIN "
+        "INSERT INTO cues_fts(cues_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+        "INSERT INTO cues_fts(rowid, text) VALUES (new.id, new.text); END",
+    ]
+
 
 SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CROSS JOIN",
                  has_space="instr(',' || i.spaces || ',', ',' || ? || ',') > 0", byte_length="length",
@@ -165,6 +194,9 @@ class SqliteStore(Store):
         for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check").fetchall()[:10]:
             problems.append(f"sqlite: {table} row {rowid} points to a missing {parent} row")
         return problems
+
+    def cue_ddl(self, language: str) -> list[str]:
+        return sqlite_cue_ddl(language)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in (self.db, self.db.with_name(self.db.name + "-wal")) if p.exists())

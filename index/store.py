@@ -464,6 +464,72 @@ class Session:
 
     def job_counts(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()}
+    # --- transcripts: cues and their full-text index (issue 27) ----------------------------------
+    # The cue table follows its item (ON DELETE CASCADE); the engine's full-text index follows the cue table
+    # (SQLite: FTS5 external-content table kept by triggers; PostgreSQL: a generated tsvector column + GIN).
+    def set_cues(self, item_id: str, cues: Sequence[tuple[float, float, str]]) -> None:
+        """Replace an item's transcript (inside a transaction)."""
+        self.execute("DELETE FROM cues WHERE item_id = ?", (item_id,))
+        if cues:
+            self.executemany("INSERT INTO cues(item_id, start_s, end_s, text) VALUES (?, ?, ?, ?)",
+                             [(item_id, float(s), float(e), t) for s, e, t in cues])
+
+    def item_cues(self, item_id: str) -> list[tuple[float, float, str]]:
+        rows = self.execute("SELECT start_s, end_s, text FROM cues WHERE item_id = ? ORDER BY start_s, end_s, id",
+                            (item_id,)).fetchall()
+        return [(float(r[0]), float(r[1]), r[2]) for r in rows]
+
+    def cue_count(self) -> int:
+        return int(self.execute("SELECT COUNT(*) FROM cues").fetchone()[0])
+
+    def keyword_cues(self, words: Sequence[str], language: str, *, limit: int, kinds: Sequence[str] | None,
+                     where: Mapping[str, Any] | None) -> list[tuple[int, str, float, float, str, float]]:
+        """(cue id, item id, start, end, text with matches between \x02 and \x03, score: higher is better) of the
+        cues holding every word, best first, on the engine's own full-text index."""
+        if not words:
+            return []
+        cond, params = self.item_filter_sql(kinds, where)
+        if self.dialect.name == "sqlite":
+            match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+            sql = ("SELECT c.id, c.item_id, c.start_s, c.end_s, highlight(cues_fts, 0, char(2), char(3)), "
+                   "-bm25(cues_fts) FROM cues_fts JOIN cues c ON c.id = cues_fts.rowid JOIN items i ON i.id = c.item_id "
+                   f"WHERE cues_fts MATCH ? AND ({cond}) ORDER BY bm25(cues_fts), c.id LIMIT ?")
+            args: list[Any] = [match, *params, limit]
+        else:
+            sql = ("SELECT c.id, c.item_id, c.start_s, c.end_s, ts_headline(CAST(? AS regconfig), c.text, q, "
+                   "'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', HighlightAll=true'), ts_rank_cd(c.tsv, q, 1) AS r "
+                   "FROM plainto_tsquery(CAST(? AS regconfig), ?) q, cues c JOIN items i ON i.id = c.item_id "
+                   f"WHERE c.tsv @@ q AND ({cond}) ORDER BY r DESC, c.id LIMIT ?")
+            args = [language, language, " ".join(words), *params, limit]
+        rows = self.execute(sql, args).fetchall()
+        return [(int(r[0]), r[1], float(r[2]), float(r[3]), r[4], float(r[5])) for r in rows]
+
+    def segments_of(self, item_ids: Iterable[str]) -> dict[str, list[Segment]]:
+        """Each item's segments in time order (to map cue spans onto moments)."""
+        ids = list(dict.fromkeys(item_ids))
+        out: dict[str, list[Segment]] = {i: [] for i in ids}
+        for r in self._in_chunks("SELECT id, item_id, start_s, end_s FROM segments WHERE item_id IN (*) "
+                                 "ORDER BY start_s, id", ids):
+            out[r[1]].append(Segment(id=r[0], item_id=r[1], start=r[2], end=r[3]))
+        return out
+
+    def cue_problems(self) -> list[str]:
+        """Cues whose item is gone, and (SQLite) full-text rows whose cue is gone or cues missing from it."""
+        problems = []
+        n = int(self.execute("SELECT COUNT(*) FROM cues c LEFT JOIN items i ON i.id = c.item_id "
+                             "WHERE i.id IS NULL").fetchone()[0])
+        if n:
+            problems.append(f"{n} transcript cues belong to no item")
+        if self.dialect.name == "sqlite":
+            extra = int(self.execute("SELECT COUNT(*) FROM cues_fts_docsize d LEFT JOIN cues c ON c.id = d.id "
+                                     "WHERE c.id IS NULL").fetchone()[0])
+            missing = int(self.execute("SELECT COUNT(*) FROM cues c LEFT JOIN cues_fts_docsize d ON d.id = c.id "
+                                       "WHERE d.id IS NULL").fetchone()[0])
+            if extra:
+                problems.append(f"{extra} full-text rows (cues_fts) belong to no cue")
+            if missing:
+                problems.append(f"{missing} cues are missing from the full-text index (cues_fts)")
+        return problems
 
 
 class Store(ABC):
@@ -496,6 +562,10 @@ class Store(ABC):
     def integrity_problems(self) -> list[str]:
         """The engine's own consistency checks (SQLite: quick_check and foreign keys)."""
         return []
+
+    def cue_ddl(self, language: str) -> list[str]:
+        """Statements creating the transcript tables and their full-text index for `language` (idempotent)."""
+        raise NotImplementedError(f"the {self.dialect.name} store keeps no transcripts")
 
     @abstractmethod
     def size_bytes(self) -> int:

@@ -69,11 +69,15 @@ class Moment:
     segment_id: int
     start: float
     end: float
-    score: float  # cosine similarity
+    score: float  # cosine similarity (keyword and hybrid search: that mode's score)
+    text: str | None = None  # keyword and hybrid search: the matched transcript lines, words in <mark>…</mark>
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
+        """JSON-ready dict (`text` only when a transcript matched)."""
+        d = asdict(self)
+        if d["text"] is None:
+            del d["text"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,13 @@ import torch.distributed as dist
 
 from index.shards import ShardItem, ShardManifest, clear_unfinished, finished_shards, write_shard
 from model import sha256_file
+from model.captions import CaptionError, Cue, cues_from_json, read_captions, read_subtitle_streams
 from model.pretrained import model_identity
 from model.media import MediaError, probe
 
 from ..services.encoder import Encoder, FileEmbedding
 from ..services.encoder import build_encoder as _build
+from ..services.transcripts import sidecar_cues
 from ..settings import Settings
 from .worklist import Input, ShardPlan, collect, plan_shards
 
@@ -148,8 +150,21 @@ def _embed(encoder: Encoder, inp: Input) -> ShardItem:
         starts, ends = [emb.starts[i] for i in keep], [emb.ends[i] for i in keep]
         vectors = {s: v[keep] for s, v in emb.vectors.items()}
         duration, key = min(hi, info.duration) - lo, hashlib.sha256(f"{sha}:{lo}:{hi}".encode()).hexdigest()
+    cues = _cues(inp, emb.kind)
+    if inp.start is not None or inp.end is not None:  # a range keeps the cues said inside it (file times)
+        cues = [c for c in cues if c.start < hi and lo < c.end]
     return ShardItem(key=key, source=inp.path, kind=emb.kind, duration=duration, metadata=inp.metadata,
-                     starts=starts, ends=ends, vectors=vectors, path=str(Path(inp.path).resolve()))
+                     starts=starts, ends=ends, vectors=vectors, path=str(Path(inp.path).resolve()),
+                     cues=[tuple(c) for c in cues])
+
+
+def _cues(inp: Input, kind: str) -> list[Cue]:
+    """An input's transcript: the manifest's, else a sidecar beside the file, else its own subtitle streams."""
+    if isinstance(inp.transcript, str):
+        return read_captions(inp.transcript)
+    if inp.transcript is not None:
+        return cues_from_json(inp.transcript, inp.id)
+    return sidecar_cues(Path(inp.path)) or (read_subtitle_streams(Path(inp.path)) if kind != "text" else [])
 
 
 def _run_shard(encoder: Encoder, plan: ShardPlan, manifest: ShardManifest, out: Path, done_elsewhere: set[str],
@@ -163,7 +178,7 @@ def _run_shard(encoder: Encoder, plan: ShardPlan, manifest: ShardManifest, out: 
         else:
             try:
                 item = _embed(encoder, inp)
-            except (MediaError, OSError) as e:
+            except (MediaError, OSError, CaptionError) as e:  # a bad transcript fails its input, not the run
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 manifest.inputs.append({"input": inp.id, "status": "error", "reason": reason})
                 errors.append({"input": inp.id, "reason": reason, "shard": plan.name})

@@ -33,6 +33,9 @@ class Input:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     start: float | None = None
     end: float | None = None
+    # the manifest's transcript: a .vtt/.srt path (absolute) or inline [{start, end, text}]; None: look for a
+    # sidecar, then the file's own subtitle streams
+    transcript: Any = field(default=None, compare=False, hash=False)
 
     @property
     def id(self) -> str:
@@ -73,12 +76,19 @@ def _read_manifest(path: Path, metadata: dict[str, Any]) -> list[Input]:
                 raise TypeError("metadata must be a JSON object")
             start = None if start is None else float(start)
             end = None if end is None else float(end)
+            transcript = row.get("transcript")
+            if isinstance(transcript, str):
+                transcript = os.path.normpath(transcript if Path(transcript).is_absolute()
+                                              else path.parent / transcript)
+            elif transcript is not None and not isinstance(transcript, list):
+                raise TypeError("transcript must be a .vtt/.srt path or a list of {start, end, text}")
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}:{n}: bad manifest line ({e}); accepted: "
                              '{"path": ..., "metadata": {...}, "start": s, "end": s}') from None
         if start is not None and end is not None and not (0 <= start < end):
             raise ValueError(f"{path}:{n}: start {start} must be >= 0 and before end {end}")
-        out.append(Input(os.path.normpath(media if media.is_absolute() else path.parent / media), meta, start, end))
+        out.append(Input(os.path.normpath(media if media.is_absolute() else path.parent / media), meta, start, end,
+                         transcript))
     return out
 
 

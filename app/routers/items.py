@@ -9,13 +9,16 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from model import whole_item_vector
+from model.captions import format_vtt
 
 from ..bodies import error_responses, form_model, json_body, json_model, named_upload, request_body, where_param
 from ..deps import CatalogDep, FileOrJson, IngestDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
-from ..schemas import (Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
-                       JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
+from ..schemas import (CueOut, Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
+                       JobAccepted, Kind, SegmentVector, SpaceVectors, TranscriptOut, item_out)
 from ..services.sources import MediaSources
+from ..services.transcripts import parse_upload
+from ..uploads import read_body
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -26,7 +29,9 @@ router = APIRouter(prefix="/items", tags=["items"])
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 507),
     openapi_extra=request_body(ItemCreateRequest, {
         "metadata": {"type": "string", "description": "a JSON object, e.g. {\"title\": \"...\"}"},
-        "source": {"type": "string", "description": "defaults to the file name"}},
+        "source": {"type": "string", "description": "defaults to the file name"},
+        "transcript": {"type": "string", "format": "binary",
+                       "description": "optional .vtt, .srt or JSON cues [{start, end, text}]"}},
         required=["file"], description="multipart 'file' (+ 'metadata' JSON string), or JSON {\"path\": ...} "
                                        "when server paths are enabled"),
 )
@@ -41,9 +46,11 @@ async def create_item(request: Request, jobs: IngestDep, settings: SettingsDep, 
         opts = form_model(ItemForm, form, jsons=("metadata",))
         file = form.file
         source = opts.source or Path(file.filename).name or "upload"
+        sent = form.small_files.get("transcript")
+        cues = parse_upload(sent[1], filename=sent[0]) if sent is not None else None
         with named_upload(file):
             job = await run_in_threadpool(jobs.accept_upload, file.path, source=source,
-                                          metadata=opts.metadata, sha256=file.sha256)
+                                          metadata=opts.metadata, sha256=file.sha256, cues=cues)
     return JobAccepted(job_id=job.id, item_id=job.item_id, status=job.status, note=job.note)
 
 
@@ -117,3 +124,31 @@ async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep, paths: P
     if jpeg is None:
         raise ServiceError(404, f"the media of item {item_id} is not stored on this server")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+# --- transcripts -------------------------------------------------------------------------------------
+@router.get("/{item_id}/transcript", summary="An item's transcript: WebVTT, or JSON cues with ?format=json",
+            responses={200: {"content": {"text/vtt": {}, "application/json": {
+                "schema": {"$ref": "#/components/schemas/TranscriptOut"}}}}, **error_responses(404, 422)})
+async def get_transcript(item_id: str, catalog: CatalogDep,
+                         format: Annotated[Literal["vtt", "json"], Query(description="vtt (default) or json")] = "vtt",
+                         ) -> Response:
+    cues = await run_in_threadpool(catalog.transcript, item_id)
+    if format == "json":
+        body = TranscriptOut(item_id=item_id, cues=[CueOut(start=s, end=e, text=t) for s, e, t in cues])
+        return Response(body.model_dump_json(), media_type="application/json")
+    return Response(format_vtt(cues), media_type="text/vtt; charset=utf-8")
+
+
+@router.put("/{item_id}/transcript", response_model=TranscriptOut, dependencies=[WriteAuth],
+            summary="Replace an item's transcript (body: WebVTT, SubRip or JSON cues; an empty list clears it)",
+            responses=error_responses(400, 401, 403, 404, 413, 422),
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "text/vtt": {"schema": {"type": "string"}}, "application/x-subrip": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/TranscriptOut"}}}}})
+async def put_transcript(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep) -> TranscriptOut:
+    data = await read_body(request, max_bytes=settings.max_transcript_bytes, what="transcript")
+    cues = parse_upload(data, content_type=request.headers.get("content-type"))
+    await run_in_threadpool(catalog.set_transcript, item_id, cues)
+    stored = await run_in_threadpool(catalog.transcript, item_id)
+    return TranscriptOut(item_id=item_id, cues=[CueOut(start=s, end=e, text=t) for s, e, t in stored])

@@ -35,12 +35,14 @@ from typing import Any, Callable, TypeVar
 
 from index import Catalog, CatalogError, Item, JobRecord, JobStore, StoreUnavailableError, metadata_json
 from model import sha256_file
+from model.captions import Cue, read_subtitle_streams
 from model.media import MediaError
 
 from ..metrics import Metrics
 from .encoder import Encoder
 from .paths import ServerPaths
 from .storage import MediaStore
+from .transcripts import PendingTranscripts, sidecar_cues
 
 __all__ = ["IngestService", "JobCancelled", "DUPLICATE_NOTE"]
 
@@ -98,6 +100,7 @@ class IngestService:
         self._guard = threading.Lock()
         self._last_reclaim = 0.0
         self._down = False  # the store was unreachable at the last poll
+        self.transcripts = PendingTranscripts(store.media_dir.parent / "pending-transcripts")
 
     # --- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -118,6 +121,8 @@ class IngestService:
                 self.jobs.fail(job.id, self._gone(job))
                 failed += 1
         orphans = self.store.remove_orphans(keep=self._owned_ids())
+        if not self.shared:  # a shared store's other replicas may hold cues for jobs we do not see as ours
+            self.transcripts.discard_except({j.item_id for j in self.jobs.active()})
         expired = self.jobs.expire(self.retention_s)
         if resumed or failed or orphans or expired:
             log.info("recovery: %d jobs re-queued, %d failed (file gone), %d orphan media files removed, "
@@ -181,7 +186,8 @@ class IngestService:
         return self.jobs.list(status=status, limit=limit, offset=offset)
 
     # --- accepting ------------------------------------------------------------------------------
-    def accept_upload(self, path: Path, *, source: str, metadata: dict[str, Any], sha256: str | None = None) -> JobRecord:
+    def accept_upload(self, path: Path, *, source: str, metadata: dict[str, Any], sha256: str | None = None,
+                      cues: list[Cue] | None = None) -> JobRecord:
         """Probe an uploaded temp file (MediaError -> 415/413), keep it under media/, commit a job.
 
         Blocking (decodes the header, may hash): call it from a worker thread.
@@ -190,7 +196,7 @@ class IngestService:
             meta = metadata_json(metadata)
             info, _ = self.encoder.probe(path)
             sha = sha256 or sha256_file(path)
-            existing = self._existing(sha, source, metadata)
+            existing = self._existing(sha, source, metadata, cues)
             if existing is not None:
                 path.unlink(missing_ok=True)
                 return existing
@@ -199,34 +205,42 @@ class IngestService:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return self._create(item_id, dest, source, sha, meta, self.encoder.count_segments(info))
+        return self._create(item_id, dest, source, sha, meta, self.encoder.count_segments(info), cues)
 
     def accept_path(self, path: Path, *, source: str, metadata: dict[str, Any]) -> JobRecord:
         """Ingest a file already on the server (the caller checked it lies under an allowed root)."""
         meta = metadata_json(metadata)
         info, _ = self.encoder.probe(path)
         sha = sha256_file(path)
-        existing = self._existing(sha, source, metadata)
+        cues = sidecar_cues(path)
+        existing = self._existing(sha, source, metadata, cues)
         if existing is not None:
             return existing
         item_id = uuid.uuid4().hex
         dest = self.store.link(path, item_id, info)
-        return self._create(item_id, dest, source, sha, meta, self.encoder.count_segments(info))
+        return self._create(item_id, dest, source, sha, meta, self.encoder.count_segments(info), cues)
 
-    def _create(self, item_id: str, dest: Path, source: str, sha: str, meta: str, total: int) -> JobRecord:
+    def _create(self, item_id: str, dest: Path, source: str, sha: str, meta: str, total: int,
+                cues: list[Cue] | None = None) -> JobRecord:
+        if cues is not None:
+            self.transcripts.put(item_id, cues)  # before the job: a worker may take it at once
         try:
             job = self.jobs.create(item_id=item_id, source=source, sha256=sha, path=str(dest), total=total,
                                    metadata_json=meta)
         except BaseException:
             self.store.remove(item_id)  # the job was not committed: nothing of it may stay
+            self.transcripts.discard(item_id)
             raise
         self._wake.set()  # a worker of this process takes it now, without waiting for the next poll
         return job
 
-    def _existing(self, sha: str, source: str, metadata: dict[str, Any]) -> JobRecord | None:
+    def _existing(self, sha: str, source: str, metadata: dict[str, Any],
+                  cues: list[Cue] | None = None) -> JobRecord | None:
         item = self.catalog.get_by_sha256(sha)
         if item is None:
             return None
+        if cues is not None:  # the same content again, with a transcript: the item takes it
+            self.catalog.set_transcript(item.id, cues)
         log.info("%s is already item %s; not ingesting it again", source, item.id)
         note = DUPLICATE_NOTE.format(item=item.id) if metadata and dict(item.metadata) != metadata else None
         return self.jobs.create(item_id=item.id, source=source, sha256=sha, path=None, total=item.n_segments,
@@ -243,6 +257,7 @@ class IngestService:
                 self._cancelled.add(job_id)
             if job.status == "queued":  # a worker that picks it up will skip it; the file goes now
                 self.store.remove(job.item_id)
+                self.transcripts.discard(job.item_id)
         return self.jobs.get(job_id)
 
     # --- running --------------------------------------------------------------------------------
@@ -332,7 +347,11 @@ class IngestService:
             with self.paths.opened(path, self.store.media_dir, sha256=job.sha256) as handle:  # checked now, read once
                 info, _ = self.encoder.probe(handle)
                 emb = self.encoder.embed_file(handle, info=info, progress=self._progress(job))
-            item = self._retrying(f"storing job {job.id}", lambda: self._add(job, emb))
+                cues = self.transcripts.get(job.item_id)
+                if cues is None and emb.kind != "text":
+                    cues = read_subtitle_streams(handle)
+            item = self._retrying(f"storing job {job.id}", lambda: self._add(job, emb, cues))
+            self.transcripts.discard(job.item_id)
         except JobCancelled:
             self._rolled_back(job)
             return
@@ -365,8 +384,9 @@ class IngestService:
         log.info("ingested %s as %s item %s (%d segments, %.1f s)", job.source, emb.kind, item.id,
                  emb.n_segments, time.time() - started)
 
-    def _add(self, job: JobRecord, emb):
-        """The item (new, or another job's with the same content) and this job's `done`, in one transaction."""
+    def _add(self, job: JobRecord, emb, cues=None):
+        """The item (new, or another job's with the same content), its transcript and this job's `done`,
+        in one transaction."""
         def finish(tx: Any, item: Item) -> None:  # tx: the store's Session of the item's transaction
             if not self.jobs.finish(job.id, item_id=item.id, total=emb.n_segments, owner=self.owner, tx=tx):
                 raise _NotOurs(job.id)  # rolls the item back with it
@@ -375,7 +395,7 @@ class IngestService:
         try:
             return self.catalog.add_item(kind=emb.kind, source=job.source, sha256=job.sha256, segments=segments,
                                          vectors=emb.vectors, duration=emb.info.duration, metadata=job.metadata,
-                                         item_id=job.item_id, within=finish)
+                                         item_id=job.item_id, within=finish, cues=cues)
         except _NotOurs:
             self._lost(job)  # cancelled (JobCancelled) or another worker's now (JobLost)
             raise
@@ -383,6 +403,7 @@ class IngestService:
     def _rolled_back(self, job: JobRecord) -> None:
         """Undo a cancelled job's work: its media (its item is never committed: see `_add`)."""
         self.store.remove(job.item_id)
+        self.transcripts.discard(job.item_id)
         with self._guard:
             self._cancelled.discard(job.id)
         log.info("ingest job %s (%s) cancelled; its partial work was rolled back", job.id, job.source)
@@ -391,6 +412,7 @@ class IngestService:
         if not self.jobs.fail(job.id, message, owner=self.owner):  # cancelled, or another worker's by now
             log.warning("ingest job %s (%s) failed after it stopped being ours: %s", job.id, job.source, message)
             return
+        self.transcripts.discard(job.item_id)
         self.store.remove(job.item_id)
         self.metrics.failed_jobs.inc()
         log.warning("ingest job %s (%s) failed: %s", job.id, job.source, message)

@@ -26,6 +26,7 @@ from model import MODALITY_SPACES, SPACES, whole_item_vector
 from ..errors import ServiceError
 from .calibration import Calibrator, Standing
 from .encoder import Encoder
+from .hybrid import search_words
 
 __all__ = ["QueryVectors", "QueryService", "SPACE_KINDS", "resolve_space", "softmax", "check_template"]
 
@@ -150,9 +151,17 @@ class QueryService:
     # --- search ---------------------------------------------------------------------------------
     def search(self, q: QueryVectors, *, k: int, kinds: Sequence[str] | None, where: dict | None,
                space: str | None, moments: int, include_query_item: bool = False, offset: int = 0,
-               score_threshold: float | None = None) -> tuple[str, list[ItemHit]]:
+               score_threshold: float | None = None, mode: str = "vector", text: str | None = None,
+               fusion: str = "rrf", rrf_k: int = 60, alpha: float = 0.5) -> tuple[str, list[ItemHit]]:
         """Best items first; an item query leaves itself out unless asked. `offset` and
-        `score_threshold` give exactly the unpaged list, filtered by score, then sliced."""
+        `score_threshold` give exactly the unpaged list, filtered by score, then sliced.
+        `mode` keyword/hybrid searches the transcripts by `text` (app/services/hybrid.py)."""
+        if mode != "vector":  # keyword: any kind with a transcript; hybrid: the kinds its vector leg reaches
+            space, kinds = resolve_space(q.kind, space, kinds) if mode == "hybrid" and q.kind == "text" else \
+                (space or "vt", kinds)
+            return space, search_words(self.catalog, q.kind, q.vectors, text, mode=mode, k=k, max_k=self.max_k,
+                                       kinds=kinds, where=where, space=space, moments=moments, offset=offset,
+                                       score_threshold=score_threshold, fusion=fusion, rrf_k=rrf_k, alpha=alpha)
         if q.kind == "vector":
             space, kinds = _vector_space(next(iter(q.vectors)), space, kinds)
         else:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model import load_tokenizer
-from training import captions
+from model import captions  # the transcript readers live in model.captions (training re-exports them)
 from training.data import Augment, ClipDataset, read_manifest
 from training.datasets import main as datasets_main
 from training.shards import read_index, read_items, shard_urls, write_shards
