@@ -38,6 +38,7 @@ from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, chec
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError
 from .faiss_index import FaissBackend
 from .jobs import JobStore
+from .merge_patch import merge_patch
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .sqlite_store import DB_NAME, SqliteStore
 from .store import SCHEMA_VERSION, Session, Store
@@ -352,18 +353,14 @@ class Catalog:
         return item
 
     def update_metadata(self, item_id: str, metadata: Mapping[str, Any], *, merge: bool = True) -> Item:
-        """Merge (keys set to None are removed) or replace an item's metadata; vectors are untouched."""
+        """Merge as a JSON merge patch (RFC 7396: None removes a key, objects merge recursively) or replace an
+        item's metadata, read and written in one transaction; vectors are untouched."""
         with self._write_lock, self._store().transaction() as tx:
             item = tx.get_item(item_id)
             if item is None:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
             metadata_json(metadata)
-            new = dict(item.metadata) if merge else {}
-            for k, v in metadata.items():
-                if merge and v is None:
-                    new.pop(k, None)
-                else:
-                    new[k] = v
+            new = merge_patch(item.metadata, dict(metadata)) if merge else dict(metadata)
             tx.update_metadata(item_id, metadata_json(new))
             return tx.get_item(item_id)
 

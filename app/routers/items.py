@@ -91,12 +91,25 @@ async def get_item(
 
 
 @router.patch("/{item_id}", response_model=ItemOut, dependencies=[WriteAuth],
-              summary="Replace an item's metadata (vectors untouched; `where` filters see it at once)",
+              summary="Merge into an item's metadata as a JSON merge patch (RFC 7396: null deletes a key; "
+                      "vectors untouched; `where` filters see it at once)",
               responses=_E(400, 401, 403, 404, 413, 415, 422),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
 async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
                      paths: PathsDep) -> ItemOut:
+    body = await json_model(request, ItemPatch, settings)
+    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=True)
+    return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
+
+
+@router.put("/{item_id}/metadata", response_model=ItemOut, dependencies=[WriteAuth],
+            summary="Replace an item's metadata whole (vectors untouched; `where` filters see it at once)",
+            responses=_E(400, 401, 403, 404, 413, 415, 422),
+            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ItemPatch"}}}}})
+async def put_metadata(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
+                       paths: PathsDep) -> ItemOut:
     body = await json_model(request, ItemPatch, settings)
     item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False)
     return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
