@@ -115,6 +115,8 @@ class ItemsPage(BaseModel):
     total: int = Field(description="items matching the filters (not only this page)")
     offset: int
     limit: int
+    next: str | None = Field(None, description="pass as `cursor` for the next page (stable under concurrent "
+                                               "inserts); null on the last page")
 
 
 class Deleted(BaseModel):
@@ -193,6 +195,8 @@ class JobsPage(BaseModel):
     total: int
     offset: int
     limit: int
+    next: str | None = Field(None, description="pass as `cursor` for the next page (newest first; jobs created "
+                                               "meanwhile do not shift it); null on the last page")
 
 
 # --- search ----------------------------------------------------------------------------------------

@@ -464,11 +464,13 @@ class Catalog:
         return self._reader().find_sha256(sha256.lower())
 
     def list_items(self, *, kinds: str | Iterable[str] | None = None, where: Mapping[str, Any] | None = None,
-                   limit: int = 100, offset: int = 0) -> list[Item]:
-        """Items in insertion order, filtered like search()."""
+                   limit: int = 100, offset: int = 0, after: tuple[float, str] | None = None) -> list[Item]:
+        """Items in insertion order (created, id), filtered like search(); `after` starts strictly after
+        that (created, id) key (cursor paging, stable under concurrent inserts)."""
         if limit < 0 or offset < 0:
             raise InvalidArgumentError("limit and offset must be ≥ 0")
-        return self._reader().list_items(kinds=check_kinds(kinds), where=where, limit=limit, offset=offset)
+        return self._reader().list_items(kinds=check_kinds(kinds), where=where, limit=limit, offset=offset,
+                                         after=after)
 
     def count(self, *, kinds: str | Iterable[str] | None = None, where: Mapping[str, Any] | None = None) -> int:
         """Number of items passing the filters."""

@@ -104,16 +104,21 @@ class JobStore:
         row = db.execute(f"SELECT {_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _record(row) if row else None
 
-    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[JobRecord], int]:
-        """A page of jobs, newest first, and the total matching."""
+    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0,
+             after: tuple[float, str] | None = None) -> tuple[list[JobRecord], int]:
+        """A page of jobs, newest first, and the total matching; `after` starts strictly after that
+        (created, id) key in this order (cursor paging: jobs created meanwhile come before it, never in it)."""
         if status is not None and status not in JOB_STATUSES:
             raise InvalidArgumentError(f"unknown job status {status!r}; accepted: {', '.join(JOB_STATUSES)}")
         db = self._read()
         if db is None:
             return [], 0
         cond, params = ("status = ?", [status]) if status else ("1=1", [])
-        rows = db.execute(f"SELECT {_COLS} FROM jobs WHERE {cond} ORDER BY created DESC, id LIMIT ? OFFSET ?",
-                          [*params, limit, offset]).fetchall()
+        page_cond, page_params = cond, params
+        if after is not None:
+            page_cond, page_params = f"(created < ? OR (created = ? AND id > ?)) AND {cond}", [after[0], *after, *params]
+        rows = db.execute(f"SELECT {_COLS} FROM jobs WHERE {page_cond} ORDER BY created DESC, id LIMIT ? OFFSET ?",
+                          [*page_params, limit, offset]).fetchall()
         total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {cond}", params).fetchone()[0]
         return [_record(r) for r in rows], int(total)
 

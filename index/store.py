@@ -240,8 +240,10 @@ class Session:
         return sql, params
 
     def list_items(self, *, kinds: Sequence[str] | None, where: Mapping[str, Any] | None,
-                   limit: int, offset: int) -> list[Item]:
+                   limit: int, offset: int, after: tuple[float, str] | None = None) -> list[Item]:
         cond, params = self.item_filter_sql(kinds, where)
+        if after is not None:  # keyset paging: strictly after (created, id) in the listing's order
+            cond, params = f"(i.created > ? OR (i.created = ? AND i.id > ?)) AND ({cond})", [after[0], *after, *params]
         cols = ", ".join("i." + c.strip() for c in ITEM_COLS.split(","))
         rows = self.execute(f"SELECT {cols} FROM items i WHERE {cond} ORDER BY i.created, i.id LIMIT ? OFFSET ?",
                             [*params, limit, offset]).fetchall()

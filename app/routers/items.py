@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..bodies import DOCUMENTED_MODELS, form_model, json_model, named_upload, request_body, where_param
 from ..deps import CatalogDep, FileOrJson, JobsDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
+from ..paging import check_offset, decode_cursor, encode_cursor
 from ..schemas import (Deleted, ErrorBody, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, item_out)
 from ..services.encoder import normalized_mean
@@ -59,17 +60,23 @@ async def list_items(
     where: Annotated[str | None, Query(description="metadata filter as a JSON object")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    cursor: Annotated[str | None, Query(description="the `next` of the previous page (instead of offset)")] = None,
 ) -> ItemsPage:
     filters = where_param(where)
+    check_offset(offset, cursor)
+    after = None if cursor is None else decode_cursor(cursor)
 
     sources = MediaSources(store, paths)
 
-    def page() -> tuple[list[ItemOut], int]:
-        items = catalog.list_items(kinds=kind, where=filters, limit=limit, offset=offset)
-        return [item_out(i, playable=sources.playable(i)) for i in items], catalog.count(kinds=kind, where=filters)
+    def page() -> tuple[list[ItemOut], int, str | None]:
+        items = catalog.list_items(kinds=kind, where=filters, limit=limit + 1, offset=offset, after=after)
+        more, items = len(items) > limit, items[:limit]
+        nxt = encode_cursor(items[-1].created, items[-1].id) if more else None
+        return ([item_out(i, playable=sources.playable(i)) for i in items], catalog.count(kinds=kind, where=filters),
+                nxt)
 
-    items, total = await run_in_threadpool(page)
-    return ItemsPage(items=items, total=total, offset=offset, limit=limit)
+    items, total, nxt = await run_in_threadpool(page)
+    return ItemsPage(items=items, total=total, offset=offset, limit=limit, next=nxt)
 
 
 @router.get("/{item_id}", response_model=ItemWithVectors,
