@@ -19,7 +19,8 @@ def _missing(job_id: str) -> ServiceError:
     return ServiceError(404, f"no job with id {job_id!r} (finished jobs are kept for the job_retention_s setting)")
 
 
-@router.get("", response_model=JobsPage, summary="List ingest jobs, newest first")
+@router.get("", response_model=JobsPage, summary="List ingest jobs, newest first",
+            responses={400: {"model": ErrorBody}, 422: {"model": ErrorBody}})
 async def list_jobs(
     jobs: JobsDep,
     status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
