@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 from app_corpus import CLIPS
-from app_server import assert_error
+from app_server import LiveServer, assert_error
 
 
 def _item_vector(client: httpx.Client, item_id: str, space: str = "va") -> np.ndarray:
@@ -131,3 +131,16 @@ def test_include_and_exclude_shape_results(client: httpx.Client, ingested: dict[
     assert_error(client.post("/search", json={**base, "include": ["metadata"], "exclude": ["metadata"]}), 422,
                  "validation_error", "both included and excluded")
     assert_error(client.post("/search", json={**base, "include": ["thumbnails"]}), 422, "validation_error")
+
+
+def test_a_file_search_takes_include_and_exclude_as_form_fields(client: httpx.Client, server: LiveServer,
+                                                               ingested: dict[str, str]) -> None:
+    with open(server.corpus["green"], "rb") as fh:
+        r = client.post("/search", headers=server.headers(), files={"file": ("green.mp4", fh, "video/mp4")},
+                        data={"k": "2", "include": "vectors", "exclude": "metadata,moments"})
+    assert r.status_code == 200, r.text
+    hits = r.json()["results"]
+    assert hits and hits[0]["item"]["id"] == ingested["green"]
+    for h in hits:
+        assert "metadata" not in h["item"] and "moments" not in h and len(h["vector"]) == len(
+            _item_vector(client, h["item"]["id"]))
