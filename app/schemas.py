@@ -26,6 +26,7 @@ __all__ = [
     "Text", "StoredText", "JsonObject",
     "Confidence", "TimelineCell", "OpenAIError", "OpenAIErrorBody", "OpenAIModel", "OpenAIModelList",
     "CueOut", "TranscriptOut", "SearchMode", "Fusion",
+    "Example", "SearchBatchRequest", "SearchBatchResponse", "MAX_EXAMPLES", "MAX_BATCH",
 ]
 
 Kind = Literal["video", "audio", "text"]
@@ -116,6 +117,8 @@ class ItemsPage(BaseModel):
     total: int = Field(description="items matching the filters (not only this page)")
     offset: int
     limit: int
+    next: str | None = Field(None, description="pass as `cursor` for the next page (stable under concurrent "
+                                               "inserts); null on the last page")
 
 
 class Deleted(BaseModel):
@@ -140,7 +143,8 @@ class ItemForm(_Strict):
 
 
 class ItemPatch(_Strict):
-    """PATCH /items/{id}: the new metadata, replacing the old one whole."""
+    """PATCH /items/{id}: a JSON merge patch (RFC 7396) on the metadata; PUT /items/{id}/metadata: the new
+    metadata, replacing the old one whole."""
 
     metadata: Metadata
 
@@ -193,6 +197,8 @@ class JobsPage(BaseModel):
     total: int
     offset: int
     limit: int
+    next: str | None = Field(None, description="pass as `cursor` for the next page (newest first; jobs created "
+                                               "meanwhile do not shift it); null on the last page")
 
 
 # --- search ----------------------------------------------------------------------------------------
@@ -208,8 +214,12 @@ class SearchOptions(_Strict):
     score_threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
                                           description="only results scoring at least this (cosine)")
     include_query_item: bool = Field(False, description="for item_id queries: keep the item itself")
-    include: list[Literal["timeline"]] | None = Field(
-        None, description="'timeline': every segment's score against the query, per result")
+    include: list[Literal["timeline", "metadata", "vectors", "moments"]] | None = Field(
+        None, description="fields to add to each result: 'timeline' (every segment's score against the query), "
+                          "'vectors' (the item's vector in the searched space); 'metadata' and 'moments' are "
+                          "there by default")
+    exclude: list[Literal["metadata", "moments", "timeline", "vectors"]] | None = Field(
+        None, description="fields to leave out of each result, e.g. 'metadata' or 'moments'")
     mode: SearchMode = Field("vector", description="vector: embeddings (default); keyword: the transcripts' words "
                              "(full-text index; a text query); hybrid: both, fused per moment")
     fusion: Fusion = Field("rrf", description="hybrid: rrf (reciprocal rank fusion) or weighted (alpha · vector + "
@@ -217,22 +227,70 @@ class SearchOptions(_Strict):
     rrf_k: int = Field(60, ge=1, le=10_000, description="hybrid rrf: score = Σ 1 / (rrf_k + rank)")
     alpha: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False, description="hybrid weighted: the vector share")
 
+    @model_validator(mode="after")
+    def _include_or_exclude(self) -> SearchOptions:
+        both = sorted(set(self.include or ()) & set(self.exclude or ()))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both included and excluded; name each field in one list")
+        return self
+
+
+MAX_EXAMPLES = 64  # positive + negative examples of one recommend query
+
+
+class Example(_Strict):
+    """One positive or negative example: a catalogued item, a text, or a vector with its space."""
+
+    item_id: Text | None = Field(None, min_length=1, max_length=ITEM_ID_MAX)
+    text: Text | None = Field(None, min_length=1, max_length=2000)
+    vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(None, min_length=1, max_length=65_536)
+    space: Space | None = Field(None, description="the space of `vector` (required with it)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Example:
+        if sum(q is not None for q in (self.text, self.item_id, self.vector)) != 1:
+            raise ValueError("an example is exactly one of 'item_id', 'text' or 'vector' (with its 'space')")
+        if (self.vector is None) != (self.space is None):
+            raise ValueError("an example's 'space' goes with its 'vector' (and only with it)")
+        return self
+
 
 class SearchRequest(SearchOptions):
-    """JSON query by `text`, `item_id` or `vector` (a file query is multipart with the same options)."""
+    """JSON query by `text`, `item_id`, `vector`, or `positive` (+ `negative`) examples (a file query is
+    multipart with the same options)."""
 
     text: Text | None = Field(None, min_length=1, max_length=2000)
     item_id: Text | None = Field(None, min_length=1, max_length=ITEM_ID_MAX)
     vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
         None, min_length=1, max_length=65_536, description="a query vector in `space` (required with it)")
+    positive: list[Example] | None = Field(
+        None, min_length=1, max_length=MAX_EXAMPLES,
+        description="recommend: items, texts or vectors to move towards (Qdrant's average-vector strategy: "
+                    "2·mean(positive) − mean(negative)); their example items are left out of the results")
+    negative: list[Example] | None = Field(None, max_length=MAX_EXAMPLES,
+                                           description="recommend: examples to move away from (with `positive`)")
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
-        if sum(q is not None for q in (self.text, self.item_id, self.vector)) != 1:
-            raise ValueError("give exactly one of 'text', 'item_id' or 'vector' (or upload a 'file' as multipart)")
+        if self.negative and self.positive is None:
+            raise ValueError("'negative' examples go with 'positive' ones")
+        if sum(q is not None for q in (self.text, self.item_id, self.vector, self.positive)) != 1:
+            raise ValueError("give exactly one of 'text', 'item_id', 'vector' or 'positive' (or upload a 'file' "
+                             "as multipart)")
         if self.vector is not None and self.space is None:
             raise ValueError("a 'vector' query needs its 'space' (va or vt)")
+        if len(self.positive or ()) + len(self.negative or ()) > MAX_EXAMPLES:
+            raise ValueError(f"a recommend query has at most {MAX_EXAMPLES} examples (positive and negative)")
         return self
+
+
+MAX_BATCH = 32  # searches in one POST /search/batch
+
+
+class SearchBatchRequest(_Strict):
+    """POST /search/batch: several searches, their texts embedded in one forward pass."""
+
+    searches: list[SearchRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class MomentOut(BaseModel):
@@ -264,6 +322,8 @@ class SearchResult(BaseModel):
     confidence: Confidence | None = Field(None, description="text queries: standing against nonsense probes")
     timeline: list[TimelineCell] | None = Field(None, description="with include=[\"timeline\"]: every segment, "
                                                                    "in time order")
+    vector: list[float] | None = Field(None, description="with include=[\"vectors\"]: the item's vector in the "
+                                                         "searched space")
 
 
 class SearchResponse(BaseModel):
@@ -284,6 +344,10 @@ class CueOut(BaseModel):
 class TranscriptOut(BaseModel):
     item_id: str
     cues: list[CueOut]
+
+
+class SearchBatchResponse(BaseModel):
+    responses: list[SearchResponse] = Field(description="one per search, in the request's order")
 
 
 # --- embed -------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from .cues import DEFAULT_LANGUAGE, CueHit, check_cues, check_language, marked, 
 from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
                      StoreUnavailableError)
 from .faiss_index import FaissBackend
+from .merge_patch import merge_patch
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .space_sync import SpaceSync
 from .sqlite_store import DB_NAME, SqliteStore
@@ -389,18 +390,14 @@ class Catalog:
         return item
 
     def update_metadata(self, item_id: str, metadata: Mapping[str, Any], *, merge: bool = True) -> Item:
-        """Merge (keys set to None are removed) or replace an item's metadata; vectors are untouched."""
+        """Merge as a JSON merge patch (RFC 7396: None removes a key, objects merge recursively) or replace an
+        item's metadata, read and written in one transaction; vectors are untouched."""
         with self._write_lock, self._store().transaction() as tx:
             item = tx.get_item(item_id)
             if item is None:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
             metadata_json(metadata)
-            new = dict(item.metadata) if merge else {}
-            for k, v in metadata.items():
-                if merge and v is None:
-                    new.pop(k, None)
-                else:
-                    new[k] = v
+            new = merge_patch(item.metadata, dict(metadata)) if merge else dict(metadata)
             tx.update_metadata(item_id, metadata_json(new))
             return tx.get_item(item_id)
 
@@ -449,11 +446,13 @@ class Catalog:
         return self._reader().find_sha256(sha256.lower())
 
     def list_items(self, *, kinds: str | Iterable[str] | None = None, where: Mapping[str, Any] | None = None,
-                   limit: int = 100, offset: int = 0) -> list[Item]:
-        """Items in insertion order, filtered like search()."""
+                   limit: int = 100, offset: int = 0, after: tuple[float, str] | None = None) -> list[Item]:
+        """Items in insertion order (created, id), filtered like search(); `after` starts strictly after
+        that (created, id) key (cursor paging, stable under concurrent inserts)."""
         if limit < 0 or offset < 0:
             raise InvalidArgumentError("limit and offset must be ≥ 0")
-        return self._reader().list_items(kinds=check_kinds(kinds), where=where, limit=limit, offset=offset)
+        return self._reader().list_items(kinds=check_kinds(kinds), where=where, limit=limit, offset=offset,
+                                         after=after)
 
     def count(self, *, kinds: str | Iterable[str] | None = None, where: Mapping[str, Any] | None = None) -> int:
         """Number of items passing the filters."""

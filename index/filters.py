@@ -4,7 +4,7 @@ SQLite reads fields with `json_extract` (JSON null comes back as SQL NULL); Post
 `jsonb #> path`, JSON null mapped to SQL NULL the same way and operands bound as `jsonb`, so both
 engines give the same answers on the same metadata (numbers compare as numbers, 2004 = 2004.0).
 
-Grammar (all conditions are ANDed)::
+Grammar (the conditions of one dict are ANDed; `$and`, `$or`, `$not` group them)::
 
     {"lang": "en"}                              equality (None matches a missing or null field)
     {"year": {"gte": 2000, "lt": 2010}}         ranges: gt, gte, lt, lte (numbers or strings)
@@ -12,6 +12,13 @@ Grammar (all conditions are ANDed)::
     {"tags": {"contains": "cat"}}               the field is a JSON array holding the value
     {"source_url": {"exists": True}}            presence (non-null)
     {"author.name": {"ne": "x"}}                dotted names reach into nested objects
+    {"$or": [{"lang": "en"}, {"year": {"gte": 2020}}]}    any of the listed filters
+    {"$and": [{"$or": [...]}, {"$or": [...]}]}  all of them (useful to AND two groups)
+    {"$not": {"tag": "x"}}                      the filter does not match (a missing field does not match)
+
+Field names never start with `$`, so the group keys cannot clash with a field; groups nest up to
+MAX_DEPTH deep, and the whole filter holds at most MAX_CLAUSES conditions. Each condition is true or
+false, never SQL NULL (a NOT wraps its operand in COALESCE), so `$not` is the exact complement.
 
 A value only matches values of its own JSON type: numbers (2004 = 2004.0), strings, booleans (true is
 not 1), never arrays or objects — on SQLite and PostgreSQL alike.
@@ -34,6 +41,8 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SCALARS = (str, int, float, bool)
 MAX_CLAUSES = 64  # conditions in one `where` (each is a json_extract per row)
 MAX_VALUES = 1000  # operands of one in/nin
+MAX_DEPTH = 8  # nesting of $and / $or / $not groups
+GROUPS: tuple[str, ...] = ("$and", "$or", "$not")
 
 
 def _path(name: str) -> str:
@@ -166,18 +175,51 @@ def _pg_condition(field: str, op: str, value: Any, column: str) -> tuple[str, li
     raise FilterError(f"unknown filter operator {op!r} for {field!r}; accepted: {', '.join(OPERATORS)}")
 
 
-def compile_where(where: Mapping[str, Any] | None, column: str = "metadata",
-                  dialect: str = "sqlite") -> tuple[str, list[Any]]:
-    """Turn a `where` dict into (SQL boolean expression, parameters) for `dialect` ("sqlite" or
-    "postgresql"). Empty/None → ("1=1", [])."""
-    if where is None:
-        return "1=1", []
+class _Budget:
+    """Conditions compiled so far across the whole filter, groups included (one bound for the request)."""
+
+    def __init__(self) -> None:
+        self.clauses = 0
+
+    def take(self, n: int) -> None:
+        self.clauses += n
+        if self.clauses > MAX_CLAUSES:
+            raise FilterError(f"`where` has more than {MAX_CLAUSES} conditions; the limit is {MAX_CLAUSES}")
+
+
+def _group(key: str, spec: Any, column: str, dialect: str, depth: int, budget: _Budget) -> tuple[str, list[Any]]:
+    """One `$and` / `$or` (a non-empty list of filters) or `$not` (one filter)."""
+    if depth >= MAX_DEPTH:
+        raise FilterError(f"`where` nests {key} deeper than {MAX_DEPTH} levels; the limit is {MAX_DEPTH}")
+    if key == "$not":
+        sql, params = _compile(spec, column, dialect, depth + 1, budget)
+        return f"NOT COALESCE(({sql}), FALSE)", params
+    if not isinstance(spec, (list, tuple)) or not spec:
+        got = "an empty list" if isinstance(spec, (list, tuple)) else type(spec).__name__
+        raise FilterError(f"`where` {key} takes a non-empty list of filters, got {got}")
+    parts, params = [], []
+    for sub in spec:
+        sql, p = _compile(sub, column, dialect, depth + 1, budget)
+        parts.append(f"({sql})")
+        params.extend(p)
+    return (" OR " if key == "$or" else " AND ").join(parts), params
+
+
+def _compile(where: Any, column: str, dialect: str, depth: int, budget: _Budget) -> tuple[str, list[Any]]:
     if not isinstance(where, Mapping):
         raise FilterError(f"`where` must be a dict of field → value or field → {{operator: value}}, "
                           f"got {type(where).__name__}")
     clauses: list[str] = []
     params: list[Any] = []
     for field, spec in where.items():
+        if isinstance(field, str) and field.startswith("$"):
+            if field not in GROUPS:
+                raise FilterError(f"unknown filter group {field!r}; accepted: {', '.join(GROUPS)} "
+                                  "(field names cannot start with '$')")
+            sql, p = _group(field, spec, column, dialect, depth, budget)
+            clauses.append(sql)
+            params.extend(p)
+            continue
         if isinstance(spec, Mapping):
             if not spec:
                 raise FilterError(f"filter {field!r}: empty operator dict; accepted: {', '.join(OPERATORS)}")
@@ -187,8 +229,7 @@ def compile_where(where: Mapping[str, Any] | None, column: str = "metadata",
         else:
             raise FilterError(f"filter {field!r}: expected a value or an operator dict "
                               f"({', '.join(OPERATORS)}), got {type(spec).__name__}")
-        if len(clauses) + len(pairs) > MAX_CLAUSES:
-            raise FilterError(f"`where` has more than {MAX_CLAUSES} conditions; the limit is {MAX_CLAUSES}")
+        budget.take(len(pairs))
         for op, value in pairs:
             sql, p = _condition(field, op, value, column, dialect)
             clauses.append(sql)
@@ -196,3 +237,12 @@ def compile_where(where: Mapping[str, Any] | None, column: str = "metadata",
     if not clauses:
         return "1=1", []
     return " AND ".join(f"({c})" for c in clauses), params
+
+
+def compile_where(where: Mapping[str, Any] | None, column: str = "metadata",
+                  dialect: str = "sqlite") -> tuple[str, list[Any]]:
+    """Turn a `where` dict into (SQL boolean expression, parameters) for `dialect` ("sqlite" or
+    "postgresql"). Empty/None → ("1=1", [])."""
+    if where is None:
+        return "1=1", []
+    return _compile(where, column, dialect, 0, _Budget())

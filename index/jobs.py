@@ -96,14 +96,16 @@ class JobStore:
         row = db.job(job_id) if db is not None else None
         return _record(row) if row else None
 
-    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[JobRecord], int]:
-        """A page of jobs, newest first, and the total matching."""
+    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0,
+             after: tuple[float, str] | None = None) -> tuple[list[JobRecord], int]:
+        """A page of jobs, newest first, and the total matching; `after` starts strictly after that
+        (created, id) key in this order (cursor paging: jobs created meanwhile come before it, never in it)."""
         if status is not None and status not in JOB_STATUSES:
             raise InvalidArgumentError(f"unknown job status {status!r}; accepted: {', '.join(JOB_STATUSES)}")
         db = self._read()
         if db is None:
             return [], 0
-        rows, total = db.jobs_page(status, limit, offset)
+        rows, total = db.jobs_page(status, limit, offset, after=after)
         return [_record(r) for r in rows], total
 
     def active(self) -> list[JobRecord]:

@@ -258,8 +258,10 @@ class Session:
         return sql, params
 
     def list_items(self, *, kinds: Sequence[str] | None, where: Mapping[str, Any] | None,
-                   limit: int, offset: int) -> list[Item]:
+                   limit: int, offset: int, after: tuple[float, str] | None = None) -> list[Item]:
         cond, params = self.item_filter_sql(kinds, where)
+        if after is not None:  # keyset paging: strictly after (created, id) in the listing's order
+            cond, params = f"(i.created > ? OR (i.created = ? AND i.id > ?)) AND ({cond})", [after[0], *after, *params]
         cols = ", ".join("i." + c.strip() for c in ITEM_COLS.split(","))
         rows = self.execute(f"SELECT {cols} FROM items i WHERE {cond} ORDER BY i.created, i.id LIMIT ? OFFSET ?",
                             [*params, limit, offset]).fetchall()
@@ -410,11 +412,16 @@ class Session:
     def job(self, job_id: str) -> tuple | None:
         return self.execute(f"SELECT {JOB_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
-    def jobs_page(self, status: str | None, limit: int, offset: int) -> tuple[list[tuple], int]:
-        """A page of job rows, newest first, and how many match."""
+    def jobs_page(self, status: str | None, limit: int, offset: int, *,
+                  after: tuple[float, str] | None = None) -> tuple[list[tuple], int]:
+        """A page of job rows, newest first (strictly after the (created, id) keyset `after` when given), and
+        how many match."""
         cond, params = ("status = ?", [status]) if status else ("1=1", [])
-        rows = self.execute(f"SELECT {JOB_COLS} FROM jobs WHERE {cond} ORDER BY created DESC, id LIMIT ? OFFSET ?",
-                            [*params, limit, offset]).fetchall()
+        page_cond, page_params = cond, params
+        if after is not None:
+            page_cond, page_params = f"(created < ? OR (created = ? AND id > ?)) AND {cond}", [after[0], *after, *params]
+        rows = self.execute(f"SELECT {JOB_COLS} FROM jobs WHERE {page_cond} ORDER BY created DESC, id LIMIT ? OFFSET ?",
+                            [*page_params, limit, offset]).fetchall()
         return rows, int(self.execute(f"SELECT COUNT(*) FROM jobs WHERE {cond}", params).fetchone()[0])
 
     def active_jobs(self) -> list[tuple]:

@@ -14,6 +14,7 @@ from model.captions import format_vtt
 from ..bodies import error_responses, form_model, json_body, json_model, named_upload, request_body, where_param
 from ..deps import CatalogDep, FileOrJson, IngestDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
 from ..errors import ServiceError
+from ..paging import check_offset, decode_cursor, encode_cursor
 from ..schemas import (CueOut, Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, TranscriptOut, item_out)
 from ..services.sources import MediaSources
@@ -62,17 +63,23 @@ async def list_items(
     where: Annotated[str | None, Query(description="metadata filter as a JSON object")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    cursor: Annotated[str | None, Query(description="the `next` of the previous page (instead of offset)")] = None,
 ) -> ItemsPage:
     filters = where_param(where)
+    check_offset(offset, cursor)
+    after = None if cursor is None else decode_cursor(cursor)
 
     sources = MediaSources(store, paths)
 
-    def page() -> tuple[list[ItemOut], int]:
-        items = catalog.list_items(kinds=kind, where=filters, limit=limit, offset=offset)
-        return [item_out(i, playable=sources.playable(i)) for i in items], catalog.count(kinds=kind, where=filters)
+    def page() -> tuple[list[ItemOut], int, str | None]:
+        items = catalog.list_items(kinds=kind, where=filters, limit=limit + 1, offset=offset, after=after)
+        more, items = len(items) > limit, items[:limit]
+        nxt = encode_cursor(items[-1].created, items[-1].id) if more else None
+        return ([item_out(i, playable=sources.playable(i)) for i in items], catalog.count(kinds=kind, where=filters),
+                nxt)
 
-    items, total = await run_in_threadpool(page)
-    return ItemsPage(items=items, total=total, offset=offset, limit=limit)
+    items, total, nxt = await run_in_threadpool(page)
+    return ItemsPage(items=items, total=total, offset=offset, limit=limit, next=nxt)
 
 
 @router.get("/{item_id}", response_model=ItemWithVectors,
@@ -94,11 +101,23 @@ async def get_item(
 
 
 @router.patch("/{item_id}", response_model=ItemOut, dependencies=[WriteAuth],
-              summary="Replace an item's metadata (vectors untouched; `where` filters see it at once)",
+              summary="Merge into an item's metadata as a JSON merge patch (RFC 7396: null deletes a key; "
+                      "vectors untouched; `where` filters see it at once)",
               responses=error_responses(400, 401, 403, 404, 413, 415, 422),
               openapi_extra=json_body(ItemPatch))
 async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
                      paths: PathsDep) -> ItemOut:
+    body = await json_model(request, ItemPatch, settings)
+    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=True)
+    return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
+
+
+@router.put("/{item_id}/metadata", response_model=ItemOut, dependencies=[WriteAuth],
+            summary="Replace an item's metadata whole (vectors untouched; `where` filters see it at once)",
+            responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+            openapi_extra=json_body(ItemPatch))
+async def put_metadata(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
+                       paths: PathsDep) -> ItemOut:
     body = await json_model(request, ItemPatch, settings)
     item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False)
     return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))

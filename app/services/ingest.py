@@ -182,8 +182,9 @@ class IngestService:
     def get(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)
 
-    def list(self, *, status: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
-        return self.jobs.list(status=status, limit=limit, offset=offset)
+    def list(self, *, status: str | None, limit: int, offset: int,
+             after: tuple[float, str] | None = None) -> tuple[list[JobRecord], int]:
+        return self.jobs.list(status=status, limit=limit, offset=offset, after=after)
 
     # --- accepting ------------------------------------------------------------------------------
     def accept_upload(self, path: Path, *, source: str, metadata: dict[str, Any], sha256: str | None = None,

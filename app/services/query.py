@@ -46,6 +46,7 @@ class QueryVectors:
     starts: list[float]
     ends: list[float]
     item_id: str | None = None
+    exclude_ids: tuple[str, ...] = ()  # recommend: the example items, left out of the results like item_id
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -170,10 +171,10 @@ class QueryService:
             raise ServiceError(400, f"item {q.item_id} has no {space!r} vectors", code="no_shared_space")
         if k > self.max_k:
             raise ServiceError(400, f"k={k} is above this server's limit of {self.max_k}")
-        skip = q.item_id if (q.item_id and not include_query_item) else None
-        hits = self.catalog.search(space, whole_item_vector(q.vectors[space]), offset + k + (1 if skip else 0),
+        skip = set() if include_query_item else {i for i in (q.item_id, *q.exclude_ids) if i}
+        hits = self.catalog.search(space, whole_item_vector(q.vectors[space]), offset + k + len(skip),
                                    kinds=kinds, where=where, moments=moments)
-        hits = [h for h in hits if h.item.id != skip
+        hits = [h for h in hits if h.item.id not in skip
                 and (score_threshold is None or h.score >= score_threshold)][offset:offset + k]
         # a moment scoring below the floor is no "best moment", however it ranks inside its item
         return space, [replace(h, moments=tuple(m for m in h.moments if m.score >= self.moment_floor))

@@ -1,5 +1,5 @@
 """What vector-database and OpenAI-style clients reach for first, against the live server:
-search by vector, offset paging and score_threshold, ?include=vectors, PATCH metadata, /v1/embeddings."""
+search by vector, offset paging and score_threshold, ?include=vectors, PATCH (merge) and PUT (replace) metadata, /v1/embeddings."""
 
 from __future__ import annotations
 
@@ -109,28 +109,39 @@ def test_offset_and_score_threshold_equal_slicing_the_unpaged_list(client: httpx
     assert_error(client.post("/search", json={**query, "score_threshold": 2}), 422, "validation_error")
 
 
-def test_patch_replaces_metadata_and_where_filters_see_it_at_once(server: LiveServer, client: httpx.Client,
-                                                                   ingested: dict[str, str]) -> None:
+def test_put_replaces_patch_merges_and_where_filters_see_it_at_once(server: LiveServer, client: httpx.Client,
+                                                                    ingested: dict[str, str]) -> None:
     item_id = ingested["blue"]
     old = client.get(f"/items/{item_id}").json()["metadata"]
     assert_error(client.patch(f"/items/{item_id}", json={"metadata": {"x": 1}}), 401, "unauthorized", "X-API-Key")
+    assert_error(client.put(f"/items/{item_id}/metadata", json={"metadata": {"x": 1}}), 401, "unauthorized")
     try:
-        r = client.patch(f"/items/{item_id}", headers=server.headers(), json={"metadata": {"shade": "navy", "n": 2}})
+        r = client.put(f"/items/{item_id}/metadata", headers=server.headers(),
+                       json={"metadata": {"shade": "navy", "n": 2, "who": {"a": 1, "b": 2}}})
         assert r.status_code == 200, r.text
-        assert r.json()["metadata"] == {"shade": "navy", "n": 2}  # replaced, not merged: "colour" is gone
-        assert client.get(f"/items/{item_id}").json()["metadata"] == {"shade": "navy", "n": 2}
+        assert r.json()["metadata"] == {"shade": "navy", "n": 2, "who": {"a": 1, "b": 2}}  # replaced: "colour" gone
+        # PATCH is a JSON merge patch (RFC 7396): null deletes, objects merge, other keys stay
+        r = client.patch(f"/items/{item_id}", headers={**server.headers(), "Content-Type": "application/merge-patch+json"},
+                         content=json.dumps({"metadata": {"n": None, "who": {"b": None, "c": 3}, "tag": ["x"]}}))
+        assert r.status_code == 200, r.text
+        want = {"shade": "navy", "who": {"a": 1, "c": 3}, "tag": ["x"]}
+        assert r.json()["metadata"] == want
+        assert client.get(f"/items/{item_id}").json()["metadata"] == want
         listed = client.get("/items", params={"where": json.dumps({"shade": "navy"})}).json()
         assert [i["id"] for i in listed["items"]] == [item_id]
         assert client.get("/items", params={"where": json.dumps({"colour": "blue"})}).json()["total"] == 0
-        hits = client.post("/search", json={"text": CLIPS[0].caption, "k": 3, "where": {"shade": "navy"}}).json()
+        assert client.get("/items", params={"where": json.dumps({"n": {"exists": True}})}).json()["total"] == 0
+        hits = client.post("/search", json={"text": CLIPS[0].caption, "k": 3, "where": {"who.c": 3}}).json()
         assert [h["item"]["id"] for h in hits["results"]] == [item_id]
         for bad, fragment in (({"metadata": ["a"]}, "dict"), ({"metadata": {"a": 1}, "extra": 1}, "extra"), ({}, "metadata")):
             assert_error(client.patch(f"/items/{item_id}", headers=server.headers(), json=bad), 422,
                          "validation_error", fragment)
-        assert_error(client.patch("/items/" + "0" * 32, headers=server.headers(), json={"metadata": {}}),
-                     404, "not_found")
+            assert_error(client.put(f"/items/{item_id}/metadata", headers=server.headers(), json=bad), 422,
+                         "validation_error", fragment)
+        for call in (client.patch, lambda url, **kw: client.put(url + "/metadata", **kw)):
+            assert_error(call("/items/" + "0" * 32, headers=server.headers(), json={"metadata": {}}), 404, "not_found")
     finally:
-        r = client.patch(f"/items/{item_id}", headers=server.headers(), json={"metadata": old})
+        r = client.put(f"/items/{item_id}/metadata", headers=server.headers(), json={"metadata": old})
         assert r.status_code == 200 and r.json()["metadata"] == old
 
 

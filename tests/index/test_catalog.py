@@ -79,6 +79,9 @@ def test_same_content_returns_existing_item_unless_replace(catalog: Catalog, clu
 def test_update_metadata_merges_or_replaces(catalog: Catalog, clusters: Clusters) -> None:
     it = add_video(catalog, 1, 2, clusters, metadata={"a": 1, "b": 2})
     assert catalog.update_metadata(it.id, {"b": None, "c": [1, 2]}).metadata == {"a": 1, "c": [1, 2]}
+    # a JSON merge patch (RFC 7396): nested objects merge, null deletes at any depth
+    assert catalog.update_metadata(it.id, {"d": {"x": 1, "y": 2}}).metadata == {"a": 1, "c": [1, 2], "d": {"x": 1, "y": 2}}
+    assert catalog.update_metadata(it.id, {"d": {"x": None, "z": 3}}).metadata == {"a": 1, "c": [1, 2], "d": {"y": 2, "z": 3}}
     assert catalog.update_metadata(it.id, {"z": "only"}, merge=False).metadata == {"z": "only"}
     assert catalog.search("va", catalog.item_vectors(it.id, "va")[1][0], k=1, where={"z": "only"})[0].item.id == it.id
     with pytest.raises(ItemNotFoundError, match="no item with id 'nope'"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -149,3 +151,163 @@ MIXED = [{"v": 5}, {"v": "abc"}, {"v": True}, {"v": 1}, {"v": 2.5}, {"v": None},
 def test_mixed_types_give_the_same_answers_on_every_store(catalog: Catalog, where: dict, expected: list[int]) -> None:
     ids = [add_video(catalog, f"m{i}", 1, Clusters(seed=i), metadata=m).id for i, m in enumerate(MIXED)]
     assert sorted(ids.index(it.id) for it in catalog.list_items(where=where)) == expected
+
+
+@pytest.mark.parametrize("where, expected", [
+    ({"$or": [{"lang": "fr"}, {"year": {"gte": 2009}}]}, [1, 3, 4]),
+    ({"$not": {"lang": "en"}}, [1, 3]),
+    ({"$not": {"year": {"gte": 2005}}}, [0, 1, 5, 6]),  # a missing year is not >= 2005: NOT gives true
+    ({"$not": {"tags": {"contains": "cat"}}}, [1, 2, 3, 5, 6]),
+    ({"lang": "en", "$or": [{"flag": True}, {"tags": {"contains": "cat"}}]}, [0, 2, 4]),
+    ({"$and": [{"$or": [{"lang": "en"}, {"lang": "de"}]}, {"$or": [{"year": {"lt": 2000}}, {"year": 2009}]}]},
+     [0, 3]),
+    ({"$not": {"$or": [{"lang": "en"}, {"author.name": {"exists": True}}]}}, [1]),
+    ({"$not": {"$not": {"rating": {"exists": True}}}}, [1]),
+])
+def test_boolean_groups_select_the_right_items(filled: tuple[Catalog, list[str]], where: dict,
+                                               expected: list[int]) -> None:
+    cat, ids = filled
+    assert {it.id for it in cat.list_items(where=where)} == {ids[i] for i in expected}
+    assert cat.count(where=where) == len(expected)
+    hits = cat.search("va", np.ones(32), k=20, where=where)
+    assert {h.item.id for h in hits} == {ids[i] for i in expected}
+
+
+def _nest(depth: int) -> dict:
+    where: dict = {"lang": "en"}
+    for _ in range(depth):
+        where = {"$not": where}
+    return where
+
+
+@pytest.mark.parametrize("where, message", [
+    ({"$xor": [{"a": 1}]}, "unknown filter group '$xor'; accepted: $and, $or, $not (field names cannot start"),
+    ({"$or": []}, "`where` $or takes a non-empty list of filters, got an empty list"),
+    ({"$and": {"a": 1}}, "`where` $and takes a non-empty list of filters, got dict"),
+    ({"$not": [{"a": 1}]}, "`where` must be a dict"),
+    (_nest(9), "deeper than 8 levels; the limit is 8"),
+    ({"$or": [{"a": i} for i in range(65)]}, "more than 64 conditions; the limit is 64"),
+    ({"$or": [{"$and": [{"a": i} for i in range(40)]}, {"$not": {"b": {"in": [1], "ne": 2}}}, {"x": 1},
+              {"$and": [{"a": i} for i in range(22)]}]}, "more than 64 conditions"),
+])
+def test_bad_groups_say_what_is_accepted(where: object, message: str) -> None:
+    with pytest.raises(FilterError, match=re.escape(message)):
+        compile_where(where)  # type: ignore[arg-type]
+    with pytest.raises(FilterError, match=re.escape(message)):
+        compile_where(where, dialect="postgresql")  # type: ignore[arg-type]
+
+
+def test_deepest_allowed_nesting_compiles() -> None:
+    sql, params = compile_where(_nest(8))
+    assert sql.count("NOT COALESCE") == 8 and sql.count("?") == len(params)
+
+
+# ---- a Python evaluation of the grammar: the oracle for random filters on random items ----
+
+def _typed_eq(a: object, b: object) -> bool:
+    """JSON equality as the stores see it: numbers with numbers (not booleans), strings, booleans."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return isinstance(a, str) and isinstance(b, str) and a == b
+
+
+def _ordered(a: object, b: object) -> bool:
+    num = (int, float)
+    return (isinstance(a, num) and not isinstance(a, bool) and isinstance(b, num) and not isinstance(b, bool)) \
+        or (isinstance(a, str) and isinstance(b, str))
+
+
+def _op(meta: dict, field: str, op: str, v: object) -> bool:
+    x = meta.get(field)
+    if op in ("eq", "ne"):
+        hit = x is None if v is None else _typed_eq(x, v)
+        return hit if op == "eq" else not hit
+    if op in ("gt", "gte", "lt", "lte"):
+        if not _ordered(x, v):
+            return False
+        return {"gt": x > v, "gte": x >= v, "lt": x < v, "lte": x <= v}[op]  # type: ignore[operator]
+    if op in ("in", "nin"):
+        hit = any(_typed_eq(x, e) for e in v)  # type: ignore[union-attr]
+        return hit if op == "in" else not hit
+    if op == "contains":
+        return isinstance(x, list) and any(_typed_eq(e, v) for e in x)
+    assert op == "exists"
+    return (x is not None) == v
+
+
+def _evaluate(where: dict, meta: dict) -> bool:
+    for key, spec in where.items():
+        if key == "$or":
+            ok = any(_evaluate(w, meta) for w in spec)
+        elif key == "$and":
+            ok = all(_evaluate(w, meta) for w in spec)
+        elif key == "$not":
+            ok = not _evaluate(spec, meta)
+        elif isinstance(spec, dict):
+            ok = all(_op(meta, key, op, v) for op, v in spec.items())
+        else:
+            ok = _op(meta, key, "eq", spec)
+        if not ok:
+            return False
+    return True
+
+
+def _random_meta(rng: random.Random) -> dict:
+    meta: dict = {}
+    if rng.random() < 0.85:
+        meta["lang"] = rng.choice(["en", "fr", "de", "es"])
+    if rng.random() < 0.8:
+        meta["year"] = rng.choice([rng.randint(1990, 2025), float(rng.randint(1990, 2025)), None, "2001"])
+    if rng.random() < 0.7:
+        meta["tags"] = rng.sample(["cat", "dog", "x", "y"], rng.randint(0, 3))
+    if rng.random() < 0.5:
+        meta["flag"] = rng.choice([True, False, 1, 0])
+    return meta
+
+
+def _random_leaf(rng: random.Random) -> dict:
+    kind = rng.randrange(7)
+    if kind == 0:
+        return {"lang": rng.choice(["en", "fr", "de", None])}
+    if kind == 1:
+        return {"year": {rng.choice(["gt", "gte", "lt", "lte"]): rng.randint(1990, 2025)}}
+    if kind == 2:
+        return {"lang": {rng.choice(["in", "nin"]): rng.sample(["en", "fr", "de", "es"], rng.randint(0, 2))}}
+    if kind == 3:
+        return {"tags": {"contains": rng.choice(["cat", "dog", "x"])}}
+    if kind == 4:
+        return {"flag": rng.choice([True, False, 1, {"ne": True}, {"exists": True}])}
+    if kind == 5:
+        return {"year": {"exists": rng.choice([True, False])}}
+    return {"year": {"ne": rng.randint(1990, 2025)}, "lang": {"ne": "en"}}
+
+
+def _random_where(rng: random.Random, depth: int = 0) -> dict:
+    if depth >= 3 or rng.random() < 0.3:
+        return _random_leaf(rng)
+    group = rng.choice(["$or", "$and", "$not", "$or", "$not"])
+    if group == "$not":
+        return {"$not": _random_where(rng, depth + 1)}
+    where = {group: [_random_where(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    if rng.random() < 0.3:
+        where.update(_random_leaf(rng))  # a group beside plain fields, ANDed
+    return where
+
+
+def test_random_or_not_filters_equal_a_python_evaluation(catalog: Catalog) -> None:
+    """200 random items, 60 random nested filters: the store selects exactly what the Python oracle selects."""
+    rng = random.Random(26)
+    metas = [_random_meta(rng) for _ in range(200)]
+    gen = Clusters(seed=26)
+    ids = [add_video(catalog, f"r{i}", 1, gen, metadata=m, spaces=("va",)).id for i, m in enumerate(metas)]
+    tried = {"nonempty": 0, "partial": 0}
+    for _ in range(60):
+        where = _random_where(rng)
+        expected = {ids[i] for i, m in enumerate(metas) if _evaluate(where, m)}
+        assert {it.id for it in catalog.list_items(where=where, limit=1000)} == expected, where
+        assert catalog.count(where=where) == len(expected), where
+        tried["nonempty"] += bool(expected)
+        tried["partial"] += 0 < len(expected) < len(ids)
+    assert tried["partial"] >= 20  # the random filters really discriminate

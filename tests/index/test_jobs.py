@@ -49,3 +49,36 @@ def test_an_older_sqlite_catalogue_gains_the_lease_columns(tmp_path: Path) -> No
     with Catalog(path) as cat:
         job = JobStore(cat.store).claim("w")
         assert job is not None and job.id == "j" and job.owner == "w" and job.lease_until > time.time()
+
+
+def test_keyset_pages_of_items_and_jobs_skip_nothing_on_ties(tmp_path: Path, store: str) -> None:
+    """`after` (the cursor of GET /items and /jobs) continues strictly after (created, id), ties broken by id,
+    on both stores; rows added meanwhile land outside the pages still to come."""
+    from index_helpers import Clusters, add_video
+
+    with Catalog(tmp_path / "cat", spaces=SPACES, store=store) as cat:
+        gen = Clusters(seed=3)
+        items = [add_video(cat, i, 1, gen).id for i in range(9)]
+        jobs = JobStore(cat.store)
+        job_ids = [jobs.create(item_id=f"i{i}", source="s", sha256=f"{i:064d}", path=None, total=1).id
+                   for i in range(9)]
+        with cat.store.transaction() as tx:  # a tie of three on `created`, in both tables
+            tx.execute("UPDATE items SET created = 5.0 WHERE id IN (?, ?, ?)", items[3:6])
+            tx.execute("UPDATE jobs SET created = 5.0 WHERE id IN (?, ?, ?)", job_ids[3:6])
+        whole = [it.id for it in cat.list_items(limit=100)]
+        walked: list[str] = []
+        after = None
+        while page := cat.list_items(limit=2, after=after):
+            walked += [it.id for it in page]
+            after = (page[-1].created, page[-1].id)
+            if len(walked) <= len(whole):
+                add_video(cat, f"late{len(walked)}", 1, gen)  # a concurrent insert: after every row there
+        assert walked[:len(whole)] == whole and len(walked) == len(set(walked))
+        newest_first = [j.id for j in jobs.list(limit=100)[0]]
+        walked, after = [], None
+        while page := jobs.list(limit=2, after=after)[0]:
+            walked += [j.id for j in page]
+            after = (page[-1].created, page[-1].id)
+            if len(walked) <= len(newest_first):
+                jobs.create(item_id="x", source="s", sha256="f" * 64, path=None, total=1)  # newer: before every row
+        assert walked == newest_first
