@@ -35,7 +35,7 @@ BUNDLED_DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
 # --- shared options ----------------------------------------------------------------------------------
 DEFAULT_URL = "http://127.0.0.1:8000"
 Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", show_default=False,
-                                            help=f"a running server [default: VATT_URL or {DEFAULT_URL}, unless --model]")]
+                                            help=f"a running server (default: VATT_URL, else {DEFAULT_URL}; not with --model)")]
 ModelDir = Annotated[Optional[Path], typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory (local mode)")]
 DataDir = Annotated[Optional[Path], typer.Option("--data", envvar="VATT_DATA_DIR", help="data directory (local mode)")]
 ApiKey = Annotated[Optional[str], typer.Option("--api-key", envvar="VATT_API_KEY", help="sent as X-API-Key")]

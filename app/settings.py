@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -147,8 +148,11 @@ def _accepted(name: str) -> str:
     bounds = []
     for meta in field.metadata:
         for attr, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("pattern", "matching")):
-            if getattr(meta, attr, None) is not None:
-                bounds.append(f"{word} {getattr(meta, attr)}")
+            value = getattr(meta, attr, None)
+            if attr == "pattern" and value is not None and re.fullmatch(r"\^\(([\w|]+)\)\$", value):
+                bounds.append("one of " + ", ".join(value[2:-2].split("|")))
+            elif value is not None:
+                bounds.append(f"{word} {value}")
     return kind + (f" {' and '.join(bounds)}" if bounds else "")
 
 
@@ -178,13 +182,16 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
-            default = "(computed)" if name == "max_concurrent_encodes" else repr(field.default_factory())
+            value = field.default_factory()
+            default = "half the CPUs" if name == "max_concurrent_encodes" else f"`{json.dumps(value)}`"
         elif field.is_required():
             default = "required"
+        elif field.default is None:
+            default = "unset"
         else:
-            default = repr(field.default)
+            default = f"`{field.default}`"
         meaning = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `VATT_{name.upper()}` | `{default}` | {meaning} |")
+        rows.append(f"| `VATT_{name.upper()}` | {default} | {meaning} |")
     return "\n".join(rows)
 
 

@@ -33,7 +33,7 @@ STORE = typer.Option("sqlite", "--store", envvar="VATT_STORE",
 
 
 VECTORS = typer.Option("faiss", "--vectors", envvar="VATT_VECTORS",
-                       help="the deployment's vector engine: faiss (files in the directory) or milvus://host:port[/name] "
+                       help="the deployment's vector engine: faiss (files in the directory) or milvus://host:port (or .../NAME) "
                             "(check then compares that engine with the store)")
 
 

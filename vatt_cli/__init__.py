@@ -123,6 +123,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog: str = "vatt")
         result = command.main(args=argv, prog_name=prog, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
+    except SystemExit as exc:  # a pass-through argparse parser's --help
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
     except (typer.Abort, KeyboardInterrupt):
         fail("interrupted", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
