@@ -80,10 +80,14 @@ def demo(
 
         typer.echo(f"generating {clips} synthetic clips in {corpus}", err=True)
         generate(corpus, n=clips, seed=0, workers=2)
+    else:
+        typer.echo(f"corpus: done by an earlier run ({corpus})", err=True)
     bundled = BUNDLED_DEMO_MODEL / "config.json"
     # clip i of a corpus depends only on (seed, split, i): a smaller corpus is a prefix of the one
     # the bundled model was trained on, a larger one is not
-    if not (model_dir / "config.json").exists() and not train and clips <= DEMO_CLIPS and bundled.is_file():
+    if (model_dir / "config.json").exists():
+        typer.echo(f"model: done by an earlier run ({model_dir})", err=True)
+    elif not train and clips <= DEMO_CLIPS and bundled.is_file():
         typer.echo(f"using the bundled demo model ({BUNDLED_DEMO_MODEL}); --train pretrains one here", err=True)
         tmp = model_dir.with_name(model_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
