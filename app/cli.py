@@ -85,6 +85,7 @@ SERVE_FLAGS = {"model_dir": "--model", "data_dir": "--data", "classifier_dir": "
 def check_port(host: str, port: int) -> None:
     """Refuse a port another process listens on, before anything is loaded or created (one line, exit 3)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no owner
         try:
             probe.bind((host, port))
         except OSError as exc:
