@@ -1,24 +1,29 @@
 """The service's commands of `vatt`: `serve` runs the service; `ingest`, `search`, `embed` and
-`classify` talk to a running server (`--url`) or, with `--model DIR --data DIR`, run the same app
-in-process; `bulk-embed` runs app.bulk. `vatt_cli.main` merges this app into the `vatt` command
-(training, catalogue and conversion commands live in their own packages). Every expected failure
-prints one `vatt: error: ...` line and exits with 1 (never a traceback).
+`classify` talk to a running server (`--url`, default VATT_URL or http://127.0.0.1:8000) or, with
+`--model DIR --data DIR`, run the same app in-process (`embed` needs no `--data`: a scratch directory
+is used and removed); `bulk-embed` runs app.bulk. `vatt_cli.main` merges this app into the `vatt`
+command (training, catalogue and conversion commands live in their own packages). Every expected
+failure prints one `vatt: error: ...` line and exits with a code of vatt_cli.EXIT_CODES (never a traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from model.media import MEDIA_SUFFIXES  # one list of media endings
-from vatt_cli import PASS_THROUGH, one_line_errors
+from vatt_cli import EXIT_BUSY, PASS_THROUGH, UsageError, fail, one_line_errors
 
-__all__ = ["app", "serve", "open_client", "ingest_all", "BUNDLED_DEMO_MODEL"]
+__all__ = ["app", "serve", "open_client", "ingest_all", "check_port", "BUNDLED_DEMO_MODEL", "DEFAULT_URL"]
 
 app = typer.Typer(help="Serve VATT and talk to a server.", no_args_is_help=True, pretty_exceptions_enable=False,
                   add_completion=False)
@@ -28,7 +33,9 @@ log = logging.getLogger(__name__)
 BUNDLED_DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
 
 # --- shared options ----------------------------------------------------------------------------------
-Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", help="a running server, e.g. http://127.0.0.1:8000")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+Url = Annotated[Optional[str], typer.Option("--url", envvar="VATT_URL", show_default=False,
+                                            help=f"a running server (default: VATT_URL, else {DEFAULT_URL}; not with --model)")]
 ModelDir = Annotated[Optional[Path], typer.Option("--model", envvar="VATT_MODEL_DIR", help="model directory (local mode)")]
 DataDir = Annotated[Optional[Path], typer.Option("--data", envvar="VATT_DATA_DIR", help="data directory (local mode)")]
 ApiKey = Annotated[Optional[str], typer.Option("--api-key", envvar="VATT_API_KEY", help="sent as X-API-Key")]
@@ -36,14 +43,54 @@ PRECISION_HELP = ("auto (bf16 where the CPU/GPU has bf16 units, else int8 where 
                   ">= 0.999 on the model, else fp32), fp32, int8 (CPU) or bf16")
 Precision = Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION", help=PRECISION_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="no progress bar, one summary line (no bar either "
+                                                                "when stderr is not a terminal)")]
 
 
+@contextlib.contextmanager
 def open_client(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None,
-                precision: str | None = None):
+                precision: str | None = None, *, scratch: bool = False) -> Iterator[Any]:
+    """A client for the server at `url` (default: DEFAULT_URL when no --model is given), or for the app run
+    in-process on `model` + `data`. scratch: the command needs no catalogue, so a missing `data` is a
+    temporary directory removed afterwards (nothing is created beside the user's files)."""
+    from index.errors import CatalogLockedError
+
     from .client import connect
 
+    if url is None and model is None:
+        if data is not None:
+            raise UsageError("--data needs --model DIR (local mode); or talk to a running server with --url URL")
+        url = DEFAULT_URL
     overrides = {"torch_threads": None, **({"precision": precision} if precision else {})}
-    return connect(url=url, model=model, data=data, api_key=api_key, settings_overrides=overrides)
+    with contextlib.ExitStack() as stack:
+        if url is None and data is None and scratch:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vatt-scratch-")))
+        elif url is None and data is None:
+            raise UsageError("--model needs --data DIR (where the catalogue is); or talk to a running server "
+                             "with --url URL")
+        try:
+            client = connect(url=url, model=model, data=data, api_key=api_key, settings_overrides=overrides)
+        except CatalogLockedError:
+            raise fail(f"the catalogue in {data} is held by a running server: talk to it with --url URL (default "
+                       f"VATT_URL or {DEFAULT_URL}) instead of --model/--data, or stop it first", EXIT_BUSY) from None
+        with client:
+            yield client
+
+
+# the serve flags that set a Settings field: a refused value names the flag the user typed
+SERVE_FLAGS = {"model_dir": "--model", "data_dir": "--data", "classifier_dir": "--classifier",
+               "precision": "--precision", "keep_tokens": "--keep-tokens"}
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before anything is loaded or created (one line, exit 3)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise fail(f"port {port} on {host} is in use ({exc.strerror}; another `vatt serve`?): stop it, or "
+                       "choose another with --port P", EXIT_BUSY) from None
 
 
 def _json_arg(value: str | None, what: str) -> Any:
@@ -77,17 +124,18 @@ def serve(
                                                        help="fine-tuned classifier directory: POST /classify adds its scores")] = None,
 ) -> None:
     """Run the HTTP service (other settings come from VATT_* variables; see app/settings.py)."""
+    check_port(host, port)  # before the model loads and the data directory is created
     import uvicorn
 
     from model import load_tokenizer, read_config
 
     from .main import create_app
-    from .settings import Settings
+    from .settings import load_settings
 
     read_config(model)  # a wrong directory is one line here, not a traceback from the lifespan
     load_tokenizer(model)
     given = {k: v for k, v in (("precision", precision), ("keep_tokens", keep_tokens)) if v is not None}
-    settings = Settings(model_dir=model, data_dir=data, classifier_dir=classifier, **given)
+    settings = load_settings(SERVE_FLAGS, model_dir=model, data_dir=data, classifier_dir=classifier, **given)
     settings.inference_precision()  # int8 on CUDA: one line here, not a failed lifespan
     from .preflight import check_data_dir
 
@@ -115,24 +163,27 @@ def ingest(
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every item")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="files uploaded and followed at once")] = 4,
-    precision: Precision = None,
+    precision: Precision = None, no_progress: NoProgress = False,
 ) -> None:
-    """Add media files to the catalogue, with a progress bar over their segments."""
+    """Add media files to the catalogue, with a progress bar over their segments (on a terminal)."""
     meta = _json_arg(metadata, "--metadata") or {}
     files = _collect(paths)
     if not files:
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
     if precision and url:
-        raise ValueError("--precision applies to local mode (--model/--data); a running server has its own")
+        raise UsageError("--precision applies to local mode (--model/--data); a running server has its own")
     with open_client(url, model, data, api_key, precision) as client:
-        ingest_all(client, [(f, meta) for f in files], workers=workers)
+        ingest_all(client, [(f, meta) for f in files], workers=workers, progress=not no_progress)
 
 
-def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False) -> list[str]:
+def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False,
+               progress: bool = True) -> list[str]:
     """Upload files (`workers` at once), follow their jobs on a progress bar; one line per item on stdout.
 
-    quiet: no bar and no per-item lines, one summary line at the end (logs of one-shot jobs such
-    as the compose `init` service, where a bar per clip would flood `docker compose up`)."""
+    quiet: no per-item lines, one summary line at the end (logs of one-shot jobs such as the compose
+    `init` service, where a line per clip would flood `docker compose up`). The bar is drawn only on
+    a terminal and unless progress=False (then a summary line ends the run): piped to a file, tqdm's
+    carriage-return frames are noise."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -141,6 +192,7 @@ def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quie
     failures: list[str] = []
     ids: list[str] = []
     start = time.perf_counter()
+    no_bar = quiet or not progress or not sys.stderr.isatty()
 
     def one(path: Path, meta: dict) -> None:
         try:
@@ -158,10 +210,10 @@ def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quie
                     tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
         bar.update(1)
 
-    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=quiet) as bar, \
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=no_bar) as bar, \
             ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda fm: one(*fm), files))
-    if quiet:
+    if no_bar:
         typer.echo(f"ingested {len(ids)} of {len(files)} files in {time.perf_counter() - start:.1f} s", err=True)
     if failures:
         for f in failures[1:]:
@@ -189,7 +241,7 @@ def search(
     text: Annotated[Optional[str], typer.Argument(help="text query (or use --file / --item)")] = None,
     file: Annotated[Optional[Path], typer.Option(help="query by a video or audio file")] = None,
     item: Annotated[Optional[str], typer.Option(help="query by a catalogued item id")] = None,
-    k: Annotated[int, typer.Option(help="items to return")] = 10,
+    k: Annotated[int, typer.Option("--k", "-k", help="items to return")] = 10,
     kind: Annotated[Optional[list[str]], typer.Option(help="target kind (repeat): video, audio")] = None,
     where: Annotated[Optional[str], typer.Option(help="metadata filter as JSON")] = None,
     space: Annotated[Optional[str], typer.Option(help="va or vt (video queries)")] = None,
@@ -199,7 +251,7 @@ def search(
 ) -> None:
     """Search by text, file or item; prints a table of items and their best moments."""
     if sum(x is not None for x in (text, file, item)) != 1:
-        raise ValueError("give exactly one query: TEXT, --file FILE or --item ID")
+        raise UsageError("give exactly one query: TEXT, --file FILE or --item ID")
     with open_client(url, model, data, api_key) as client:
         result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
                                where=_json_arg(where, "--where"), space=space, mode=mode)
@@ -215,10 +267,12 @@ def embed(
     space: Annotated[Optional[list[str]], typer.Option(help="va / vt (repeat); default: all the file has")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
 ) -> None:
-    """Print embeddings as JSON: per segment (start, end, va, vt) and the item mean, or per text."""
+    """Print embeddings as JSON: per segment (start, end, va, vt) and the item mean, or per text.
+
+    With --model and no --data it runs in-process on a scratch directory: embedding needs no catalogue."""
     if (file is None) == (not text):
-        raise ValueError("give a FILE or --text, not both")
-    with open_client(url, model, data, api_key) as client:
+        raise UsageError("give a FILE or --text, not both")
+    with open_client(url, model, data, api_key, scratch=True) as client:
         result = client.embed_text(list(text)) if text else client.embed_file(file, space)
     typer.echo(json.dumps(result))
 
@@ -236,9 +290,9 @@ def classify(
     """Zero-shot classification: label probabilities for the whole file and per segment."""
     names = [p.strip() for label in labels for p in label.split(",") if p.strip()]
     if not names:
-        raise ValueError("give labels with --labels a,b,c (or repeat --label)")
+        raise UsageError("give labels with --labels a,b,c (or repeat --label)")
     if (file is None) == (item is None):
-        raise ValueError("give a FILE or --item ID")
+        raise UsageError("give a FILE or --item ID")
     with open_client(url, model, data, api_key) as client:
         result = client.classify(names, template, file=file, item_id=item)
     if as_json:
@@ -299,6 +353,6 @@ def bulk_embed(ctx: typer.Context) -> None:
     app.bulk; under torchrun use `python -m app.bulk`); then `vatt index import SHARDS --data DIR`."""
     from .bulk import main as bulk_main
 
-    code = bulk_main(list(ctx.args) or ["--help"])
+    code = bulk_main(list(ctx.args) or ["--help"], prog=ctx.command_path)
     if code:
         raise typer.Exit(code)

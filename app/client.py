@@ -191,9 +191,10 @@ def connect(*, url: str | None, model: Path | None, data: Path | None, api_key: 
         raise ClientError("say where the service is: --url URL for a running server, or --model DIR and "
                           "--data DIR to work on a local model and data directory")
     from .main import create_app
-    from .settings import Settings
+    from .settings import load_settings
 
-    settings = Settings(model_dir=model, data_dir=data, api_key=api_key, **(settings_overrides or {}))
+    settings = load_settings({"model_dir": "--model", "data_dir": "--data", "precision": "--precision"},
+                             model_dir=model, data_dir=data, api_key=api_key, **(settings_overrides or {}))
     local = _LocalTransport(create_app(settings))
     local.start()
 

@@ -1,19 +1,41 @@
 """Service settings: one pydantic-settings object, read from `VATT_*` environment variables.
 
 Nothing reads the environment at import time; `create_app(settings)` takes an explicit object
-(tests, the CLI) or builds one from the environment when given none.
+(tests, the CLI) or builds one from the environment when given none. `load_settings` is the way in
+for the CLI: a bad value is a SettingsError naming the variable (or flag), the value and what is
+accepted. `settings_table()` renders README's table of every `VATT_*` setting (a test keeps it in sync).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "SettingsError", "get_settings", "load_settings", "settings_table"]
+
+
+class SettingsError(ValueError):
+    """A setting's value is refused; the message names the variable (or flag), the value and what is accepted."""
+
+
+def _list_value(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or a comma-separated list (`a,b`); empty is none."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON list ({exc}); give a JSON list or comma-separated values") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 class Settings(BaseSettings):
@@ -50,8 +72,8 @@ class Settings(BaseSettings):
                                       description="largest accepted transcript (.vtt/.srt/JSON cues) upload (413 above)")
     max_duration_s: float = Field(3 * 3600.0, gt=0, description="longest accepted media (413 above)")
     allow_server_paths: bool = Field(False, description="let POST /items ingest files already on the server")
-    server_path_roots: list[Path] = Field(default_factory=list,
-                                          description="directories server paths must lie under")
+    server_path_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="directories server paths must lie under (comma-separated or a JSON list)")
     stride_s: float | None = Field(None, gt=0, description="seconds between window starts; None = back to back")
     batch_size: int = Field(16, ge=1, description="most rows the batcher puts through one forward")
     batch_wait_ms: float = Field(5.0, ge=0, description="how long the batcher waits to fill a batch")
@@ -73,7 +95,13 @@ class Settings(BaseSettings):
                                                                 "cosine as a best moment")
     max_labels: int = Field(1000, ge=1, description="most labels one /classify may name")
     max_texts: int = Field(256, ge=1, description="most texts one /embed may carry")
-    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = none")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed by CORS, comma-separated or a JSON list; empty = none")
+
+    @field_validator("server_path_roots", "cors_origins", mode="before")
+    @classmethod
+    def _comma_or_json(cls, value: Any) -> Any:
+        return _list_value(value)
 
     @model_validator(mode="after")
     def _default_media_dir(self) -> Settings:
@@ -117,7 +145,61 @@ class Settings(BaseSettings):
         return self.data_dir / "thumbs"
 
 
+def _accepted(name: str) -> str:
+    """What a field accepts, in words: its type and bounds (or pattern)."""
+    field = Settings.model_fields[name]
+    kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+    bounds = []
+    for meta in field.metadata:
+        for attr, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("pattern", "matching")):
+            value = getattr(meta, attr, None)
+            if attr == "pattern" and value is not None and re.fullmatch(r"\^\(([\w|]+)\)\$", value):
+                bounds.append("one of " + ", ".join(value[2:-2].split("|")))
+            elif value is not None:
+                bounds.append(f"{word} {value}")
+    return kind + (f" {' and '.join(bounds)}" if bounds else "")
+
+
+def load_settings(flags: dict[str, str] | None = None, **given: Any) -> Settings:
+    """Settings from `given` and the environment; a refused value is one SettingsError naming where it came
+    from (`--flag` when flags maps the field to the flag the user typed, else `VATT_NAME`), the value
+    and what the setting accepts."""
+    flags = flags or {}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            where = flags.get(name) if name in given and name in flags else f"VATT_{name.upper()}"
+            accepted = _accepted(name) if name in Settings.model_fields else "a valid value"
+            if err["type"] == "missing":
+                parts.append(f"{where} is not set (needed: {Settings.model_fields[name].description})")
+            else:
+                value = given.get(name, os.environ.get(f"VATT_{name.upper()}", err.get("input")))
+                parts.append(f"{where}={value} is refused ({err['msg']}); accepted: {accepted}")
+        raise SettingsError("; ".join(parts)) from None
+
+
+def settings_table() -> str:
+    """README's table of every VATT_* setting: variable, default, meaning (generated from Settings)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            value = field.default_factory()
+            default = "half the CPUs" if name == "max_concurrent_encodes" else f"`{json.dumps(value)}`"
+        elif field.is_required():
+            default = "required"
+        elif field.default is None:
+            default = "unset"
+        else:
+            default = f"`{field.default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `VATT_{name.upper()}` | {default} | {meaning} |")
+    return "\n".join(rows)
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Settings from the environment, built once (only when no explicit settings were given)."""
-    return Settings()  # type: ignore[call-arg]  # fields come from VATT_* variables
+    return load_settings()

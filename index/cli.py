@@ -1,8 +1,9 @@
 """`vatt index …`: inspect, verify and rebuild a catalogue from the shell.
 
-Exit codes: 0 fine, 1 the catalogue is inconsistent or could not be processed, 2 bad input
-(missing directory, unknown index type). Errors are one `vatt: error: …` line on stderr (vatt_cli.fail),
-never a traceback.
+Exit codes (vatt_cli.EXIT_CODES): 0 fine, 1 the catalogue is inconsistent or could not be processed,
+2 bad input (missing directory, unknown index type), 3 the catalogue is held by a running server.
+Errors are one `vatt: error: …` line on stderr (vatt_cli.fail), never a traceback. PATH is a catalogue
+directory or the service's data directory (its `catalog/`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from vatt_cli import fail
+from vatt_cli import EXIT_BAD_INPUT, EXIT_BUSY, fail, one_line_errors
 
 from .catalog import Catalog
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
@@ -22,7 +23,7 @@ from .sqlite_store import DB_NAME
 from .types import INDEX_TYPES
 
 app = typer.Typer(help="Inspect, check and rebuild an index catalogue (a directory).", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, add_completion=False)
 log = logging.getLogger(__name__)
 
 
@@ -32,18 +33,30 @@ STORE = typer.Option("sqlite", "--store", envvar="VATT_STORE",
 
 
 VECTORS = typer.Option("faiss", "--vectors", envvar="VATT_VECTORS",
-                       help="the deployment's vector engine: faiss (files in the directory) or milvus://host:port[/name] "
+                       help="the deployment's vector engine: faiss (files in the directory) or milvus://host:port (or .../NAME) "
                             "(check then compares that engine with the store)")
 
 
+CATALOG_ARG = "catalogue directory, or the service's data directory (then DATA/catalog)"
+
+
 def _existing(path: Path, store: str = "sqlite") -> Path:
+    """The catalogue directory: PATH itself, or PATH/catalog when PATH is the service's data directory."""
     if store != "sqlite":
         return path
     if not path.is_dir():
-        raise fail(f"no catalogue directory at {path}", 2)
+        raise fail(f"no catalogue directory at {path}", EXIT_BAD_INPUT)
+    if not (path / DB_NAME).is_file() and (path / "catalog" / DB_NAME).is_file():
+        return path / "catalog"
     if not (path / DB_NAME).is_file():
-        raise fail(f"{path} is not a catalogue (no {DB_NAME} inside)", 2)
+        raise fail(f"{path} is not a catalogue (no {DB_NAME} inside, nor in {path / 'catalog'})", EXIT_BAD_INPUT)
     return path
+
+
+def locked_hint(error: Exception) -> str:
+    """What to do on the command line when a running server holds the catalogue's writer lock."""
+    return (f"{str(error).split(';')[0]} (a running server?): stop it first, or go through it with "
+            "`vatt ingest --url URL`; `vatt index stats|check` open it read-only while it runs")
 
 
 class _Open:
@@ -58,7 +71,7 @@ class _Open:
             self.cat = Catalog(self.path, readonly=self.readonly, create=False, store=self.store,
                                vectors=self.vectors)
         except CatalogLockedError as e:
-            raise fail(str(e), 1) from None
+            raise fail(locked_hint(e), EXIT_BUSY) from None
         except CatalogError as e:
             raise fail(str(e), 1) from None
         return self.cat
@@ -81,7 +94,8 @@ def _lines(s: dict) -> Iterator[str]:
 
 
 @app.command("stats")
-def stats_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
+@one_line_errors
+def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
               store: str = STORE) -> None:
     """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
@@ -91,15 +105,17 @@ def stats_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
 
 
 @app.command("check")
-def check_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
-              verbose: bool = typer.Option(False, "--verbose", "-v", help="also print notes"),
+@one_line_errors
+def check_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
+              notes: bool = typer.Option(False, "--notes", help="also print notes (as does the global `vatt -v`)"),
+              old_verbose: bool = typer.Option(False, "--verbose", hidden=True),  # the old spelling of --notes
               store: str = STORE, vectors: str = VECTORS) -> None:
     """Verify the store and the deployment's vector indexes agree; exit 1 with one line per problem if not."""
     with _Open(path, readonly=True, store=store, vectors=vectors) as cat:
         report = cat.check()
     for problem in report.problems:
         typer.echo(problem)
-    if verbose:
+    if notes or old_verbose or logging.getLogger().getEffectiveLevel() <= logging.INFO:
         for note in report.notes:
             typer.echo(f"note: {note}", err=True)
     if not report.ok:
@@ -108,7 +124,8 @@ def check_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
 
 
 @app.command("rebuild")
-def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
+@one_line_errors
+def rebuild_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
                 index_type: Optional[str] = typer.Option(
                     None, "--type", help=f"new index type: {' | '.join(INDEX_TYPES)} (default: keep)"),
                 options: Optional[str] = typer.Option(
@@ -116,19 +133,19 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
                 store: str = STORE) -> None:
     """Rebuild every vector index from the vectors in the store, optionally changing its type."""
     if index_type is not None and index_type not in INDEX_TYPES:
-        raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
+        raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", EXIT_BAD_INPUT)
     parsed = None
     if options is not None:
         try:
             parsed = json.loads(options)
         except ValueError as e:
-            raise fail(f"--options is not valid JSON ({e})", 2) from None
-    _existing(path, store)
+            raise fail(f"--options is not valid JSON ({e})", EXIT_BAD_INPUT) from None
+    path = _existing(path, store)
     with _Open(path, readonly=False, store=store) as cat:
         try:
             cat.rebuild(index_type=index_type, index_options=parsed)
         except InvalidArgumentError as e:
-            raise fail(str(e), 2) from None
+            raise fail(str(e), EXIT_BAD_INPUT) from None
         except CatalogError as e:
             raise fail(str(e), 1) from None
         s = cat.stats()
@@ -137,6 +154,7 @@ def rebuild_cmd(path: Path = typer.Argument(..., help="catalogue directory"),
 
 
 @app.command("import")
+@one_line_errors
 def import_cmd(shards: Path = typer.Argument(..., help="directory of shards written by `python -m app.bulk`"),
                data: Optional[Path] = typer.Option(
                    None, "--data", help="the service's data directory (the catalogue is DATA/catalog)"),
@@ -150,11 +168,11 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
     from .shards import ShardError
 
     if (data is None) == (catalog is None):
-        raise fail("give --data DIR (the service's data directory) or --catalog DIR", 2)
+        raise fail("give --data DIR (the service's data directory) or --catalog DIR", EXIT_BAD_INPUT)
     if index_type is not None and index_type not in INDEX_TYPES:
-        raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", 2)
+        raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", EXIT_BAD_INPUT)
     if not shards.is_dir():
-        raise fail(f"no shard directory at {shards}", 2)
+        raise fail(f"no shard directory at {shards}", EXIT_BAD_INPUT)
     path = catalog if catalog is not None else data / "catalog"
     try:
         found, _ = check_shards(shards)
@@ -162,14 +180,16 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
         with Catalog(path, spaces=None if exists else next(iter(found.values())).spaces,
                      index_type=index_type if exists is False else None, store=store) as cat:
             report = import_shards(cat, shards, index_type=index_type)
+    except CatalogLockedError as e:
+        raise fail(locked_hint(e), EXIT_BUSY) from None
     except (ShardError, CatalogError) as e:
         raise fail(str(e), 1) from None
     typer.echo(f"imported {report.shards} shards into {path}: {report.items_added} new items "
                f"({report.segments_added} segments), {report.items_present} already present, "
                f"{report.errors} inputs failed at embedding; {report.seconds:.1f} s "
                f"(index build {report.index_seconds:.1f} s)")
-    for line in report.bad:
-        typer.echo(f"error: {line}", err=True)
+    for line in report.bad[1:]:
+        typer.echo(f"  {line}", err=True)
     if report.bad:
-        raise typer.Exit(1)
+        raise fail(f"{len(report.bad)} inputs failed; first: {report.bad[0]}", 1)
 

@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "int8", "bf16"],
                    help="inference precision (model/inference.py); fp32 keeps results comparable with papers")
-    p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--out", dest="output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--output", dest="output", help=argparse.SUPPRESS)  # the old spelling of --out
     p.add_argument("--label", default=None, help="classifier: the manifest label it predicts (default: its own)")
     p.add_argument("--classes", default=None, help="classifier: class names, one a line (default: from the directory)")
     p.add_argument("--clips", type=int, default=4, help="classifier: temporal windows per item (official: 4)")

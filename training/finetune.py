@@ -8,7 +8,7 @@ Beta(5, 5), sigmoid multi-label head. The result is a ``BackboneClassifier`` mod
 whose ``config.json`` metadata names the label, its classes and the held-out metrics.
 
 CLI: ``vatt finetune --model DIR --modality video --label action --train-manifest train.jsonl
---eval-manifest val.jsonl --output-dir out/k400``.
+--eval-manifest val.jsonl --out out/k400``.
 """
 
 from __future__ import annotations
@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--train-shards", help="WebDataset shards of `vatt datasets shard` instead (a directory, a brace pattern, a .tar)")
     p.add_argument("--shuffle-buffer", type=int, default=64, help="with --train-shards: samples shuffled among, per worker")
     p.add_argument("--eval-manifest", default=None, help="held-out items, scored with the multi-view test after training")
-    p.add_argument("--output-dir", required=True, help="where the classifier model directory is written")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", dest="output_dir", help="where the classifier model directory is written")
+    out.add_argument("--output-dir", dest="output_dir", help=argparse.SUPPRESS)  # the old spelling of --out
     p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None,
                    help="sigmoid multi-label head (default: when an item has several classes)")
     for name, kind in (("lr", float), ("warmup-steps", int), ("steps", int), ("batch-size", int),

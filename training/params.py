@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode every training clip into RAM once (uint8 frames) instead of per sample; for small corpora "
                         "where decoding dominates the step (about 0.7 MB per 4 s clip of 64 px video with 16 kHz audio)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=d.model, choices=sorted(PRESETS), help="model preset")
+    g.add_argument("--preset", dest="model", default=d.model, choices=sorted(PRESETS), help="model preset")
+    g.add_argument("--model", dest="model", choices=sorted(PRESETS), help=argparse.SUPPRESS)  # the old spelling
     g.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset field, e.g. video.num_layers=3 or heads.d_va=128 (repeatable; VALUE is JSON)")
     g.add_argument("--dropout", type=float, default=None, help="dropout of every encoder (default: the preset's)")
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="brightness/saturation/contrast/hue jitter")
     g.add_argument("--audio-noise", type=float, default=d.audio_noise, help="Gaussian audio noise std relative to max |x| (0: off)")
     g = p.add_argument_group("run")
-    g.add_argument("--output-dir", default=d.output_dir, help="parent folder of run directories")
+    g.add_argument("--out", dest="output_dir", default=d.output_dir, help="parent folder of run directories")
+    g.add_argument("--output-dir", dest="output_dir", help=argparse.SUPPRESS)  # the old spelling of --out
     g.add_argument("--name", default=None, help="run directory name (default: date-model-lr-batch)")
     g.add_argument("--resume", default=None, help="'latest' (this run's newest checkpoint), a run directory or a checkpoint file")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for initialisation, data order and augmentation")

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "int8", "bf16"],
                    help="inference precision (model/inference.py); fp32 keeps results comparable with papers")
-    p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--out", dest="output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--output", dest="output", help=argparse.SUPPRESS)  # the old spelling of --out
     args = p.parse_args(argv)
     if args.manifest:
         items = read_manifest(args.manifest)

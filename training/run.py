@@ -46,7 +46,7 @@ def _decide(cfg: TrainConfig, world_size: int) -> tuple[str, str | None]:
     target = Path(cfg.resume)
     if cfg.resume == "latest":
         if not cfg.name:
-            raise RunError("--resume latest needs --name (and --output-dir) to find the run")
+            raise RunError("--resume latest needs --name (and --out) to find the run")
         run_dir = out / cfg.name
         ckpt = find_latest(run_dir)
     elif target.is_file():

@@ -91,7 +91,7 @@ SPLITS = {"train": 0, "heldout": 1}
 # Everything else is the official recipe: NCE + MIL-NCE (τ 0.07, 5 captions), DropToken 0.5,
 # Adam (0.9, 0.999, 1e-7), warm-up then cosine, audio noise 0.01.
 RECIPE = (
-    "--model", "tiny", "--no-flip", "--no-colour-jitter", "--grayscale", "0.3", "--crop-area-min", "0.4",
+    "--preset", "tiny", "--no-flip", "--no-colour-jitter", "--grayscale", "0.3", "--crop-area-min", "0.4",
     "--lr", "2e-3", "--final-lr", "1e-4", "--warmup-steps", "20",
     "--model-set", "video.patch_size=[4,8,8]", "--model-set", "video.vertical_buckets=8", "--model-set", "video.horizontal_buckets=8",
     "--model-set", "audio.patch_size=256", "--model-set", "audio.temporal_buckets=200",

@@ -8,8 +8,9 @@ Where each command lives:
     convert                                                 model/convert/cli.py
     demo (builds with training, serves with app)            vatt_cli/demo.py
 
-This module adds the root options (--version, -v/-q) and the log set-up; failures print one
-`vatt: error: …` line (vatt_cli.fail).
+This module adds the root options (--version, -v/-q, counted: -vv) and the log set-up; every failure,
+typer's own usage errors included, prints one `vatt: error: …` line and exits with a code from
+vatt_cli.EXIT_CODES.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from index.cli import app as index_app
 from model.convert.cli import convert_command
 from training.cli import app as training_app
 
+from . import EXIT_CODES, run_app
 from .demo import demo
 
 __all__ = ["app", "main"]
 
+EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 app = typer.Typer(help="VATT: embed, index, search and train on video, audio and text.", no_args_is_help=True,
+                  epilog=EPILOG,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(service_app)
 app.add_typer(training_app)
@@ -50,8 +54,10 @@ def _print_version(value: bool) -> None:
 def _root(
     show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                help="print the version and exit")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="more log lines (repeat: debug)")] = 0,
-    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="fewer log lines (repeat: errors only)")] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False, metavar="",
+                                         help="more log lines; -vv: debug, with tracebacks")] = 0,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, show_default=False, metavar="",
+                                       help="fewer log lines; -qq: errors only")] = 0,
 ) -> None:
     """VATT: embed, index, search and train on video, audio and text."""
     root = logging.getLogger()
@@ -61,10 +67,11 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     chatty = {"serve", "demo", "train", "eval", "synth", "bulk-embed"}  # long-running: say what is happening
-    level = logging.INFO if len(sys.argv) > 1 and sys.argv[1] in chatty else logging.WARNING
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    level = logging.INFO if command in chatty else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar
-    app()
+    sys.exit(run_app(app))
 
 
 if __name__ == "__main__":

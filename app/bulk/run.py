@@ -58,8 +58,9 @@ class RankSummary:
     precision: dict[str, str] = field(default_factory=dict)  # what auto chose on this rank, and why
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m app.bulk", description=__doc__.split("\n\n")[0])
+def parse_args(argv: Sequence[str] | None, prog: str = "python -m app.bulk") -> argparse.Namespace:
+    """prog: the command the user typed (`vatt bulk-embed` from the CLI), shown by --help and errors."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("paths", nargs="+", help="media files, directories (recursive) or JSON Lines manifests")
     p.add_argument("--model", required=True, type=Path, help="model directory")
     p.add_argument("--out", required=True, type=Path, help="shard directory (shared by all ranks)")
@@ -72,7 +73,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads per rank; default: the cores "
                                                              "divided by the ranks on this machine")
     p.add_argument("--max-duration", type=float, default=None, help="skip (as an error) media longer than this")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none either when stderr is not "
+                                                                  "a terminal)")
     args = p.parse_args(argv)
     if args.shard_files < 1:
         p.error("--shard-files must be >= 1")
@@ -218,7 +220,7 @@ def run(args: argparse.Namespace) -> RankSummary:
     from tqdm import tqdm
 
     with tqdm(total=sum(len(p.inputs) for p in todo), unit="file", desc=f"rank {rank}", position=rank,
-              file=sys.stderr, disable=args.no_progress, dynamic_ncols=True) as bar:
+              file=sys.stderr, disable=args.no_progress or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         if todo:
             encoder = build_encoder(args.model, args.out, args.device, args.max_duration, args.precision)
             identity = model_identity(args.model)
@@ -250,10 +252,10 @@ def _report(parts: list[RankSummary], out: Path) -> dict[str, Any]:
     return total
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m app.bulk") -> int:
     """Entry point of `python -m app.bulk` and `vatt bulk-embed`; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     rank, world, _, _ = _world()
     if world > 1:
         cuda = torch.cuda.is_available() and args.device not in ("cpu",)

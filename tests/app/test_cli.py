@@ -62,15 +62,15 @@ def test_embed_and_classify(server: LiveServer, ingested: dict[str, str]) -> Non
     assert json.loads(result.output)["best"] == CLIPS[2].caption
 
 
-@pytest.mark.parametrize("args,message", [
-    (["search", "a dog", "--kind", "audio"], "HTTP 400 no_shared_space: text -> audio"),
-    (["classify", "--item", "f" * 32, "--labels", "a,b"], "HTTP 404 not_found"),
-    (["search"], "give exactly one query"),
-    (["search", "x", "--where", "{bad"], "--where must be JSON"),
+@pytest.mark.parametrize("args,message,code", [  # code 2: a usage error (issue 28 item 9's exit codes)
+    (["search", "a dog", "--kind", "audio"], "HTTP 400 no_shared_space: text -> audio", 1),
+    (["classify", "--item", "f" * 32, "--labels", "a,b"], "HTTP 404 not_found", 1),
+    (["search"], "give exactly one query", 2),
+    (["search", "x", "--where", "{bad"], "--where must be JSON", 1),
 ])
-def test_errors_are_one_line_and_exit_1(server: LiveServer, args: list[str], message: str) -> None:
+def test_errors_are_one_line_and_exit_1(server: LiveServer, args: list[str], message: str, code: int) -> None:
     result = vatt(*args, "--url", server.url)
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert result.stderr.startswith("vatt: error: ") and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
 
@@ -78,8 +78,11 @@ def test_errors_are_one_line_and_exit_1(server: LiveServer, args: list[str], mes
 def test_unreachable_server_and_missing_target() -> None:
     result = vatt("search", "x", "--url", "http://127.0.0.1:9")
     assert result.exit_code == 1 and "cannot reach the service at http://127.0.0.1:9" in result.stderr
-    result = vatt("search", "x")
-    assert result.exit_code == 1 and "--url URL" in result.stderr
+    # no --url: VATT_URL, else http://127.0.0.1:8000 (issue 28 item 10); --model without --data says what is missing
+    result = runner.invoke(app, ["search", "x"], env={"VATT_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 1 and "cannot reach the service at http://127.0.0.1:9" in result.stderr
+    result = vatt("search", "x", "--model", "m")
+    assert result.exit_code == 2 and "--url URL" in result.stderr
 
 
 def test_local_mode_ingests_a_directory_and_searches_it(trained_model_dir: Path, corpus: dict[str, Path],
@@ -116,13 +119,15 @@ def test_demo_prepares_corpus_model_and_catalogue_then_reuses_them(tmp_path: Pat
     result = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--steps", "2", "--train")
     assert result.exit_code == 0, result.output
     assert (data / "model" / "config.json").is_file() and (data / "corpus" / "train.jsonl").is_file()
-    first = sorted(line.split()[0] for line in result.stdout.strip().splitlines())
-    assert len(first) == 6  # 5 training clips + 1 held out
+    assert "ingested 6 of 6 files" in result.stderr  # 5 training clips + 1 held out; off a terminal: a summary line
+    listed = vatt("search", "a red circle", "--model", data / "model", "--data", data, "--json", "--k", "50")
+    first = {r["item"]["id"] for r in json.loads(listed.output)["results"]}
+    assert len(first) == 6
     again = vatt("demo", "--data", data, "--prepare-only", "--clips", "5", "--steps", "2")
     assert again.exit_code == 0, again.output
-    assert sorted(line.split()[0] for line in again.stdout.strip().splitlines()) == first  # nothing rebuilt
+    assert "ingest: done by an earlier run" in again.stderr  # nothing rebuilt (issue 28 item 15: the stamp)
     listed = vatt("search", "a red circle", "--model", data / "model", "--data", data, "--json", "--k", "50")
-    assert {r["item"]["id"] for r in json.loads(listed.output)["results"]} == set(first)
+    assert {r["item"]["id"] for r in json.loads(listed.output)["results"]} == first
 
 
 def test_demo_quiet_uses_the_bundled_model_for_a_smaller_corpus_and_logs_one_line_per_stage(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_rebuild_changes_type(cat_path: Path) -> None:
     (["rebuild", "{cat}", "--type", "annoy"], 2, "error: unknown index type 'annoy'; accepted: flat, hnsw, ivfpq"),
     (["rebuild", "{cat}", "--options", "{{nope"], 2, "error: --options is not valid JSON"),
     (["rebuild", "{cat}", "--options", '{{"efs": 3}}'], 2, "error: unknown index option(s) ['efs']; accepted: hnsw_m"),
-    (["stats", "{empty}"], 2, "is not a catalogue (no catalog.sqlite inside)"),
+    (["stats", "{empty}"], 2, "is not a catalogue (no catalog.sqlite inside"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cat_path: Path, tmp_path: Path, args: list[str], code: int,
                                           message: str) -> None:
@@ -99,7 +99,8 @@ def test_check_exit_1_from_a_real_process(cat_path: Path) -> None:
 def test_rebuild_refused_while_a_writer_holds_the_catalogue(cat_path: Path) -> None:
     with Catalog(cat_path):
         res = _cli("rebuild", str(cat_path), "--type", "flat")
-        assert res.returncode == 1 and "open for writing in another process" in res.stderr
+        assert res.returncode == 3 and "open for writing in another process" in res.stderr  # 3: busy (issue 28 item 9)
+        assert "stop it first" in res.stderr and "--url" in res.stderr  # what to do (item 13)
         assert _cli("check", str(cat_path)).returncode == 0  # readers are welcome
 
 
