@@ -29,7 +29,8 @@ writes always, and any replica's acknowledged writes as soon as they were record
 recorded (a collection written by an older version, or a handle opened without a store), searches stay
 Strong. If the store fails right after a Milvus write, the timestamp is kept here and recorded with the next
 write or search of this handle. `?consistency=strong` in the URI searches Strong regardless (each search
-waits for the next tick: the old behaviour, kept as the bench's baseline). `ids()` and `count()` (catch-up, check, describe) stay Strong: they are rare.
+waits for the next tick: the old behaviour, kept as the bench's baseline). `ids()` and `count()` (catch-up,
+check, describe) stay Strong: they are rare.
 Deletes are by primary key. `live` is the store's count when the catalogue opened the space (the
 collection is caught up to it), so it costs no Milvus round trip.
 
