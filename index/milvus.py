@@ -172,17 +172,35 @@ class MilvusSpaceIndex:
             except pm.exceptions.MilvusException as e:
                 if "not loaded" not in str(e.message):
                     raise
-                # a restarted server (or a peer's rebuild) can leave the collection released: load, retry once
-                self._collection.load(timeout=max(self.timeout, 60))
+                self._reload(e)
                 return fn()
         except pm.exceptions.MilvusException as e:
-            if _unreachable(e):
+            if _unreachable(e) or "not loaded" in str(e.message):  # not loaded even after _reload: recovering
                 raise StoreUnavailableError(self._down(e)) from e
             raise
         except Exception as e:  # grpc errors that pymilvus does not wrap
             if type(e).__module__.startswith("grpc") or isinstance(e, (ConnectionError, TimeoutError)):
                 raise StoreUnavailableError(self._down(e)) from e
             raise
+
+    def _reload(self, why: Exception) -> None:
+        """Load a collection the server reports released, then the caller retries once.
+
+        Why it happens: a peer's rebuild releases it for a moment; and a Milvus restarted after a crash (SIGKILL)
+        recovers the collection's replica on its old query node, whose session lingers in etcd until its TTL
+        (common.session.ttl, 30 s) ends — until then every search says "not loaded", and only then does the
+        load move to the new query node (found in the server's log: "a node down, remove it"). So: ask for a
+        load and wait for it; one that is not done in time is the engine still recovering — a 503 that says
+        so (the load goes on in the server; the next request waits for it again), never a 500."""
+        log.warning("milvus %s: collection not loaded (%s); loading it", self.name, str(getattr(why, "message", why))[:160])
+        try:
+            self._collection.load(timeout=max(self.timeout, 60))
+        except self._pm.exceptions.MilvusException as e:
+            if _unreachable(e):
+                raise
+            raise StoreUnavailableError(f"vector engine milvus://{self.host}:{self.port} is loading collection "
+                                        f"{self.name} (after a restart or a rebuild): {str(e.message)[:160]}; "
+                                        "retry shortly") from e
 
     def _down(self, e: Exception) -> str:
         """One line for the 503: which engine, and gRPC's status name rather than its multi-line repr."""
