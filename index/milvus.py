@@ -18,13 +18,21 @@ Structures, per the catalogue's index_type and IndexOptions (the same names as f
 As with FAISS, an ivfpq space stays FLAT (exact) until it holds `train_min` vectors, then switches once;
 hnsw is HNSW from the start.
 
-Consistency: every search and query is Strong, so a segment added or removed through one replica is seen
-through any other at once (what replicas behind a load balancer need; Session consistency holds for one
-client only, Bounded lets a fresh item be missing for up to gracefulTime). The price is a wait for the
-server's next time tick on each search: ~210 ms with Milvus's default proxy.timeTickInterval of 200 ms,
-~37 ms with 20 ms (measured here on a loaded 2-core box; the tests' server uses 20). Deployments that
-search a lot should lower that setting. Deletes are by primary key. `live` is the store's count when the
-catalogue opened the space (the collection is caught up to it), so it costs no Milvus round trip.
+Consistency (read-your-writes across replicas, without a time tick per search): every insert and delete
+returns Milvus's hybrid timestamp; the handle records it in the store (`Session.note_engine_ts`, a meta row
+next to the space's epoch that only grows) before the write returns, so before the service acknowledges it.
+A search reads that row and asks Milvus for everything up to it (`consistency_level="Customized"`,
+`guarantee_timestamp`): it waits only while Milvus has not yet applied the newest recorded write (at most one
+time tick, right after a write), and answers at once otherwise — where Strong waited for the next tick on
+every search (~210 ms with Milvus's default proxy.timeTickInterval of 200 ms). So a client sees its own
+writes always, and any replica's acknowledged writes as soon as they were recorded. Before anything was
+recorded (a collection written by an older version, or a handle opened without a store), searches stay
+Strong. If the store fails right after a Milvus write, the timestamp is kept here and recorded with the next
+write or search of this handle. `?consistency=strong` in the URI searches Strong regardless (each search
+waits for the next tick: the old behaviour, kept as the bench's baseline). `ids()` and `count()` (catch-up,
+check, describe) stay Strong: they are rare.
+Deletes are by primary key. `live` is the store's count when the catalogue opened the space (the
+collection is caught up to it), so it costs no Milvus round trip.
 
 Durability: an insert acknowledged by Milvus is in its write-ahead log, so `flush()` does not seal
 segments (sealing after every write makes many tiny segments, which Milvus documents against).
@@ -45,7 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .errors import InvalidArgumentError, StoreUnavailableError
+from .errors import CatalogError, InvalidArgumentError, StoreUnavailableError
 from .space_index import VectorSource
 from .types import ITEM_ID_MAX, IndexOptions, auto_nlist
 
@@ -62,9 +70,11 @@ STRUCTURE_TTL_S = 10.0  # how long a handle trusts its view of the collection's 
 
 
 def parse_uri(uri: str) -> tuple[str, int, str]:
-    """`milvus://host:port/name?timeout=S` → (host, port, catalogue name); port 19530 and name "vatt" by
-    default. The name prefixes the collections, so catalogues sharing a server must use different names;
-    `timeout` (seconds per Milvus call, 10 by default) is read by MilvusBackend."""
+    """`milvus://host:port/name?timeout=S&consistency=strong` → (host, port, catalogue name); port 19530 and name
+    "vatt" by default. The name prefixes the collections, so catalogues sharing a server must use different names;
+    `timeout` (seconds per Milvus call, 10 by default) and `consistency` (`recorded`, the default, or `strong`:
+    every search waits for the next time tick, the behaviour before read-your-writes was recorded) are read
+    by MilvusBackend."""
     parts = urlsplit(uri)
     name = parts.path.strip("/") or "vatt"
     if parts.scheme != "milvus" or not parts.hostname or _NAME.search(name):
@@ -100,13 +110,17 @@ class MilvusBackend:
             self.timeout = float(query.get("timeout", ["10"])[0])
         except ValueError:
             raise InvalidArgumentError(f"{uri!r}: timeout must be a number of seconds") from None
-        self.uri = uri
+        consistency = query.get("consistency", ["recorded"])[0]
+        if consistency not in ("recorded", "strong"):
+            raise InvalidArgumentError(f"{uri!r}: consistency {consistency!r} is not understood; accepted: "
+                                       "recorded (the default), strong")
+        self.uri, self.strong = uri, consistency == "strong"
 
     def open_space(self, source: VectorSource, *, index_type: str, options: IndexOptions,
                    readonly: bool) -> MilvusSpaceIndex:
         """The space's collection as it stands (created if missing; the catalogue catches it up)."""
         vi = MilvusSpaceIndex(self.uri, space=source.space, dim=source.dim, index_type=index_type,
-                              options=options, timeout=self.timeout, source=source)
+                              options=options, timeout=self.timeout, source=source, strong=self.strong)
         if not readonly and vi.index_mismatch():
             log.warning("milvus %s: %s; rebuilding its index", vi.name, vi.index_mismatch())
             vi.rebuild()
@@ -116,7 +130,7 @@ class MilvusBackend:
         """A fresh, empty collection: the catalogue's catch-up right after fills it from the store."""
         MilvusSpaceIndex(self.uri, space=source.space, dim=source.dim, timeout=self.timeout).drop()
         return MilvusSpaceIndex(self.uri, space=source.space, dim=source.dim, index_type=index_type,
-                                options=options, timeout=self.timeout, source=source)
+                                options=options, timeout=self.timeout, source=source, strong=self.strong)
 
     def close(self) -> None:
         pass
@@ -130,18 +144,21 @@ class MilvusSpaceIndex:
 
     def __init__(self, uri: str, *, space: str, dim: int, index_type: str = "flat",
                  options: IndexOptions | None = None, timeout: float = 10.0,
-                 source: VectorSource | None = None) -> None:
+                 source: VectorSource | None = None, strong: bool = False) -> None:
+        """`source`: the catalogue's store (where write timestamps are recorded; without it every search is
+        Strong). `strong`: search Strong even so (see the module docstring)."""
         if index_type not in self.structure_names:
             raise InvalidArgumentError(f"index_type {index_type!r} is not supported; accepted: flat, hnsw, ivfpq")
         self.uri, self.space, self.dim = uri, space, dim
         self.index_type, self.options = index_type, options or IndexOptions()
-        self.timeout, self.source = timeout, source
+        self.timeout, self.source, self.strong = timeout, source, strong
         self.host, self.port, catalog = parse_uri(uri)
         self.alias = f"vatt-{self.host}:{self.port}"
         self.name = collection_name(catalog, space)
         self._pm = load_pymilvus()
         self._nlist: int | None = None  # ivfpq: the built IVF's lists, read from Milvus once it exists
         self._structure: tuple[float, str] | None = None  # (when read, structure)
+        self._unrecorded = 0  # the newest write timestamp the store could not take yet (0: none)
         self._collection = self._call(self._open)
 
     # --- connection and errors ------------------------------------------------------------------
@@ -155,17 +172,35 @@ class MilvusSpaceIndex:
             except pm.exceptions.MilvusException as e:
                 if "not loaded" not in str(e.message):
                     raise
-                # a restarted server (or a peer's rebuild) can leave the collection released: load, retry once
-                self._collection.load(timeout=max(self.timeout, 60))
+                self._reload(e)
                 return fn()
         except pm.exceptions.MilvusException as e:
-            if _unreachable(e):
+            if _unreachable(e) or "not loaded" in str(e.message):  # not loaded even after _reload: recovering
                 raise StoreUnavailableError(self._down(e)) from e
             raise
         except Exception as e:  # grpc errors that pymilvus does not wrap
             if type(e).__module__.startswith("grpc") or isinstance(e, (ConnectionError, TimeoutError)):
                 raise StoreUnavailableError(self._down(e)) from e
             raise
+
+    def _reload(self, why: Exception) -> None:
+        """Load a collection the server reports released, then the caller retries once.
+
+        Why it happens: a peer's rebuild releases it for a moment; and a Milvus restarted after a crash (SIGKILL)
+        recovers the collection's replica on its old query node, whose session lingers in etcd until its TTL
+        (common.session.ttl, 30 s) ends — until then every search says "not loaded", and only then does the
+        load move to the new query node (found in the server's log: "a node down, remove it"). So: ask for a
+        load and wait for it; one that is not done in time is the engine still recovering — a 503 that says
+        so (the load goes on in the server; the next request waits for it again), never a 500."""
+        log.warning("milvus %s: collection not loaded (%s); loading it", self.name, str(getattr(why, "message", why))[:160])
+        try:
+            self._collection.load(timeout=max(self.timeout, 60))
+        except self._pm.exceptions.MilvusException as e:
+            if _unreachable(e):
+                raise
+            raise StoreUnavailableError(f"vector engine milvus://{self.host}:{self.port} is loading collection "
+                                        f"{self.name} (after a restart or a rebuild): {str(e.message)[:160]}; "
+                                        "retry shortly") from e
 
     def _down(self, e: Exception) -> str:
         """One line for the 503: which engine, and gRPC's status name rather than its multi-line repr."""
@@ -290,22 +325,51 @@ class MilvusSpaceIndex:
         if not len(ids):
             return
 
-        def go() -> None:
+        def go() -> int:
             step = max(1, (4 << 20) // (4 * self.dim))  # ≈4 MB of vectors per request (gRPC caps at 64 MB)
+            ts = 0
             for s in range(0, len(ids), step):
-                self._collection.upsert([ids[s:s + step].tolist(), list(items[s:s + step]),
-                                         list(kinds[s:s + step]), x[s:s + step]], timeout=self.timeout)
+                ts = max(ts, self._collection.upsert([ids[s:s + step].tolist(), list(items[s:s + step]),
+                                                      list(kinds[s:s + step]), x[s:s + step]],
+                                                     timeout=self.timeout).timestamp)
             self._maybe_switch()
-        self._call(go)
+            return ts
+        self._record(self._call(go))
 
     def remove(self, ids: np.ndarray) -> None:
         ids = np.unique(np.asarray(ids, dtype=np.int64))
 
-        def go() -> None:
-            for s in range(0, len(ids), MAX_TOPK):
-                self._collection.delete(f"id in {ids[s:s + MAX_TOPK].tolist()}", timeout=self.timeout)
+        def go() -> int:
+            return max(self._collection.delete(f"id in {ids[s:s + MAX_TOPK].tolist()}", timeout=self.timeout).timestamp
+                       for s in range(0, len(ids), MAX_TOPK))
         if len(ids):
-            self._call(go)
+            self._record(self._call(go))
+
+    # --- read-your-writes (see the module docstring) ----------------------------------------------
+    def _record(self, ts: int) -> None:
+        """Put a write's timestamp in the store before the write returns (the catalogue acknowledges after)."""
+        ts = max(ts, self._unrecorded)
+        if self.source is None or ts <= 0:
+            return
+        try:
+            with self.source.store.transaction() as tx:
+                tx.note_engine_ts(self.space, ts)
+            self._unrecorded = 0
+        except CatalogError as e:  # the write is in Milvus; other replicas may miss it for up to one tick
+            self._unrecorded = ts
+            log.warning("milvus %s: could not record write timestamp %d in the store (%s); retried with the next "
+                        "write or search", self.name, ts, e)
+
+    def _consistency(self) -> dict[str, Any]:
+        """Search kwargs: everything up to the newest write any replica recorded, or Strong without a record."""
+        if self.source is None or self.strong:
+            return {"consistency_level": "Strong"}
+        if self._unrecorded:
+            self._record(0)
+        ts = max(self.source.store.reader().engine_ts(self.space) or 0, self._unrecorded)
+        if ts <= 0:
+            return {"consistency_level": "Strong"}
+        return {"consistency_level": "Customized", "guarantee_timestamp": ts}
 
     def search(self, q: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
                kinds: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +391,8 @@ class MilvusSpaceIndex:
             chunks = [" and ".join(filter(None, [f"id in {a[s:s + MAX_TOPK].tolist()}", kind_expr]))
                       for s in range(0, len(a), MAX_TOPK)]
         params = self._call(lambda: self._search_params(kk))
-        parts = [self._call(lambda e=expr: self._search(q, kk, e, params)) for expr in chunks]
+        consistency = self._consistency()
+        parts = [self._call(lambda e=expr: self._search(q, kk, e, params, consistency)) for expr in chunks]
         if len(parts) == 1:
             pd, pi = parts[0]
         else:  # merge the chunks' top-k
@@ -349,10 +414,10 @@ class MilvusSpaceIndex:
                 nprobe = min(nlist, o.nprobe or max(16, nlist // 8))
         return {"metric_type": "IP", "params": {"ef": max(o.ef_search, k), "nprobe": nprobe}}
 
-    def _search(self, q: np.ndarray, k: int, expr: str | None, params: dict[str, Any]
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, q: np.ndarray, k: int, expr: str | None, params: dict[str, Any],
+                consistency: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         res = self._collection.search(q, "vector", params, limit=k, expr=expr, timeout=self.timeout,
-                                      consistency_level="Strong")
+                                      **consistency)
         d = np.full((len(q), k), -np.inf, np.float32)
         out = np.full((len(q), k), -1, np.int64)
         for r, hits in enumerate(res):

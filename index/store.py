@@ -195,6 +195,19 @@ class Session:
         """Remove the mark `token` once the engine was caught up (a newer mark, set meanwhile, stays)."""
         self.execute("DELETE FROM meta WHERE key = ? AND value = ?", (f"behind.{space}", json.dumps(token)))
 
+    def note_engine_ts(self, space: str, ts: int) -> None:
+        """Record that the shared vector engine took a write of `space` stamped `ts` on the engine's own clock
+        (Milvus: the mutation's hybrid timestamp). The row only ever grows, so concurrent replicas leave the
+        largest; a search on any replica asks the engine for everything up to it (read-your-writes, no tick)."""
+        self.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                     "WHERE CAST(meta.value AS BIGINT) < CAST(excluded.value AS BIGINT)",
+                     (f"engine_ts.{space}", json.dumps(int(ts))))
+
+    def engine_ts(self, space: str) -> int | None:
+        """The largest engine timestamp `note_engine_ts` recorded for `space` (None: none recorded yet)."""
+        row = self.execute("SELECT value FROM meta WHERE key = ?", (f"engine_ts.{space}",)).fetchone()
+        return None if row is None else int(json.loads(row[0]))
+
     # --- items -----------------------------------------------------------------------------------
     def _item(self, row: Sequence[Any]) -> Item:
         return Item(id=row[0], kind=row[1], source=row[2], sha256=row[3], duration=row[4],

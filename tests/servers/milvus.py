@@ -129,12 +129,25 @@ class MilvusServer:
 
     def pause(self) -> None:
         """SIGSTOP the server: it accepts connections but answers nothing, as a hung or partitioned engine.
-        (Keep it short: past the 30 s session ttl Milvus's components would expire each other. A full
-        stop/start with a loaded collection does not reliably come back in the milvus 2.3.5 wheel.)"""
+        (Keep it short: past the 30 s session ttl Milvus's components would expire each other. For a crash
+        and restart see `kill()` and tests/index/test_milvus_restart.py.)"""
         os.killpg(self.proc.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         os.killpg(self.proc.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the whole server at once, as a crash (no graceful stop; `start()` then restarts it on the same
+        data: its old sessions linger in etcd until their 30 s TTL ends)."""
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and _group_alive(self.proc.pid):
+            self.proc.poll()
+            time.sleep(0.1)
+        self.proc.wait(timeout=10)
+        self.proc = None
 
     def stop(self) -> None:
         """SIGTERM the launcher's process group, SIGKILL what is left after 5 s (data need not survive)."""
