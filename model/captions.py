@@ -74,24 +74,20 @@ def parse_vtt(text: str, source: str = "<vtt>") -> list[Cue]:
     blocks = _blocks(text)
     if not blocks or not blocks[0][0].startswith("WEBVTT"):
         raise CaptionError(f"{source}: not a WebVTT file (first line must start with 'WEBVTT')")
-    cues = []
-    for n, block in enumerate(blocks[1:], start=2):
-        if block[0].startswith(("NOTE", "STYLE", "REGION")):
-            continue
-        timing = next((i for i, line in enumerate(block[:2]) if "-->" in line), None)
-        if timing is None:
-            raise CaptionError(f"{source}: block {n} has no 'start --> end' timing line: {block[0]!r}")
-        start, end = _timing(block[timing], f"{source} block {n}")
-        cue_text = _clean(block[timing + 1 :])
-        if cue_text:
-            cues.append(Cue(start, end, cue_text))
-    return sorted(cues, key=lambda c: (c.start, c.end))
+    return _block_cues([(n, b) for n, b in enumerate(blocks[1:], start=2)
+                        if not b[0].startswith(("NOTE", "STYLE", "REGION"))], source)
 
 
 def parse_srt(text: str, source: str = "<srt>") -> list[Cue]:
     """Parse SubRip: blocks of a counter line, a ``hh:mm:ss,mmm --> hh:mm:ss,mmm`` line and text."""
+    return _block_cues(list(enumerate(_blocks(text), start=1)), source)
+
+
+def _block_cues(blocks: Sequence[tuple[int, list[str]]], source: str) -> list[Cue]:
+    """The cues of numbered text blocks (an optional id line, a `start --> end` line, the text), in time
+    order: the part WebVTT and SubRip share."""
     cues = []
-    for n, block in enumerate(_blocks(text), start=1):
+    for n, block in blocks:
         timing = next((i for i, line in enumerate(block[:2]) if "-->" in line), None)
         if timing is None:
             raise CaptionError(f"{source}: block {n} has no 'start --> end' timing line: {block[0]!r}")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from index import Catalog
 from model import whole_item_vector
 from model.captions import format_vtt
 
@@ -18,6 +19,7 @@ from ..paging import check_offset, decode_cursor, encode_cursor
 from ..schemas import (CueOut, Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
                        JobAccepted, Kind, SegmentVector, SpaceVectors, TranscriptOut, item_out)
 from ..services.sources import MediaSources
+from ..settings import Settings
 from ..services.transcripts import parse_upload
 from ..uploads import read_body
 
@@ -107,9 +109,7 @@ async def get_item(
               openapi_extra=json_body(ItemPatch))
 async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
                      paths: PathsDep) -> ItemOut:
-    body = await json_model(request, ItemPatch, settings)
-    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=True)
-    return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
+    return await _set_metadata(item_id, request, catalog, settings, MediaSources(store, paths), merge=True)
 
 
 @router.put("/{item_id}/metadata", response_model=ItemOut, dependencies=[WriteAuth],
@@ -118,9 +118,15 @@ async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settin
             openapi_extra=json_body(ItemPatch))
 async def put_metadata(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
                        paths: PathsDep) -> ItemOut:
+    return await _set_metadata(item_id, request, catalog, settings, MediaSources(store, paths), merge=False)
+
+
+async def _set_metadata(item_id: str, request: Request, catalog: Catalog, settings: Settings, sources: MediaSources, *,
+                        merge: bool) -> ItemOut:
+    """PATCH (an RFC 7396 merge) and PUT (a replacement) of an item's metadata: one body, one store write."""
     body = await json_model(request, ItemPatch, settings)
-    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=False)
-    return item_out(item, playable=await run_in_threadpool(MediaSources(store, paths).playable, item))
+    item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=merge)
+    return item_out(item, playable=await run_in_threadpool(sources.playable, item))
 
 
 @router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",
