@@ -188,8 +188,7 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                f"({report.segments_added} segments), {report.items_present} already present, "
                f"{report.errors} inputs failed at embedding; {report.seconds:.1f} s "
                f"(index build {report.index_seconds:.1f} s)")
-    for line in report.bad[1:]:
-        typer.echo(f"  {line}", err=True)
-    if report.bad:
-        raise fail(f"{len(report.bad)} inputs failed; first: {report.bad[0]}", 1)
+    refused = [fail(line, 1) for line in report.bad]  # one `vatt: error: shard NAME: …` line per refused shard
+    if refused:
+        raise refused[-1]
 

@@ -48,7 +48,7 @@ def test_compose_stack_resolves() -> None:
     assert "build" not in api and api["image"] == init["image"], "one service builds the image, the other runs it"
     for svc in (init, api):
         assert [v["source"] + ":" + v["target"] for v in svc["volumes"]] == ["vatt-data:/data"]
-    assert init["entrypoint"] + init["command"] == ["vatt", "demo", "--prepare-only", "--quiet", "--data", "/data",
+    assert init["entrypoint"] + init["command"] == ["vatt", "demo", "--prepare-only", "--no-progress", "--data", "/data",
                                                     "--clips", "300"]
     assert api["depends_on"]["init"]["condition"] == "service_completed_successfully"
     assert api["command"][:4] == ["--model", "/data/model", "--data", "/data"]

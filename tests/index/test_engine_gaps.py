@@ -42,7 +42,7 @@ def test_a_write_that_misses_milvus_is_kept_and_caught_up_by_any_replica(tmp_pat
                 milvus_server.resume()
             assert b.get_item(stored.id).n_segments == 3
             assert a.unavailable() == {}
-            res = runner.invoke(app, ["check", str(tmp_path / "c"), "--store", dsn, "--vectors", uri, "-v"])
+            res = runner.invoke(app, ["check", str(tmp_path / "c"), "--store", dsn, "--vectors", uri, "--notes"])
             assert res.exit_code == 1, res.output  # the deployment's engine lacks what the store holds
             assert "3 stored vectors are missing from the vector index" in res.stdout, res.output
             assert "marked in the store" in res.output
@@ -51,7 +51,7 @@ def test_a_write_that_misses_milvus_is_kept_and_caught_up_by_any_replica(tmp_pat
                 for it in (stored, first):
                     q = b.item_vectors(it.id, space)[1][0]
                     assert b.search(space, q, k=1)[0].item.id == it.id, (space, it.id)
-            res = runner.invoke(app, ["check", str(tmp_path / "c"), "--store", dsn, "--vectors", uri, "-v"])
+            res = runner.invoke(app, ["check", str(tmp_path / "c"), "--store", dsn, "--vectors", uri, "--notes"])
             assert res.exit_code == 0 and res.stdout.startswith("ok: items 2, segments 5"), res.output
             assert "marked in the store" not in res.output  # cleared by the catch-up
     finally:

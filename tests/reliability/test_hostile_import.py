@@ -71,7 +71,7 @@ def test_bad_shards_are_one_line_each_and_import_nothing(tmp_path: Path) -> None
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr[-2000:])
     assert "Traceback" not in r.stderr + r.stdout, r.stderr[-3000:]
     lines = r.stderr.splitlines()
-    assert [line.split()[2].rstrip(":") for line in lines] == bad_names, r.stderr[-3000:]
+    assert [line.split()[3].rstrip(":") for line in lines] == bad_names, r.stderr[-3000:]  # vatt: error: shard NAME:
     why = dict(zip(bad_names, lines))
     assert "width 9" in why["b_width"] and "8 float32 values per row (the model's va dimension)" in why["b_width"]
     assert "not valid JSON" in why["c_not_json"]
