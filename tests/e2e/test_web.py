@@ -371,7 +371,7 @@ def test_an_item_without_a_playable_copy_says_so(page: Page, served) -> None:
         for gone in [*(served.data_dir / "media").glob(f"{item_id}.*"), *(served.data_dir / "thumbs").glob(f"{item_id}.*")]:
             gone.unlink()  # the copy is gone, as for an item imported from a path outside the roots
         item = httpx.get(f"{served.url}/items/{item_id}", timeout=10).json()
-        assert "media_url" in item, item
+        assert "media_url" in item, (item, httpx.get(f"{served.url}/jobs/{r.json()['job_id']}", timeout=10).json())
         assert item["media_url"] is None and item["thumbnail_url"] is None
         page.evaluate(f"window.vatt.doSearch({{item_id: '{served.item_ids['red']}'}}, 'items like red'); true")
         card = f".result-card[data-item-id='{item_id}']"
