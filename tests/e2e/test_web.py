@@ -9,6 +9,7 @@ fixtures fail with a message saying so.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def _text(page: Page, selector: str) -> str:
     """What the user reads there (innerText: rendered text only)."""
     return page.evaluate(f"document.querySelector({json.dumps(selector)}).innerText")
 
+
+
+def _wait_done(served, job_id: str, timeout: float = 120) -> dict:
+    """The job once done, polled over HTTP (a Promise handed to the page's wait_for is truthy at once)."""
+    deadline = time.monotonic() + timeout
+    while (job := httpx.get(f"{served.url}/jobs/{job_id}", timeout=10).json())["status"] != "done":
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
 
 def _search_text(page: Page, text: str) -> None:
     page.evaluate("document.querySelector('#query').value = ''; document.querySelector('#search-status')"
@@ -316,8 +326,7 @@ def test_score_strip_shows_each_segment_and_plays_from_a_cell(page: Page, served
                        data={"metadata": json.dumps({"title": "red, then blue"})}, timeout=60)
     mixed = r.json()["item_id"]
     try:
-        page.wait_for(f"fetch('jobs/{r.json()['job_id']}').then(r => r.json()).then(j => j.status === 'done')",
-                      timeout=120, what="the red-then-blue clip's ingest")
+        _wait_done(served, r.json()["job_id"])
         _search_text(page, "a blue screen")
         api = _api_search(served, text="a blue screen", k=10, include=["timeline"])
         for hit in api["results"]:
@@ -357,8 +366,7 @@ def test_an_item_without_a_playable_copy_says_so(page: Page, served) -> None:
         r = httpx.post(f"{served.url}/items", files={"file": (clip.name, fh, "video/mp4")}, timeout=60)
     item_id = r.json()["item_id"]
     try:
-        page.wait_for(f"fetch('jobs/{r.json()['job_id']}').then(r => r.json()).then(j => j.status === 'done')",
-                      timeout=120, what="the purple clip's ingest")
+        item_id = _wait_done(served, r.json()["job_id"])["item_id"]
         for gone in [*(served.data_dir / "media").glob(f"{item_id}.*"), *(served.data_dir / "thumbs").glob(f"{item_id}.*")]:
             gone.unlink()  # the copy is gone, as for an item imported from a path outside the roots
         item = httpx.get(f"{served.url}/items/{item_id}", timeout=10).json()
