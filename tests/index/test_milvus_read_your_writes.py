@@ -8,8 +8,6 @@ ticks only every 200 ms; and the timestamp that guarantees it is the one in the 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 from index import Catalog
 from index_helpers import SPACES, Clusters, add_video
-from servers.milvus import MilvusServer
+from servers.milvus import MilvusServer, running_milvus
 
 ROUNDS = 6
 
@@ -25,14 +23,7 @@ ROUNDS = 6
 @pytest.fixture(scope="module")
 def milvus_200ms() -> Iterator[MilvusServer]:
     """A Milvus with the server's default proxy.timeTickInterval (the session's shared one uses 20 ms)."""
-    root = Path(tempfile.mkdtemp(prefix="vatt-milvus200-"))
-    server = MilvusServer(root, tick_ms=200)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from running_milvus(tick_ms=200)
 
 
 def test_another_replicas_write_is_seen_at_once_with_the_default_tick(tmp_path: Path, pg_server,

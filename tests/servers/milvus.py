@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,14 +179,19 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-@pytest.fixture(scope="session")
-def milvus_server() -> Iterator[MilvusServer]:
-    """A real Milvus for the whole session (≈30 s to start), in a temporary directory removed afterwards."""
+def running_milvus(**options: Any) -> Iterator[MilvusServer]:
+    """A started Milvus (MilvusServer's options) in a temporary directory, stopped and removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="vatt-milvus-"))
-    server = MilvusServer(root)
+    server = MilvusServer(root, **options)
     try:
         server.start()
         yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def milvus_server() -> Iterator[MilvusServer]:
+    """A real Milvus for the whole session (≈30 s to start)."""
+    yield from running_milvus()
