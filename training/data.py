@@ -43,6 +43,7 @@ from model.media import MediaBytes, Window, WindowSpec, cut_window, probe, read_
 from training.colour import adjust_hue
 from training.captions import Cue, cues_from_json, nearest_captions, read_captions
 from training.errors import TrainingError
+from training.workers import worker_context
 
 __all__ = ["LABEL_SEP", "Augment", "ClipDataset", "augment_video", "DecodedClip", "GlobalBatchSampler", "ManifestError",
            "ManifestItem", "colour_jitter",
@@ -324,7 +325,7 @@ class ClipDataset(Dataset):
         if workers > 1:
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
                 self._decoded = list(pool.map(decode_clip, paths, rates, chunksize=16))
         else:
             self._decoded = [decode_clip(p, r) for p, r in zip(paths, rates)]

@@ -35,6 +35,7 @@ from training.schedule import lr_at
 from training.shards import read_index, shard_urls
 from training.stream import ShardStream
 from training.views import LabelledClips
+from training.workers import loader_context
 
 __all__ = ["RECIPES", "build_classifier", "finetune", "main", "resample_positions"]
 
@@ -115,10 +116,12 @@ def finetune(model: BackboneClassifier, data: Dataset, labels: LabelSet, *, step
     while step < steps:
         data.set_epoch(epoch)
         if isinstance(data, IterableDataset):  # a shard stream shuffles itself; each worker reads its own shards
-            loader = DataLoader(data, batch_size=batch_size, drop_last=True, num_workers=workers)
+            loader = DataLoader(data, batch_size=batch_size, drop_last=True, num_workers=workers,
+                                    multiprocessing_context=loader_context(workers))
         else:
             loader = DataLoader(data, batch_size=batch_size, sampler=RandomSampler(data, generator=gen),
-                                drop_last=len(data) >= batch_size, num_workers=workers, persistent_workers=False)
+                                drop_last=len(data) >= batch_size, num_workers=workers, persistent_workers=False,
+                                multiprocessing_context=loader_context(workers))
         before = step
         for x, y in loader:
             x, y = x.to(device), y.to(device)

@@ -46,6 +46,7 @@ from training.losses import mil_nce_loss, nce_loss, total_loss
 from training.params import parse_args
 from training.run import append_result, build_model_config, model_card, prepare_tokenizer, resolve_run
 from training.schedule import pretrain_lr_at
+from training.workers import loader_context
 from training.shards import read_index, shard_urls
 from training.shards import transcript_texts as shard_texts
 from training.stream import ShardStream
@@ -98,7 +99,7 @@ def batches(dataset: ClipDataset, sampler: GlobalBatchSampler, cfg: TrainConfig,
         # global torch RNG (dropout, DropToken) is left untouched, so resuming is exact.
         gen = torch.Generator().manual_seed(cfg.seed + 1000 * env.rank + 1_000_003 * epoch)
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, worker_init_fn=seed_worker, generator=gen,
-                            pin_memory=env.device.type == "cuda")
+                            multiprocessing_context=loader_context(cfg.workers), pin_memory=env.device.type == "cuda")
         yield from loader
         epoch, offset = epoch + 1, 0
 
@@ -112,7 +113,7 @@ def shard_batches(stream: ShardStream, cfg: TrainConfig, env: DistEnv, micro: in
     stream.set_epoch(micro)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * env.rank + 1_000_003 * micro)
     yield from DataLoader(stream, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.workers, worker_init_fn=seed_worker,
-                          generator=gen, pin_memory=env.device.type == "cuda")
+                          generator=gen, multiprocessing_context=loader_context(cfg.workers), pin_memory=env.device.type == "cuda")
 
 
 def train(cfg: TrainConfig) -> Path:

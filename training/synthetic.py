@@ -32,6 +32,8 @@ from typing import Any
 import av
 import numpy as np
 
+from training.workers import worker_context
+
 __all__ = ["COLOURS", "MOTIONS", "RECIPE", "SHAPES", "ClipSpec", "class_prompts", "generate", "heldout_pairs", "main", "narrate",
            "narrator", "render_audio", "render_frames"]
 
@@ -295,7 +297,7 @@ def generate(out: str | Path, *, n: int = 500, n_heldout: int | None = None, see
     for split, count in (("train", n), ("heldout", n_heldout)):
         specs = _specs(split, count, seed, size, fps, sample_rate, min_seconds, max_seconds)
         if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
                 rows = list(pool.map(_make_clip, specs, [str(out)] * len(specs), chunksize=8))
         else:
             rows = [_make_clip(s, str(out)) for s in specs]
