@@ -489,6 +489,10 @@ class Readiness(BaseModel):
     model: str
     device: str = ""
     precision: str = Field("", description="what the model runs in (auto resolved at load): fp32, int8 (CPU) or bf16")
+    precision_requested: str = Field("", description="what was asked for (VATT_PRECISION / --precision): auto, fp32, "
+                                     "int8 or bf16")
+    precision_reason: str = Field("", description="why `precision` was chosen (the CPU units auto found, or "
+                                  "'asked for')")
     keep_tokens: float = Field(1.0, description="fraction of video/audio tokens kept at inference")
     items: int
     queued_jobs: int

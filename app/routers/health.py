@@ -32,9 +32,12 @@ async def readyz(response: Response, settings: SettingsDep, is_ready: ReadyDep, 
     if not up:
         response.status_code = 503
     store_up = ready and catalog is not None and "store" not in down
+    choice = model.model.precision_choice if model else None
     return Readiness(ready=up, model=model.model.config.name if model else "",
                      device=str(model.batcher.device) if model else "",
-                     precision=model.model.precision_choice.precision if model else "",
+                     precision=choice.precision if choice else "",
+                     precision_requested=choice.requested if choice else "",
+                     precision_reason=choice.reason if choice else "",
                      keep_tokens=settings.keep_tokens,
                      items=await run_in_threadpool(catalog.count) if store_up else 0,
                      queued_jobs=await run_in_threadpool(lambda: ingest.queued) if store_up and ingest else 0,
