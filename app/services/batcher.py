@@ -12,9 +12,9 @@ never runs inference.
 Text has its own lane: the queue is ordered by lane, so a text query is taken before any file
 windows already waiting (it still waits for the forward in progress, never behind the backlog).
 
-On CUDA the batch is copied from pinned memory without blocking and the forward runs under
-bf16 autocast (when asked); the same code runs on the CPU, where `pin` and `autocast` are off
-unless a test turns them on.
+On CUDA the batch is copied from pinned memory without blocking; the same code runs on the CPU,
+where `pin` is off unless a test turns it on. Precision is the model's own (bf16 encoders are cast
+at load by `model.inference`), so the batcher never autocasts.
 """
 
 from __future__ import annotations
@@ -73,10 +73,9 @@ class Batcher:
     """
 
     def __init__(self, model: VATT, *, max_rows: int = 16, wait_ms: float = 5.0,
-                 autocast: torch.dtype | None = None, pin: bool | None = None) -> None:
+                 pin: bool | None = None) -> None:
         self.model = model
         self.device = next(model.parameters()).device  # inputs are built on the CPU, moved here per batch
-        self.autocast = autocast  # e.g. torch.bfloat16 on CUDA; None = the weights' own precision
         self.pin = self.device.type == "cuda" if pin is None else pin  # page-locked host copy, async transfer
         self.max_rows = max_rows
         self.wait_s = wait_ms / 1000.0
@@ -169,8 +168,7 @@ class Batcher:
             if self.pin and not x.is_pinned():
                 x = x.pin_memory()
             x = x.to(self.device, non_blocking=True)
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast,
-                                                         enabled=self.autocast is not None):
+            with torch.inference_mode():
                 out = getattr(self.model, f"encode_{modality}")(x)
                 spaces = {s: l2_normalize(out[s].float()).cpu().numpy() for s in MODALITY_SPACES[modality]}
         except Exception as exc:  # one bad batch must not kill the worker: every caller gets the error
