@@ -19,9 +19,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/vatt demo --data $(DATA) --port $(PORT)
 
+# Workers: files stay whole on one worker (their module fixtures start servers once), and at most
+# four, each starting its own PostgreSQL/Milvus when its tests ask.
 test: install
 	./scripts/system-deps.sh
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) *.egg-info

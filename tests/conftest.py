@@ -22,6 +22,15 @@ from media_factory import make_audio, make_video  # noqa: E402
 pytest_plugins = ("servers.milvus",)
 
 
+# The compose stack takes minutes (image build, 60-clip init): first, so that under `pytest -n`
+# one worker builds it while the others run everything else.
+_FIRST = ("tests/docker/",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(str(item.path.relative_to(TESTS.parent)).startswith(p) for p in _FIRST))
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
     """The `tiny` preset: 8 frames at 2.5 fps (3.2 s), 64 px, 16 kHz audio; va 64-d, vt 32-d."""
