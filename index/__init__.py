@@ -15,9 +15,8 @@ Knows nothing of the model (never imports torch or another project package): it 
     Catalog("cache/catalog", store="postgresql://vatt:secret@db:5432/vatt")
 """
 
-from typing import TYPE_CHECKING, Any
-
 from ._validate import MAX_SOURCE_CHARS, metadata_json, text_problem
+from .catalog import DEFAULT_SPACES, Catalog
 from .cues import CueHit
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
                      ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
@@ -33,16 +32,3 @@ __all__ = [
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
     "metadata_json", "text_problem", "MAX_SOURCE_CHARS",
 ]
-
-if TYPE_CHECKING:
-    from .catalog import DEFAULT_SPACES, Catalog
-
-
-def __getattr__(name: str) -> Any:
-    """`Catalog` and `DEFAULT_SPACES` load on first use: the catalogue brings its FAISS backend, which
-    the vector seam and the Milvus backend (`import index.milvus`) never need."""
-    if name in ("Catalog", "DEFAULT_SPACES"):
-        from . import catalog
-
-        return getattr(catalog, name)
-    raise AttributeError(f"module 'index' has no attribute {name!r}")

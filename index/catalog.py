@@ -39,7 +39,6 @@ from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, chec
 from .cues import DEFAULT_LANGUAGE, CueHit, check_cues, check_language, marked, query_words
 from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
                      StoreUnavailableError)
-from .faiss_index import FaissBackend
 from .merge_patch import merge_patch
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .space_sync import SpaceSync
@@ -69,7 +68,9 @@ def open_vectors(spec: str | VectorBackend, path: Path) -> VectorBackend:
     """`vectors=`: "faiss" (files in `path`), "milvus://host:port", or a VectorBackend instance."""
     if not isinstance(spec, str):
         return spec
-    if spec == "faiss":
+    if spec == "faiss":  # each engine's module loads only when chosen: a Milvus deployment never imports faiss
+        from .faiss_index import FaissBackend
+
         return FaissBackend(path)
     if spec.startswith("milvus://"):
         from .milvus import MilvusBackend

@@ -11,6 +11,7 @@ from .errors import InvalidArgumentError
 Kind = Literal["video", "audio", "text"]
 KINDS: tuple[str, ...] = ("video", "audio", "text")
 INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivfpq")
+JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")  # an ingest job's states
 ITEM_ID_MAX = 64  # a caller-chosen item id: 1-64 letters, digits, '-' or '_' (URLs, file names, Milvus VARCHAR)
 
 
