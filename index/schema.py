@@ -4,7 +4,7 @@ A column names a portable type — text, real, int, bigint, bytes, bool, json, s
 what that is in its engine (SQLite: REAL, BLOB, INTEGER PRIMARY KEY AUTOINCREMENT, JSON text checked by
 json_valid; PostgreSQL: DOUBLE PRECISION, BYTEA, BIGSERIAL PRIMARY KEY, JSONB). Names and types are those
 of the first release, so existing databases open as they are; a column added since (`added`) reaches older
-databases by ALTER TABLE ADD COLUMN when a writer opens them. The full-text index of the transcript cues is
+databases when a writer opens them (Session.create_schema adds it). The full-text index of the transcript cues is
 each engine's own construct (FTS5 table and triggers; a generated tsvector and a GIN index): the dialect adds
 it to the cue table declared here.
 """
@@ -25,7 +25,7 @@ class Column:
     name: str
     type: str
     constraints: str = ""
-    added: bool = False  # came after the first release: nullable, without default (ALTER TABLE ADD COLUMN)
+    added: bool = False  # came after the first release: nullable, without default (added to older tables)
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,14 @@ ITEMS = Table("items", (
     Column("n_segments", "int", "NOT NULL"),
 ), indexes=(("items_kind", "kind"), ("items_created", "created, id")))  # items_created: keyset paging
 
+# a span of an item (seconds): what a segment and a transcript cue are
+_SPAN = (Column("item_id", "text", "NOT NULL REFERENCES items(id) ON DELETE CASCADE"),
+         Column("start_s", "real", "NOT NULL"),
+         Column("end_s", "real", "NOT NULL CHECK (end_s >= start_s)"))
+
 SEGMENTS = Table("segments", (
     Column("id", "serial"),  # never reused: a vector-index id always means one segment
-    Column("item_id", "text", "NOT NULL REFERENCES items(id) ON DELETE CASCADE"),
-    Column("start_s", "real", "NOT NULL"),
-    Column("end_s", "real", "NOT NULL CHECK (end_s >= start_s)"),
+    *_SPAN,
 ), indexes=(("segments_item", "item_id"),))
 
 VECTORS = Table("vectors", (
@@ -101,8 +104,6 @@ TABLES = (META, ITEMS, SEGMENTS, VECTORS, JOBS)
 # transcripts: made by the first writer that opens a catalogue with them, in its full-text language
 CUES = Table("cues", (
     Column("id", "serial"),
-    Column("item_id", "text", "NOT NULL REFERENCES items(id) ON DELETE CASCADE"),
-    Column("start_s", "real", "NOT NULL"),
-    Column("end_s", "real", "NOT NULL CHECK (end_s >= start_s)"),
+    *_SPAN,
     Column("text", "text", "NOT NULL"),
 ), indexes=(("cues_item", "item_id, start_s"),))
