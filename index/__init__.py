@@ -23,10 +23,10 @@ from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, Filt
 from .filters import OPERATORS
 from .fusion import FUSIONS, fuse, group_cues
 from .jobs import JOB_STATUSES, JobRecord, JobStore
-from .types import INDEX_TYPES, ITEM_ID_MAX, KINDS, CheckReport, IndexOptions, Item, ItemHit, Moment, Segment
+from .types import INDEX_TYPES, ITEM_ID, ITEM_ID_MAX, KINDS, CheckReport, IndexOptions, Item, ItemHit, Moment, Segment
 
 __all__ = [
-    "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "ITEM_ID_MAX", "KINDS", "OPERATORS", "IndexOptions",
+    "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "ITEM_ID", "ITEM_ID_MAX", "KINDS", "OPERATORS", "IndexOptions",
     "Item", "Segment", "Moment", "ItemHit", "CheckReport", "CueHit", "FUSIONS", "fuse", "group_cues",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
