@@ -212,10 +212,13 @@ class Session:
     def epochs(self, spaces: Iterable[str]) -> dict[str, int]:
         """Committed write epoch per space (one query: the cheap "has the store moved on?" check)."""
         spaces = list(spaces)
-        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
-                            [f"epoch.{s}" for s in spaces]).fetchall()
-        found = {k[len("epoch."):]: int(json.loads(v)) for k, v in rows}
-        return {s: found.get(s, 0) for s in spaces}
+        found = self._space_meta("epoch", spaces)
+        return {s: int(found.get(s, 0)) for s in spaces}
+
+    def _space_meta(self, prefix: str, spaces: Iterable[str]) -> dict[str, Any]:
+        """The meta rows `<prefix>.<space>` of these spaces, JSON-decoded, by space (a space without one is absent)."""
+        rows = self._in_chunks("SELECT key, value FROM meta WHERE key IN (*)", [f"{prefix}.{s}" for s in spaces])
+        return {k[len(prefix) + 1:]: json.loads(v) for k, v in rows}
 
     def mark_behind(self, space: str, token: str) -> None:
         """Record that a committed write of `space` missed a shared vector engine (one row per space, any
@@ -224,10 +227,7 @@ class Session:
 
     def behind(self, spaces: Iterable[str]) -> dict[str, str]:
         """The marks left by `mark_behind`, per space that has one (one read: done before each search)."""
-        spaces = list(spaces)
-        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
-                            [f"behind.{s}" for s in spaces]).fetchall()
-        return {k[len("behind."):]: json.loads(v) for k, v in rows}
+        return self._space_meta("behind", spaces)
 
     def clear_behind(self, space: str, token: str) -> None:
         """Remove the mark `token` once the engine was caught up (a newer mark, set meanwhile, stays)."""
