@@ -484,10 +484,8 @@ class Catalog:
         db = self._reader()
         db.item_filter_sql(kinds, where)  # a malformed filter fails here, before any search work
         self._sync(space)
-        qs = _search._Query(vi=vi, db=db, k=k, moments=moments, kinds=kinds, where=where or None,
-                            exact_below=self.options.exact_below,
-                            store_exact=lambda qq, kk, al: _search.store_exact(db, space, vi.dim, qq, kk, al))
-        results = _search.run(qs, q, exact, allowed=lambda: db.allowed_ids(space, kinds, where))
+        results = _search.search(vi, db, space, q, k=k, moments=moments, kinds=kinds, where=where, exact=exact,
+                                 exact_below=self.options.exact_below)
         return results[0] if np.ndim(vectors) == 1 else results
 
     def check(self) -> CheckReport:
