@@ -56,7 +56,7 @@ class Dialect:
     columns_of: str = ""  # the one parameter's table: its column names
     schema_lock: str = ""  # run first in the schema's transaction (replicas starting together create it once)
     # --- transcripts: the engine's full-text index on the cue table, and keyword search through it
-    fulltext: Callable[[str], tuple[tuple[str, ...], tuple[str, ...]]] = lambda language: ((), ())
+    fulltext: Callable[[str], tuple[tuple[str, ...], tuple[str, ...]]] | None = None  # language -> (columns, DDL)
     keyword_search: str = ""  # cues holding all words: {cond} the item filter; parameters: keyword_args, its, LIMIT
     keyword_args: Callable[[Sequence[str], str], list[Any]] = lambda words, language: []
     fulltext_checks: tuple[tuple[str, str], ...] = ()  # (a COUNT(*) of broken full-text rows, its message with {n})
@@ -608,6 +608,8 @@ class Store(ABC):
 
     def cue_ddl(self, language: str) -> list[str]:
         """Statements creating the transcript tables and their full-text index for `language` (idempotent)."""
+        if self.dialect.fulltext is None:
+            raise NotImplementedError(f"the {self.dialect.name} store keeps no transcripts")
         columns, statements = self.dialect.fulltext(language)
         return [*self.dialect.create(CUES, extra=columns), *statements]
 
