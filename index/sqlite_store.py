@@ -20,6 +20,7 @@ from .store import Dialect, Session, Store
 
 DB_NAME = "catalog.sqlite"
 
+
 def _fts5(language: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The cues' FTS5 index (external content, kept by triggers; porter stems English): no column of the cue
     table, a virtual table and three triggers."""
