@@ -59,6 +59,7 @@ POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS js
                                            "serial": "BIGSERIAL PRIMARY KEY"}),
                    columns_of="SELECT column_name FROM information_schema.columns WHERE table_name = ? "
                               "AND table_schema = current_schema()",
+                   table_exists="SELECT to_regclass(?) IS NOT NULL",
                    schema_lock=f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})",
                    fulltext=_tsvector,
                    keyword_search="SELECT c.id, c.item_id, c.start_s, c.end_s, ts_headline(CAST(? AS regconfig), "
@@ -186,9 +187,6 @@ class PostgresStore(Store):
     def snapshot(self) -> Iterator[Session]:
         with self._tx(first="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY") as s:
             yield s
-
-    def has_table(self, name: str) -> bool:
-        return bool(self.reader().execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0])
 
     def size_bytes(self) -> int:
         return int(self.reader().execute("SELECT pg_database_size(current_database())").fetchone()[0])

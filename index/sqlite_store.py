@@ -57,6 +57,7 @@ SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CRO
                                          "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}),
                  type_checks=MappingProxyType({"json": "CHECK (json_valid({name}))"}),
                  columns_of="SELECT name FROM pragma_table_info(?)",
+                 table_exists="SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?)",
                  fulltext=_fts5,
                  keyword_search="SELECT c.id, c.item_id, c.start_s, c.end_s, highlight(cues_fts, 0, char(2), char(3)), "
                                 "-bm25(cues_fts) FROM cues_fts JOIN cues c ON c.id = cues_fts.rowid "
@@ -140,9 +141,6 @@ class SqliteStore(Store):
             yield Session(conn, SQLITE)
         finally:
             conn.execute("COMMIT")
-
-    def has_table(self, name: str) -> bool:
-        return self._conn().execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
     def integrity_problems(self) -> list[str]:
         conn = self._conn()

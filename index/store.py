@@ -54,6 +54,7 @@ class Dialect:
     types: Mapping[str, str] = field(default_factory=dict)
     type_checks: Mapping[str, str] = field(default_factory=dict)  # a CHECK a type adds to its column ({name})
     columns_of: str = ""  # the one parameter's table: its column names
+    table_exists: str = ""  # one row, true when the one parameter names a table
     schema_lock: str = ""  # run first in the schema's transaction (replicas starting together create it once)
     # --- transcripts: the engine's full-text index on the cue table, and keyword search through it
     fulltext: Callable[[str], tuple[tuple[str, ...], tuple[str, ...]]] | None = None  # language -> (columns, DDL)
@@ -143,6 +144,9 @@ class Session:
                                     [*before, *part, *after]).fetchall()
 
     # --- schema and meta -------------------------------------------------------------------------
+    def has_table(self, name: str) -> bool:
+        return bool(self.execute(self.dialect.table_exists, (name,)).fetchone()[0])
+
     def create_schema(self) -> None:
         """Create the catalogue's tables where missing (inside a transaction), and give an older database the
         columns added since its release."""
@@ -598,9 +602,8 @@ class Store(ABC):
         """A read-only transaction whose queries all see one committed state."""
         ...
 
-    @abstractmethod
     def has_table(self, name: str) -> bool:
-        ...
+        return self.reader().has_table(name)
 
     def integrity_problems(self) -> list[str]:
         """The engine's own consistency checks (SQLite: quick_check and foreign keys)."""
