@@ -20,7 +20,7 @@ import psycopg
 
 from .cues import check_language
 from .errors import ReadOnlyError, StoreUnavailableError
-from .store import Dialect, Session, Store
+from .store import Dialect, Session, Store, first_line
 
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
@@ -155,8 +155,7 @@ class PostgresStore(Store):
                 tx.create_schema()
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable ({first}); "
+        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable ({first_line(e)}); "
                                      "retry when it is back")
 
     def reader(self) -> Session:

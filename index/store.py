@@ -33,6 +33,12 @@ JOB_COLS = ("id, item_id, source, status, done, total, error, created, started, 
 IN_CHUNK = 500  # values per `IN (…)` list: well under SQLite's bound-parameter limit, with room for a filter's
 
 
+def first_line(e: BaseException) -> str:
+    """What a driver's error says, in one line (its class when it says nothing), for the catalogue's messages."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 @dataclass(frozen=True)
 class Dialect:
     """What differs between the SQL engines; the queries and the tables (index/schema.py) themselves are shared."""
@@ -97,8 +103,7 @@ class Session:
         self.bumps: dict[str, int] = {}  # epochs advanced by this transaction, per space
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first}); "
+        return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first_line(e)}); "
                                      "retry when it is back")
 
     @contextmanager
@@ -122,8 +127,7 @@ class Session:
                 return conn.execute(self.dialect.sql(sql), params)
 
     def _invalid(self, e: BaseException) -> InvalidArgumentError:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request ({first}); "
+        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request ({first_line(e)}); "
                                     "accepted: text without NUL characters, numbers within the engine's range")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
