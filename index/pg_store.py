@@ -63,8 +63,9 @@ POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS js
                    schema_lock=f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})",
                    fulltext=_tsvector,
                    keyword_search="SELECT c.id, c.item_id, c.start_s, c.end_s, ts_headline(CAST(? AS regconfig), "
-                                  "c.text, q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', HighlightAll=true'), "
-                                  "ts_rank_cd(c.tsv, q, 1) AS r FROM plainto_tsquery(CAST(? AS regconfig), ?) q, cues c "
+                                  "c.text, q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || "
+                                  "', HighlightAll=true'), ts_rank_cd(c.tsv, q, 1) AS r "
+                                  "FROM plainto_tsquery(CAST(? AS regconfig), ?) q, cues c "
                                   "JOIN items i ON i.id = c.item_id WHERE c.tsv @@ q AND ({cond}) "
                                   "ORDER BY r DESC, c.id LIMIT ?",
                    keyword_args=_query_args)
@@ -155,8 +156,8 @@ class PostgresStore(Store):
                 tx.create_schema()
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable ({first_line(e)}); "
-                                     "retry when it is back")
+        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable "
+                                     f"({first_line(e)}); retry when it is back")
 
     def reader(self) -> Session:
         return Session(None, POSTGRES, borrow=self._pool.borrow)

@@ -127,8 +127,9 @@ class Session:
                 return conn.execute(self.dialect.sql(sql), params)
 
     def _invalid(self, e: BaseException) -> InvalidArgumentError:
-        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request ({first_line(e)}); "
-                                    "accepted: text without NUL characters, numbers within the engine's range")
+        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request "
+                                    f"({first_line(e)}); accepted: text without NUL characters, numbers within "
+                                    "the engine's range")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._engine_errors():
