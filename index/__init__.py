@@ -15,34 +15,20 @@ Knows nothing of the model (never imports torch or another project package): it 
     Catalog("cache/catalog", store="postgresql://vatt:secret@db:5432/vatt")
 """
 
-from typing import TYPE_CHECKING, Any
-
 from ._validate import MAX_SOURCE_CHARS, metadata_json, text_problem
+from .catalog import DEFAULT_SPACES, Catalog
 from .cues import CueHit
 from .errors import (CatalogCorruptError, CatalogError, CatalogLockedError, FilterError, InvalidArgumentError,
                      ItemNotFoundError, ReadOnlyError, StoreUnavailableError)
 from .filters import OPERATORS
 from .fusion import FUSIONS, fuse, group_cues
 from .jobs import JOB_STATUSES, JobRecord, JobStore
-from .types import INDEX_TYPES, ITEM_ID_MAX, KINDS, CheckReport, IndexOptions, Item, ItemHit, Moment, Segment
+from .types import INDEX_TYPES, ITEM_ID, ITEM_ID_MAX, KINDS, CheckReport, IndexOptions, Item, ItemHit, Moment, Segment
 
 __all__ = [
-    "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "ITEM_ID_MAX", "KINDS", "OPERATORS", "IndexOptions",
+    "Catalog", "DEFAULT_SPACES", "INDEX_TYPES", "ITEM_ID", "ITEM_ID_MAX", "KINDS", "OPERATORS", "IndexOptions",
     "Item", "Segment", "Moment", "ItemHit", "CheckReport", "CueHit", "FUSIONS", "fuse", "group_cues",
     "CatalogError", "InvalidArgumentError", "FilterError", "ItemNotFoundError", "CatalogLockedError",
     "ReadOnlyError", "CatalogCorruptError", "StoreUnavailableError", "JobStore", "JobRecord", "JOB_STATUSES",
     "metadata_json", "text_problem", "MAX_SOURCE_CHARS",
 ]
-
-if TYPE_CHECKING:
-    from .catalog import DEFAULT_SPACES, Catalog
-
-
-def __getattr__(name: str) -> Any:
-    """`Catalog` and `DEFAULT_SPACES` load on first use: the catalogue brings its FAISS backend, which
-    the vector seam and the Milvus backend (`import index.milvus`) never need."""
-    if name in ("Catalog", "DEFAULT_SPACES"):
-        from . import catalog
-
-        return getattr(catalog, name)
-    raise AttributeError(f"module 'index' has no attribute {name!r}")

@@ -152,9 +152,6 @@ def stats(store: Store, spaces: Mapping[str, int], indexes: Mapping[str, SpaceIn
     s = store.reader()
     kinds = dict.fromkeys(KINDS, 0)
     kinds.update(s.kind_counts())
-    out = {"items": sum(kinds.values()), "kinds": kinds, "segments": s.segment_count(),
-           "spaces": {space: vi.describe(epochs[space]) for space, vi in indexes.items()},
-           "store": store.dialect.name, "store_bytes": store.size_bytes()}
-    if store.dialect.name == "sqlite":
-        out["sqlite_bytes"] = out["store_bytes"]
-    return out
+    return {"items": sum(kinds.values()), "kinds": kinds, "segments": s.segment_count(),
+            "spaces": {space: vi.describe(epochs[space]) for space, vi in indexes.items()},
+            "store": store.dialect.name, **store.sizes()}

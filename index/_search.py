@@ -15,7 +15,7 @@ hands over to exact search over the allowed ids, so a filter matching ≥ k item
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -31,11 +31,11 @@ POST_FILTER_FACTOR = 4  # post-filter stage fetches this many times the unfilter
 class _Query:
     vi: SpaceIndex
     db: Session
+    space: str
     k: int
     moments: int
     kinds: Sequence[str] | None
     where: Mapping[str, Any] | None
-    store_exact: Callable[[np.ndarray, int, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
     exact_below: int  # a filter allowing at most this many segments is searched exactly
     allowed: np.ndarray | None = field(default=None)
 
@@ -48,7 +48,7 @@ def _fetch(qs: _Query, q: np.ndarray, k_seg: int, exact: bool) -> tuple[np.ndarr
     if exact:
         res = qs.vi.exact(q, k_seg, allowed=qs.allowed)
         if res is None:  # the index keeps no raw vectors (IVF-PQ codes): brute force over the store's
-            return qs.store_exact(q, k_seg, qs.allowed)
+            return store_exact(qs.db, qs.space, qs.vi.dim, q, k_seg, qs.allowed)
         return res
     return qs.vi.search(q, k_seg, allowed=qs.allowed, kinds=qs.kinds)
 
@@ -94,15 +94,23 @@ def _post_filter(qs: _Query, q: np.ndarray, exact: bool, grouped: list[Any]) -> 
     return todo
 
 
-def run(qs: _Query, q: np.ndarray, exact: bool, *, allowed: Callable[[], np.ndarray]) -> list[list[ItemHit]]:
-    """One result list per query row; `allowed()` computes the filter's segment ids (only if needed)."""
+def search(vi: SpaceIndex, db: Session, space: str, q: np.ndarray, *, k: int, moments: int,
+           kinds: Sequence[str] | None, where: Mapping[str, Any] | None, exact: bool,
+           exact_below: int) -> list[list[ItemHit]]:
+    """One result list per query row (`q`: unit vectors [n, dim]) of `space`, whose index is `vi` and whose
+    store `db`: the top-k items passing `kinds` and `where`, each with its best `moments` moments."""
+    return _run(_Query(vi=vi, db=db, space=space, k=k, moments=moments, kinds=kinds, where=where or None,
+                       exact_below=exact_below), q, exact)
+
+
+def _run(qs: _Query, q: np.ndarray, exact: bool) -> list[list[ItemHit]]:
     vi, k, moments = qs.vi, qs.k, qs.moments
     grouped: list[list[tuple[str, float, list[Moment]]]] = [[] for _ in q]
     todo = list(range(len(q)))
     if qs.filtered and vi.live and not (exact and not vi.exact_in_memory):
         todo = _post_filter(qs, q, exact, grouped)
     if todo and qs.filtered:
-        qs.allowed = allowed()
+        qs.allowed = qs.db.allowed_ids(qs.space, qs.kinds, qs.where)  # the filter's segment ids, once needed
     cap = len(qs.allowed) if qs.allowed is not None else vi.live
     if cap == 0:
         todo = []

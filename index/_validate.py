@@ -11,11 +11,10 @@ import numpy as np
 
 from ._util import normalize
 from .errors import InvalidArgumentError
-from .types import INDEX_TYPES, ITEM_ID_MAX, KINDS
+from .types import INDEX_TYPES, ITEM_ID, ITEM_ID_MAX, KINDS
 
 SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_ITEM_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{ITEM_ID_MAX}}}")
 
 
 def check_kinds(kinds: str | Iterable[str] | None) -> list[str] | None:
@@ -30,7 +29,7 @@ def check_kinds(kinds: str | Iterable[str] | None) -> list[str] | None:
 
 def check_item_id(item_id: str | None) -> None:
     """A caller-chosen item id is safe in URLs and file names."""
-    if item_id is not None and (not isinstance(item_id, str) or not _ITEM_ID.fullmatch(item_id)):
+    if item_id is not None and (not isinstance(item_id, str) or not ITEM_ID.fullmatch(item_id)):
         raise InvalidArgumentError(f"item_id must be 1-{ITEM_ID_MAX} characters of letters, digits, '-' or '_', "
                                    f"got {item_id!r}")
 

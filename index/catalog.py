@@ -39,7 +39,6 @@ from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, chec
 from .cues import DEFAULT_LANGUAGE, CueHit, check_cues, check_language, marked, query_words
 from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
                      StoreUnavailableError)
-from .faiss_index import FaissBackend
 from .merge_patch import merge_patch
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .space_sync import SpaceSync
@@ -69,7 +68,9 @@ def open_vectors(spec: str | VectorBackend, path: Path) -> VectorBackend:
     """`vectors=`: "faiss" (files in `path`), "milvus://host:port", or a VectorBackend instance."""
     if not isinstance(spec, str):
         return spec
-    if spec == "faiss":
+    if spec == "faiss":  # each engine's module loads only when chosen: a Milvus deployment never imports faiss
+        from .faiss_index import FaissBackend
+
         return FaissBackend(path)
     if spec.startswith("milvus://"):
         from .milvus import MilvusBackend
@@ -483,10 +484,8 @@ class Catalog:
         db = self._reader()
         db.item_filter_sql(kinds, where)  # a malformed filter fails here, before any search work
         self._sync(space)
-        qs = _search._Query(vi=vi, db=db, k=k, moments=moments, kinds=kinds, where=where or None,
-                            exact_below=self.options.exact_below,
-                            store_exact=lambda qq, kk, al: _search.store_exact(db, space, vi.dim, qq, kk, al))
-        results = _search.run(qs, q, exact, allowed=lambda: db.allowed_ids(space, kinds, where))
+        results = _search.search(vi, db, space, q, k=k, moments=moments, kinds=kinds, where=where, exact=exact,
+                                 exact_below=self.options.exact_below)
         return results[0] if np.ndim(vectors) == 1 else results
 
     def check(self) -> CheckReport:

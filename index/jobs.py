@@ -19,10 +19,10 @@ from typing import Any, Mapping
 
 from .errors import InvalidArgumentError
 from .store import Session, Store
+from .types import JOB_STATUSES
 
 __all__ = ["JobRecord", "JobStore", "JOB_STATUSES"]
 
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 _ACTIVE = ("queued", "running")
 
 LEASE_S = 60.0  # a running job not heard of for this long is re-queued (progress renews it)

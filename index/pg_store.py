@@ -13,82 +13,28 @@ from __future__ import annotations
 import re
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Sequence
 
 import psycopg
 
 from .cues import check_language
 from .errors import ReadOnlyError, StoreUnavailableError
-from .store import Dialect, Session, Store
+from .store import Dialect, Session, Store, first_line
 
-DDL = [
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS items (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('video', 'audio', 'text')),
-        source TEXT NOT NULL,
-        sha256 TEXT NOT NULL UNIQUE,
-        duration DOUBLE PRECISION,
-        metadata JSONB NOT NULL DEFAULT '{}',
-        created DOUBLE PRECISION NOT NULL,
-        spaces TEXT NOT NULL,
-        n_segments INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS items_kind ON items(kind)",
-    "CREATE INDEX IF NOT EXISTS items_created ON items(created, id)",
-    """CREATE TABLE IF NOT EXISTS segments (
-        id BIGSERIAL PRIMARY KEY,
-        item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-        start_s DOUBLE PRECISION NOT NULL,
-        end_s DOUBLE PRECISION NOT NULL CHECK (end_s >= start_s))""",
-    "CREATE INDEX IF NOT EXISTS segments_item ON segments(item_id)",
-    """CREATE TABLE IF NOT EXISTS vectors (
-        segment_id BIGINT NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
-        space TEXT NOT NULL,
-        vec BYTEA NOT NULL,
-        PRIMARY KEY (segment_id, space))""",
-    "CREATE INDEX IF NOT EXISTS vectors_space ON vectors(space, segment_id)",
-    """CREATE TABLE IF NOT EXISTS jobs (
-        id TEXT PRIMARY KEY,
-        item_id TEXT NOT NULL,
-        source TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-        done INTEGER NOT NULL DEFAULT 0,
-        total INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        created DOUBLE PRECISION NOT NULL,
-        started DOUBLE PRECISION,
-        finished DOUBLE PRECISION,
-        path TEXT,
-        sha256 TEXT NOT NULL,
-        metadata TEXT NOT NULL DEFAULT '{}',
-        note TEXT,
-        owner TEXT,
-        lease_until DOUBLE PRECISION)""",
-    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created)",
-    """CREATE TABLE IF NOT EXISTS changes (
-        space TEXT NOT NULL,
-        epoch BIGINT NOT NULL,
-        added BOOLEAN NOT NULL,
-        ids BYTEA NOT NULL,
-        PRIMARY KEY (space, epoch))""",
-]
 _SCHEMA_LOCK = 7_346_021  # pg_advisory_xact_lock key: replicas starting together create the tables once
 
 
-def pg_cue_ddl(language: str) -> list[str]:
-    """Transcript cues with a generated tsvector (the catalogue's text-search configuration) and its GIN index."""
+def _tsvector(language: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The cues' full-text index: a generated tsvector in the catalogue's text-search configuration, and its GIN."""
     language = check_language(language)
-    return [
-        f"""CREATE TABLE IF NOT EXISTS cues (
-            id BIGSERIAL PRIMARY KEY,
-            item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-            start_s DOUBLE PRECISION NOT NULL,
-            end_s DOUBLE PRECISION NOT NULL CHECK (end_s >= start_s),
-            text TEXT NOT NULL,
-            tsv tsvector GENERATED ALWAYS AS (to_tsvector('{language}'::regconfig, text)) STORED)""",
-        "CREATE INDEX IF NOT EXISTS cues_item ON cues(item_id, start_s)",
-        "CREATE INDEX IF NOT EXISTS cues_tsv ON cues USING GIN (tsv)",
-    ]
+    return ((f"tsv tsvector GENERATED ALWAYS AS (to_tsvector('{language}'::regconfig, text)) STORED",),
+            ("CREATE INDEX IF NOT EXISTS cues_tsv ON cues USING GIN (tsv)",))
+
+
+def _query_args(words: Sequence[str], language: str) -> list[Any]:
+    """The headline's and the query's configuration, then the words (plainto_tsquery ANDs them)."""
+    return [language, language, " ".join(words)]
 
 
 def _down(e: BaseException) -> bool:
@@ -107,7 +53,22 @@ POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS js
                    # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim
                    conflict=(psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback),
                    invalid=(psycopg.DataError,),  # NUL in text or in a JSONB string
-                   changelog=True)
+                   changelog=True,
+                   types=MappingProxyType({"text": "TEXT", "real": "DOUBLE PRECISION", "int": "INTEGER",
+                                           "bigint": "BIGINT", "bytes": "BYTEA", "bool": "BOOLEAN", "json": "JSONB",
+                                           "serial": "BIGSERIAL PRIMARY KEY"}),
+                   columns_of="SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                              "AND table_schema = current_schema()",
+                   table_exists="SELECT to_regclass(?) IS NOT NULL",
+                   schema_lock=f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})",
+                   fulltext=_tsvector,
+                   keyword_search="SELECT c.id, c.item_id, c.start_s, c.end_s, ts_headline(CAST(? AS regconfig), "
+                                  "c.text, q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || "
+                                  "', HighlightAll=true'), ts_rank_cd(c.tsv, q, 1) AS r "
+                                  "FROM plainto_tsquery(CAST(? AS regconfig), ?) q, cues c "
+                                  "JOIN items i ON i.id = c.item_id WHERE c.tsv @@ q AND ({cond}) "
+                                  "ORDER BY r DESC, c.id LIMIT ?",
+                   keyword_args=_query_args)
 
 
 def redact(dsn: str) -> str:
@@ -192,14 +153,11 @@ class PostgresStore(Store):
                            unavailable=self._unavailable)
         if not readonly:
             with self.transaction() as tx:
-                tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
-                for statement in DDL:
-                    tx.execute(statement)
+                tx.create_schema()
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable ({first}); "
-                                     "retry when it is back")
+        return StoreUnavailableError(f"the catalogue's PostgreSQL store {self.location} is unreachable "
+                                     f"({first_line(e)}); retry when it is back")
 
     def reader(self) -> Session:
         return Session(None, POSTGRES, borrow=self._pool.borrow)
@@ -229,12 +187,6 @@ class PostgresStore(Store):
     def snapshot(self) -> Iterator[Session]:
         with self._tx(first="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY") as s:
             yield s
-
-    def has_table(self, name: str) -> bool:
-        return bool(self.reader().execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0])
-
-    def cue_ddl(self, language: str) -> list[str]:
-        return pg_cue_ddl(language)
 
     def size_bytes(self) -> int:
         return int(self.reader().execute("SELECT pg_database_size(current_database())").fetchone()[0])

@@ -11,7 +11,8 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from types import MappingProxyType
+from typing import Any, Iterator, Sequence
 
 from .cues import SQLITE_TOKENIZERS
 from .errors import CatalogError, InvalidArgumentError, ReadOnlyError
@@ -19,71 +20,15 @@ from .store import Dialect, Session, Store
 
 DB_NAME = "catalog.sqlite"
 
-DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('video', 'audio', 'text')),
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE,
-    duration REAL,
-    metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
-    created REAL NOT NULL,
-    spaces TEXT NOT NULL,          -- comma-joined, denormalised for cheap reads (check() verifies)
-    n_segments INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_kind ON items(kind);
-CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-    start_s REAL NOT NULL,
-    end_s REAL NOT NULL CHECK (end_s >= start_s)
-);
-CREATE INDEX IF NOT EXISTS segments_item ON segments(item_id);
-CREATE TABLE IF NOT EXISTS vectors (
-    segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
-    space TEXT NOT NULL,
-    vec BLOB NOT NULL,             -- float32 little-endian, L2-normalised
-    PRIMARY KEY (segment_id, space)
-);
-CREATE INDEX IF NOT EXISTS vectors_space ON vectors(space, segment_id);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    item_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-    done INTEGER NOT NULL DEFAULT 0,
-    total INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    path TEXT,                      -- the media file the job embeds
-    sha256 TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    note TEXT,                      -- e.g. why the metadata of a duplicate upload was not applied
-    owner TEXT,                     -- the worker running it
-    lease_until REAL                -- re-queued by anyone after this (its owner died)
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
-"""
 
-
-
-def sqlite_cue_ddl(language: str) -> list[str]:
-    """Transcript cues and their FTS5 index (external content, kept by triggers; porter stems English)."""
+def _fts5(language: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The cues' FTS5 index (external content, kept by triggers; porter stems English): no column of the cue
+    table, a virtual table and three triggers."""
     tokenizer = SQLITE_TOKENIZERS.get(language)
     if tokenizer is None:
         raise InvalidArgumentError(f"text language {language!r} has no SQLite FTS5 tokenizer; accepted: "
                                    f"{', '.join(SQLITE_TOKENIZERS)} (PostgreSQL stores take any configuration)")
-    return [
-        """CREATE TABLE IF NOT EXISTS cues (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-            start_s REAL NOT NULL,
-            end_s REAL NOT NULL CHECK (end_s >= start_s),
-            text TEXT NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS cues_item ON cues(item_id, start_s)",
+    return (), (
         f"CREATE VIRTUAL TABLE IF NOT EXISTS cues_fts USING fts5(text, content='cues', content_rowid='id', "
         f"tokenize='{tokenizer}')",
         "CREATE TRIGGER IF NOT EXISTS cues_ai AFTER INSERT ON cues BEGIN "
@@ -93,7 +38,12 @@ def sqlite_cue_ddl(language: str) -> list[str]:
         "CREATE TRIGGER IF NOT EXISTS cues_au AFTER UPDATE ON cues BEGIN "
         "INSERT INTO cues_fts(cues_fts, rowid, text) VALUES ('delete', old.id, old.text); "
         "INSERT INTO cues_fts(rowid, text) VALUES (new.id, new.text); END",
-    ]
+    )
+
+
+def _phrases(words: Sequence[str], language: str) -> list[Any]:
+    """FTS5 MATCH of every word, each quoted as a phrase (the language is the table's tokenizer)."""
+    return [" ".join('"' + w.replace('"', '""') + '"' for w in words)]
 
 
 SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CROSS JOIN",
@@ -101,7 +51,25 @@ SQLITE = Dialect(name="sqlite", placeholder="?", json_param="?", cross_join="CRO
                  skip_locked="",
                  # the single writer draws past AUTOINCREMENT's high-water mark (its inserts then move it)
                  segment_ids="WITH RECURSIVE r(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM r WHERE k < ?) "
-                             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'segments'), 0) + k FROM r")
+                             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'segments'), 0) + k FROM r",
+                 types=MappingProxyType({"text": "TEXT", "real": "REAL", "int": "INTEGER", "bigint": "INTEGER",
+                                         "bytes": "BLOB", "bool": "INTEGER", "json": "TEXT",
+                                         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}),
+                 type_checks=MappingProxyType({"json": "CHECK (json_valid({name}))"}),
+                 columns_of="SELECT name FROM pragma_table_info(?)",
+                 table_exists="SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?)",
+                 fulltext=_fts5,
+                 keyword_search="SELECT c.id, c.item_id, c.start_s, c.end_s, highlight(cues_fts, 0, char(2), char(3)), "
+                                "-bm25(cues_fts) FROM cues_fts JOIN cues c ON c.id = cues_fts.rowid "
+                                "JOIN items i ON i.id = c.item_id WHERE cues_fts MATCH ? AND ({cond}) "
+                                "ORDER BY bm25(cues_fts), c.id LIMIT ?",
+                 keyword_args=_phrases,
+                 # the FTS5 index is a table of its own, kept by triggers: check that it follows the cues
+                 fulltext_checks=(
+                     ("SELECT COUNT(*) FROM cues_fts_docsize d LEFT JOIN cues c ON c.id = d.id WHERE c.id IS NULL",
+                      "{n} full-text rows (cues_fts) belong to no cue"),
+                     ("SELECT COUNT(*) FROM cues c LEFT JOIN cues_fts_docsize d ON d.id = c.id WHERE d.id IS NULL",
+                      "{n} cues are missing from the full-text index (cues_fts)")))
 
 
 def connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -136,16 +104,8 @@ class SqliteStore(Store):
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         if self._writer is not None:
-            self._writer.executescript(DDL)  # idempotent; the caller holds the cross-process writer lock
-            self._migrate(self._writer)
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        """Job leases came after the first release: add their columns to older databases."""
-        cols = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
-        for col, typ in (("owner", "TEXT"), ("lease_until", "REAL")):
-            if col not in cols:
-                conn.execute(f"ALTER TABLE jobs ADD COLUMN {col} {typ}")
+            with self.transaction() as tx:  # idempotent; the caller holds the cross-process writer lock
+                tx.create_schema()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -182,9 +142,6 @@ class SqliteStore(Store):
         finally:
             conn.execute("COMMIT")
 
-    def has_table(self, name: str) -> bool:
-        return self._conn().execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
-
     def integrity_problems(self) -> list[str]:
         conn = self._conn()
         problems = []
@@ -195,8 +152,9 @@ class SqliteStore(Store):
             problems.append(f"sqlite: {table} row {rowid} points to a missing {parent} row")
         return problems
 
-    def cue_ddl(self, language: str) -> list[str]:
-        return sqlite_cue_ddl(language)
+    def sizes(self) -> dict[str, int]:
+        size = self.size_bytes()
+        return {"store_bytes": size, "sqlite_bytes": size}  # sqlite_bytes: the name before PostgreSQL stores came
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in (self.db, self.db.with_name(self.db.name + "-wal")) if p.exists())

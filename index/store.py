@@ -23,9 +23,9 @@ import numpy as np
 
 from .errors import CatalogCorruptError, InvalidArgumentError, StoreUnavailableError
 from .filters import compile_where
+from .schema import CHANGES, CUES, SCHEMA_VERSION, TABLES, Column, Table
 from .types import Item, Segment
 
-SCHEMA_VERSION = 1
 CHANGES_KEPT = 100_000  # epochs of changes a shared store keeps per space; a cache further behind compares id sets
 ITEM_COLS = "id, kind, source, sha256, duration, metadata, created, spaces, n_segments"
 JOB_COLS = ("id, item_id, source, status, done, total, error, created, started, finished, path, sha256, metadata, "
@@ -33,9 +33,15 @@ JOB_COLS = ("id, item_id, source, status, done, total, error, created, started, 
 IN_CHUNK = 500  # values per `IN (…)` list: well under SQLite's bound-parameter limit, with room for a filter's
 
 
+def first_line(e: BaseException) -> str:
+    """What a driver's error says, in one line (its class when it says nothing), for the catalogue's messages."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 @dataclass(frozen=True)
 class Dialect:
-    """What differs between the SQL engines; the queries themselves are shared."""
+    """What differs between the SQL engines; the queries and the tables (index/schema.py) themselves are shared."""
 
     name: str  # "sqlite" or "postgresql" (also the filter dialect)
     placeholder: str  # "?" or "%s"
@@ -50,6 +56,17 @@ class Dialect:
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
     invalid: tuple[type[BaseException], ...] = ()  # a value the engine cannot hold (PostgreSQL: NUL in text)
     changelog: bool = False  # log each epoch's segment ids (stores several processes write)
+    # --- the schema: index/schema.py's portable column types in this engine, and what reads a table's columns
+    types: Mapping[str, str] = field(default_factory=dict)
+    type_checks: Mapping[str, str] = field(default_factory=dict)  # a CHECK a type adds to its column ({name})
+    columns_of: str = ""  # the one parameter's table: its column names
+    table_exists: str = ""  # one row, true when the one parameter names a table
+    schema_lock: str = ""  # run first in the schema's transaction (replicas starting together create it once)
+    # --- transcripts: the engine's full-text index on the cue table, and keyword search through it
+    fulltext: Callable[[str], tuple[tuple[str, ...], tuple[str, ...]]] | None = None  # language -> (columns, DDL)
+    keyword_search: str = ""  # cues holding all words: {cond} the item filter; parameters: keyword_args, its, LIMIT
+    keyword_args: Callable[[Sequence[str], str], list[Any]] = lambda words, language: []
+    fulltext_checks: tuple[tuple[str, str], ...] = ()  # (a COUNT(*) of broken full-text rows, its message with {n})
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -64,6 +81,17 @@ class Dialect:
     def load_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, (str, bytes)) else value
 
+    def column(self, column: Column) -> str:
+        """A column's definition in this engine."""
+        check = self.type_checks.get(column.type, "").format(name=column.name)
+        return " ".join(p for p in (column.name, self.types[column.type], column.constraints, check) if p)
+
+    def create(self, table: Table, *, extra: Sequence[str] = ()) -> list[str]:
+        """CREATE statements (idempotent) of a declared table, with `extra` column definitions, and its indexes."""
+        parts = [self.column(c) for c in table.columns] + list(extra) + ([table.key] if table.key else [])
+        return [f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(parts)})",
+                *(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name}({cols})" for name, cols in table.indexes)]
+
 
 class Session:
     """Every query of the catalogue and the job table, in the engine's dialect, over one connection (`conn`:
@@ -75,8 +103,7 @@ class Session:
         self.bumps: dict[str, int] = {}  # epochs advanced by this transaction, per space
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first}); "
+        return StoreUnavailableError(f"the catalogue's {self.dialect.name} store is unreachable ({first_line(e)}); "
                                      "retry when it is back")
 
     @contextmanager
@@ -100,9 +127,9 @@ class Session:
                 return conn.execute(self.dialect.sql(sql), params)
 
     def _invalid(self, e: BaseException) -> InvalidArgumentError:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request ({first}); "
-                                    "accepted: text without NUL characters, numbers within the engine's range")
+        return InvalidArgumentError(f"the {self.dialect.name} store cannot hold a value of this request "
+                                    f"({first_line(e)}); accepted: text without NUL characters, numbers within "
+                                    "the engine's range")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._engine_errors():
@@ -122,6 +149,26 @@ class Session:
                                     [*before, *part, *after]).fetchall()
 
     # --- schema and meta -------------------------------------------------------------------------
+    def has_table(self, name: str) -> bool:
+        return bool(self.execute(self.dialect.table_exists, (name,)).fetchone()[0])
+
+    def create_schema(self) -> None:
+        """Create the catalogue's tables where missing (inside a transaction), and give an older database the
+        columns added since its release."""
+        if self.dialect.schema_lock:
+            self.execute(self.dialect.schema_lock)
+        for table in (*TABLES, CHANGES) if self.dialect.changelog else TABLES:
+            create, *indexes = self.dialect.create(table)
+            self.execute(create)
+            added = [c for c in table.columns if c.added]
+            if added:
+                have = {r[0] for r in self.execute(self.dialect.columns_of, (table.name,)).fetchall()}
+                for column in added:
+                    if column.name not in have:
+                        self.execute(f"ALTER TABLE {table.name} ADD COLUMN {self.dialect.column(column)}")
+            for statement in indexes:
+                self.execute(statement)
+
     def read_meta(self) -> dict[str, Any]:
         """All meta rows, JSON-decoded."""
         try:
@@ -174,10 +221,13 @@ class Session:
     def epochs(self, spaces: Iterable[str]) -> dict[str, int]:
         """Committed write epoch per space (one query: the cheap "has the store moved on?" check)."""
         spaces = list(spaces)
-        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
-                            [f"epoch.{s}" for s in spaces]).fetchall()
-        found = {k[len("epoch."):]: int(json.loads(v)) for k, v in rows}
-        return {s: found.get(s, 0) for s in spaces}
+        found = self._space_meta("epoch", spaces)
+        return {s: int(found.get(s, 0)) for s in spaces}
+
+    def _space_meta(self, prefix: str, spaces: Iterable[str]) -> dict[str, Any]:
+        """The meta rows `<prefix>.<space>` of these spaces, JSON-decoded, by space (a space without one is absent)."""
+        rows = self._in_chunks("SELECT key, value FROM meta WHERE key IN (*)", [f"{prefix}.{s}" for s in spaces])
+        return {k[len(prefix) + 1:]: json.loads(v) for k, v in rows}
 
     def mark_behind(self, space: str, token: str) -> None:
         """Record that a committed write of `space` missed a shared vector engine (one row per space, any
@@ -186,10 +236,7 @@ class Session:
 
     def behind(self, spaces: Iterable[str]) -> dict[str, str]:
         """The marks left by `mark_behind`, per space that has one (one read: done before each search)."""
-        spaces = list(spaces)
-        rows = self.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(spaces))})",
-                            [f"behind.{s}" for s in spaces]).fetchall()
-        return {k[len("behind."):]: json.loads(v) for k, v in rows}
+        return self._space_meta("behind", spaces)
 
     def clear_behind(self, space: str, token: str) -> None:
         """Remove the mark `token` once the engine was caught up (a newer mark, set meanwhile, stays)."""
@@ -509,19 +556,8 @@ class Session:
         if not words:
             return []
         cond, params = self.item_filter_sql(kinds, where)
-        if self.dialect.name == "sqlite":
-            match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-            sql = ("SELECT c.id, c.item_id, c.start_s, c.end_s, highlight(cues_fts, 0, char(2), char(3)), "
-                   "-bm25(cues_fts) FROM cues_fts JOIN cues c ON c.id = cues_fts.rowid JOIN items i ON i.id = c.item_id "
-                   f"WHERE cues_fts MATCH ? AND ({cond}) ORDER BY bm25(cues_fts), c.id LIMIT ?")
-            args: list[Any] = [match, *params, limit]
-        else:
-            sql = ("SELECT c.id, c.item_id, c.start_s, c.end_s, ts_headline(CAST(? AS regconfig), c.text, q, "
-                   "'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', HighlightAll=true'), ts_rank_cd(c.tsv, q, 1) AS r "
-                   "FROM plainto_tsquery(CAST(? AS regconfig), ?) q, cues c JOIN items i ON i.id = c.item_id "
-                   f"WHERE c.tsv @@ q AND ({cond}) ORDER BY r DESC, c.id LIMIT ?")
-            args = [language, language, " ".join(words), *params, limit]
-        rows = self.execute(sql, args).fetchall()
+        rows = self.execute(self.dialect.keyword_search.format(cond=cond),
+                            [*self.dialect.keyword_args(words, language), *params, limit]).fetchall()
         return [(int(r[0]), r[1], float(r[2]), float(r[3]), r[4], float(r[5])) for r in rows]
 
     def segments_of(self, item_ids: Iterable[str]) -> dict[str, list[Segment]]:
@@ -534,21 +570,17 @@ class Session:
         return out
 
     def cue_problems(self) -> list[str]:
-        """Cues whose item is gone, and (SQLite) full-text rows whose cue is gone or cues missing from it."""
+        """Cues whose item is gone, and (where the engine keeps the full-text index apart: SQLite) full-text rows
+        whose cue is gone or cues missing from it."""
         problems = []
         n = int(self.execute("SELECT COUNT(*) FROM cues c LEFT JOIN items i ON i.id = c.item_id "
                              "WHERE i.id IS NULL").fetchone()[0])
         if n:
             problems.append(f"{n} transcript cues belong to no item")
-        if self.dialect.name == "sqlite":
-            extra = int(self.execute("SELECT COUNT(*) FROM cues_fts_docsize d LEFT JOIN cues c ON c.id = d.id "
-                                     "WHERE c.id IS NULL").fetchone()[0])
-            missing = int(self.execute("SELECT COUNT(*) FROM cues c LEFT JOIN cues_fts_docsize d ON d.id = c.id "
-                                       "WHERE d.id IS NULL").fetchone()[0])
-            if extra:
-                problems.append(f"{extra} full-text rows (cues_fts) belong to no cue")
-            if missing:
-                problems.append(f"{missing} cues are missing from the full-text index (cues_fts)")
+        for count, message in self.dialect.fulltext_checks:
+            n = int(self.execute(count).fetchone()[0])
+            if n:
+                problems.append(message.format(n=n))
         return problems
 
 
@@ -575,9 +607,8 @@ class Store(ABC):
         """A read-only transaction whose queries all see one committed state."""
         ...
 
-    @abstractmethod
     def has_table(self, name: str) -> bool:
-        ...
+        return self.reader().has_table(name)
 
     def integrity_problems(self) -> list[str]:
         """The engine's own consistency checks (SQLite: quick_check and foreign keys)."""
@@ -585,7 +616,14 @@ class Store(ABC):
 
     def cue_ddl(self, language: str) -> list[str]:
         """Statements creating the transcript tables and their full-text index for `language` (idempotent)."""
-        raise NotImplementedError(f"the {self.dialect.name} store keeps no transcripts")
+        if self.dialect.fulltext is None:
+            raise NotImplementedError(f"the {self.dialect.name} store keeps no transcripts")
+        columns, statements = self.dialect.fulltext(language)
+        return [*self.dialect.create(CUES, extra=columns), *statements]
+
+    def sizes(self) -> dict[str, int]:
+        """The store's size in bytes, under the names `stats` reports it."""
+        return {"store_bytes": self.size_bytes()}
 
     @abstractmethod
     def size_bytes(self) -> int:

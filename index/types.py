@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Mapping
 
@@ -11,7 +12,9 @@ from .errors import InvalidArgumentError
 Kind = Literal["video", "audio", "text"]
 KINDS: tuple[str, ...] = ("video", "audio", "text")
 INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivfpq")
+JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")  # an ingest job's states
 ITEM_ID_MAX = 64  # a caller-chosen item id: 1-64 letters, digits, '-' or '_' (URLs, file names, Milvus VARCHAR)
+ITEM_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{ITEM_ID_MAX}}}")  # … the whole of it (fullmatch)
 
 
 def _thaw(value: Any) -> Any:

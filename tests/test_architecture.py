@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,8 +187,9 @@ def test_the_catalogue_parts_never_import_the_catalogue() -> None:
         assert "index.catalog" not in graph[part]
 
 
-# The vector seam and the Milvus backend never load FAISS: only index/faiss_index.py imports it.
-_NO_FAISS = """
+# The vector seam, the Milvus backend and the catalogue itself never load FAISS: only index/faiss_index.py
+# imports it, and the catalogue imports that module only when the FAISS backend is chosen.
+_FAISS_GUARD = """
 import builtins, sys
 real = builtins.__import__
 def guard(name, *args, **kwargs):
@@ -194,22 +197,44 @@ def guard(name, *args, **kwargs):
         raise ImportError("faiss is blocked for this check")
     return real(name, *args, **kwargs)
 builtins.__import__ = guard
-import index, index.space_index, index.milvus, index.types
+"""
+_NO_FAISS = _FAISS_GUARD + """
+import index, index.space_index, index.milvus, index.catalog, index.types
+assert index.Catalog is index.catalog.Catalog
 assert "faiss" not in sys.modules, sorted(m for m in sys.modules if "faiss" in m)
 print("imported without faiss")
 """
+_MILVUS_CATALOG = _FAISS_GUARD + """
+import tempfile
+import numpy as np
+from index import Catalog
+with Catalog(tempfile.mkdtemp(), spaces={"va": 4}, vectors=sys.argv[1]) as cat:
+    cat.add_item(kind="audio", source="a.wav", sha256="0" * 64, segments=[[0.0, 1.0]],
+                 vectors={"va": np.eye(4, dtype=np.float32)[:1]})
+    hits = cat.search("va", np.eye(4, dtype=np.float32)[0], k=1)
+    assert [h.item.source for h in hits] == ["a.wav"], hits
+assert "faiss" not in sys.modules, sorted(m for m in sys.modules if "faiss" in m)
+print("a Milvus catalogue without faiss")
+"""
 
 
-def test_the_vector_seam_and_milvus_import_without_faiss() -> None:
-    import subprocess
-    import sys
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter (the modules it loads are its own)."""
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
 
-    run = lambda code: subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,  # noqa: E731
-                                      text=True, timeout=120)
-    proc = run(_NO_FAISS)
+
+def test_the_vector_seam_milvus_and_the_catalogue_import_without_faiss() -> None:
+    proc = _python(_NO_FAISS)
     assert proc.returncode == 0 and "imported without faiss" in proc.stdout, proc.stderr
-    blocked = run(_NO_FAISS.replace("index.types\n", "index.faiss_index\n"))
+    blocked = _python(_NO_FAISS.replace("index.types\n", "index.faiss_index\n"))
     assert "faiss is blocked" in blocked.stderr  # the guard really blocks: the FAISS module fails under it
+    default = _python(_FAISS_GUARD + "import tempfile\nfrom index import Catalog\nCatalog(tempfile.mkdtemp())\n")
+    assert "faiss is blocked" in default.stderr  # … and choosing the FAISS backend (the default) does load it
+
+
+def test_a_milvus_catalogue_never_loads_faiss(milvus_server) -> None:
+    proc = _python(_MILVUS_CATALOG, f"{milvus_server.uri}/no_faiss")
+    assert proc.returncode == 0 and "a Milvus catalogue without faiss" in proc.stdout, proc.stderr
 
 
 def test_only_the_faiss_module_imports_faiss() -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
+from index import ITEM_ID
 from model.captions import CaptionError, Cue, cues_from_json, parse_transcript, read_captions, sidecar_transcripts
 
 from ..errors import ServiceError
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PendingTranscripts", "parse_upload", "sidecar_cues"]
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TYPES = {"text/vtt": ".vtt", "application/x-subrip": ".srt", "text/srt": ".srt", "application/json": ".json"}
 
 
@@ -67,7 +66,7 @@ class PendingTranscripts:
         directory.mkdir(parents=True, exist_ok=True)
 
     def _path(self, item_id: str) -> Path | None:
-        return self.directory / f"{item_id}.json" if _ID.match(item_id) else None
+        return self.directory / f"{item_id}.json" if ITEM_ID.fullmatch(item_id) else None
 
     def put(self, item_id: str, cues: list[Cue]) -> None:
         path = self._path(item_id)
