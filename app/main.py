@@ -34,6 +34,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, openai, search
 from .services.admission import Admission
+from .services.asr import load_transcriber
 from .services.encoder import build_encoder
 from .services.supervised import SupervisedClassifier
 from .services.ingest import IngestService
@@ -78,8 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher.stats.observers.append(metrics.observe_batch)
     store = MediaStore(s.media_dir, s.thumbs_dir)
     paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
+    transcriber = load_transcriber(s.asr_model, language=s.asr_language, threads=s.torch_threads or 1)
     ingest = IngestService(encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store, metrics,
-                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s, paths=paths)
+                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s, paths=paths,
+                           transcriber=transcriber)
     try:
         ingest.recover()
     except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later

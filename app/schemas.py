@@ -232,6 +232,9 @@ class SearchOptions(_Strict):
         both = sorted(set(self.include or ()) & set(self.exclude or ()))
         if both:
             raise ValueError(f"{', '.join(both)} is both included and excluded; name each field in one list")
+        if self.mode == "keyword" and "timeline" in (self.include or ()):
+            raise ValueError("a timeline scores each segment against the query's vector, and mode 'keyword' has "
+                             "none: ask for it in mode 'vector' or 'hybrid'")
         return self
 
 
@@ -319,7 +322,9 @@ class SearchResult(BaseModel):
     item: ItemOut
     score: float = Field(description="cosine similarity of the best moment")
     moments: list[MomentOut] = Field(description="best moments, best first; none scoring below the moment floor")
-    confidence: Confidence | None = Field(None, description="text queries: standing against nonsense probes")
+    confidence: Confidence | None = Field(None, description="text queries in mode vector: standing against "
+                                                            "nonsense probes (keyword and fused scores are not "
+                                                            "cosines: none)")
     timeline: list[TimelineCell] | None = Field(None, description="with include=[\"timeline\"]: every segment, "
                                                                    "in time order")
     vector: list[float] | None = Field(None, description="with include=[\"vectors\"]: the item's vector in the "

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
                                       "is created (default english; SQLite: english or simple)")
     max_transcript_bytes: int = Field(16 * 2**20, gt=0,
                                       description="largest accepted transcript (.vtt/.srt/JSON cues) upload (413 above)")
+    asr_model: Path | None = Field(None, description="CTranslate2 Whisper directory (the `asr` extra): speech "
+                                   "becomes the transcript of media that has none; unset: speech is skipped")
+    asr_language: str | None = Field(None, description="language code for speech recognition; None: detected")
     max_duration_s: float = Field(3 * 3600.0, gt=0, description="longest accepted media (413 above)")
     allow_server_paths: bool = Field(False, description="let POST /items ingest files already on the server")
     server_path_roots: Annotated[list[Path], NoDecode] = Field(

@@ -97,7 +97,8 @@ async def _answer(query: QueryService, sources: MediaSources, q: QueryVectors, o
                              moments=opts.moments, include_query_item=opts.include_query_item,
                              offset=opts.offset, score_threshold=opts.score_threshold, mode=opts.mode, text=text,
                              fusion=opts.fusion, rrf_k=opts.rrf_k, alpha=opts.alpha))
-    standings = await query.standings(q, space, [h.score for h in hits])
+    # the probes' yardstick is cosine: keyword and fused scores are not comparable with it
+    standings = await query.standings(q, space, [h.score for h in hits]) if opts.mode == "vector" else None
 
     def per_hit() -> tuple[list[bool], list[list[tuple[float, float, float]]] | None, list[list[float]] | None]:
         timelines = [query.timeline(q, space, h.item.id) for h in hits] if "timeline" in include else None

@@ -42,6 +42,7 @@ from ..metrics import Metrics
 from .encoder import Encoder
 from .paths import ServerPaths
 from .storage import MediaStore
+from .asr import Transcriber
 from .transcripts import PendingTranscripts, sidecar_cues
 
 __all__ = ["IngestService", "JobCancelled", "DUPLICATE_NOTE"]
@@ -79,9 +80,10 @@ class IngestService:
 
     def __init__(self, encoder: Encoder, catalog: Catalog, jobs: JobStore, store: MediaStore, metrics: Metrics, *,
                  workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5,
-                 paths: ServerPaths | None = None) -> None:
+                 paths: ServerPaths | None = None, transcriber: Transcriber | None = None) -> None:
         """`jobs`: the job table in the catalogue's store (its lease length is the JobStore's);
-        `paths`: which server files a worker may read (none by default)."""
+        `paths`: which server files a worker may read (none by default); `transcriber`: speech to cues for
+        media with no transcript of its own (none: skipped)."""
         self.encoder = encoder
         self.paths = paths or ServerPaths(allowed=False, roots=[])  # which files a worker may read
         self.catalog = catalog
@@ -101,6 +103,7 @@ class IngestService:
         self._last_reclaim = 0.0
         self._down = False  # the store was unreachable at the last poll
         self.transcripts = PendingTranscripts(store.media_dir.parent / "pending-transcripts")
+        self.transcriber = transcriber
 
     # --- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -351,6 +354,8 @@ class IngestService:
                 cues = self.transcripts.get(job.item_id)
                 if cues is None and emb.kind != "text":
                     cues = read_subtitle_streams(handle)
+                if not cues and self.transcriber is not None and info.has_audio:  # the last source: speech
+                    cues = self._speech(job, handle, emb.info.duration)
             item = self._retrying(f"storing job {job.id}", lambda: self._add(job, emb, cues))
             self.transcripts.discard(job.item_id)
         except JobCancelled:
@@ -384,6 +389,15 @@ class IngestService:
         self.metrics.ingested_segments.labels(emb.kind).inc(emb.n_segments)
         log.info("ingested %s as %s item %s (%d segments, %.1f s)", job.source, emb.kind, item.id,
                  emb.n_segments, time.time() - started)
+
+    def _speech(self, job: JobRecord, handle: Path, duration: float) -> list[Cue] | None:
+        """The recogniser's cues; a recogniser that fails leaves the item without a transcript, never unindexed."""
+        try:
+            return self.transcriber.transcribe(handle, duration) if self.transcriber else None
+        except Exception:
+            log.exception("ingest job %s (%s): speech recognition failed; the item has no transcript", job.id,
+                          job.source)
+            return None
 
     def _add(self, job: JobRecord, emb, cues=None):
         """The item (new, or another job's with the same content), its transcript and this job's `done`,

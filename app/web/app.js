@@ -1,4 +1,5 @@
-// vatt web page: search, play moments, ingest with progress, zero-shot classification.
+// vatt web page: search (by vectors, transcript words, or both), play moments, a transcript that follows
+// the player, ingest with progress, zero-shot classification.
 // Plain browser JavaScript, no build step and no network beyond this server. Every URL is
 // relative, so the page also works behind a reverse proxy under a path prefix.
 "use strict";
@@ -162,6 +163,7 @@
       player.dataset.itemId = item.id;
       player.addEventListener("loadedmetadata", seek, { once: true });
       player.src = mediaUrl(item);
+      loadTranscript(item);
     } else if (player.readyState >= HTMLMediaElement.HAVE_METADATA) {
       seek();
     } else {
@@ -177,6 +179,65 @@
     const player = $("#player");
     if (player.getAttribute("src")) showError(new Error(`This file cannot be played here (media error ${player.error ? player.error.code : "?"}).`), "player");
   });
+
+
+  // ---- transcript panel ----------------------------------------------------------------
+
+  // The transcript of the item in the player, one button per cue: a click plays from the cue, and the
+  // cue under the playhead is marked (aria-current) as the video plays or seeks.
+  let transcriptToken = 0;
+
+  async function loadTranscript(item) {
+    const token = ++transcriptToken;
+    const box = $("#transcript");
+    const list = $("#transcript-lines");
+    const status = $("#transcript-status");
+    box.hidden = false;
+    box.dataset.itemId = item.id;
+    box.dataset.state = "loading";
+    list.replaceChildren();
+    status.textContent = "Loading the transcript…";
+    try {
+      const data = await api(`items/${encodeURIComponent(item.id)}/transcript?format=json`);
+      if (token !== transcriptToken) return; // another item was loaded meanwhile
+      const cues = data.cues || [];
+      for (const cue of cues) list.append(transcriptLine(item, cue));
+      status.textContent = cues.length ? `${cues.length} line${cues.length === 1 ? "" : "s"}; click one to play from it.`
+        : "no transcript";
+      box.dataset.state = cues.length ? "ready" : "empty";
+      followPlayback();
+    } catch (err) {
+      if (token !== transcriptToken) return;
+      status.textContent = `The transcript could not be loaded: ${err instanceof ApiError ? err.detail : err.message}`;
+      box.dataset.state = "error";
+    }
+  }
+
+  function transcriptLine(item, cue) {
+    const b = el("button", { type: "button", className: "cue", dataset: { start: String(cue.start), end: String(cue.end) } },
+      el("span", { className: "cue-time" }, fmtTime(cue.start)), " ", el("span", { className: "cue-text" }, cue.text));
+    b.addEventListener("click", () => playAt(item, cue.start, cue.end));
+    return el("li", {}, b);
+  }
+
+  // Mark the cue under the playhead (the last one that started, among overlapping cues) and keep it in
+  // view inside the list, without scrolling the page.
+  function followPlayback() {
+    const t = $("#player").currentTime;
+    const cues = [...document.querySelectorAll("#transcript-lines .cue")];
+    const active = cues.filter((b) => Number(b.dataset.start) <= t && t < Number(b.dataset.end)).pop() || null;
+    for (const b of cues) {
+      if (b !== active && b.hasAttribute("aria-current")) b.removeAttribute("aria-current");
+    }
+    if (!active || active.getAttribute("aria-current") === "true") return;
+    active.setAttribute("aria-current", "true");
+    const list = $("#transcript-lines");
+    const lr = list.getBoundingClientRect();
+    const ar = active.getBoundingClientRect();
+    if (ar.top < lr.top || ar.bottom > lr.bottom) list.scrollTop += ar.top - lr.top - lr.height / 3;
+  }
+
+  for (const event of ["timeupdate", "seeked", "loadedmetadata"]) $("#player").addEventListener(event, followPlayback);
 
   // ---- search filters -------------------------------------------------------------------
 
@@ -379,6 +440,8 @@
       const moments = $(".moments", card);
       const kept = (hit.moments || []).filter((m) => m.score >= floor);
       if (!kept.length) moments.append(el("span", { className: "no-moments" }, `no moment scores above ${floor}`));
+      const withLines = kept.some((m) => m.text); // keyword/hybrid: each moment's matched lines beside it
+      if (withLines) moments.classList.add("with-lines");
       for (const m of kept) {
         const b = el("button", {
           type: "button",
@@ -391,6 +454,7 @@
           if (playAt(item, m.start, m.end)) b.setAttribute("aria-pressed", "true");
         });
         moments.append(b);
+        if (withLines) moments.append(renderMomentLine(m));
       }
       $(".card-body", card).insertBefore(renderMetadata(item), $(".card-actions", card));
       $(".similar-btn", card).addEventListener("click", () => doSearch({ item_id: item.id }, `items like ${itemTitle(item)}`));
@@ -410,7 +474,7 @@
     status.textContent = "Searching…";
     status.dataset.state = "busy";
     try {
-      const data = await api("search", { method: "POST", json: { ...query, ...searchOptions() } });
+      const data = await api("search", { method: "POST", json: { ...searchOptions(), ...query } });
       renderResults(data, label);
     } catch (err) {
       clearResults("", "error"); // results of an earlier query would read as this one's
@@ -426,7 +490,8 @@
       showError(new Error("Type something to search for."), "search");
       return;
     }
-    doSearch({ text }, `“${text}”`);
+    const mode = searchMode();
+    doSearch({ text, ...modeFields(mode) }, mode === "vector" ? `“${text}”` : `“${text}” (${mode})`);
   });
 
   $("#search-file-form").addEventListener("submit", async (e) => {
@@ -457,6 +522,41 @@
       showError(err, "search");
     }
   });
+
+
+  // ---- search mode and matched transcript lines -----------------------------------------
+
+  // The mode switch applies to text queries (the server searches words only for a text); "More like
+  // this" and file queries stay vector searches.
+  const searchMode = () => ($("input[name='mode']:checked") || { value: "vector" }).value;
+
+  // What a text query adds to its body for `mode`: keyword hits have no vector, so no score strip.
+  function modeFields(mode) {
+    if (mode === "vector") return {};
+    return mode === "keyword" ? { mode, include: [] } : { mode };
+  }
+
+  // The server sends matched lines HTML-escaped with the query's words in <mark>…</mark>. They are
+  // rebuilt here as text nodes and <mark> elements (never innerHTML), so a cue can hold no markup.
+  const ENTITIES = { "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": "\"", "&#x27;": "'", "&#39;": "'" };
+  const unescapeHtml = (text) => text.replace(/&(?:lt|gt|amp|quot|#x27|#39);/g, (e) => ENTITIES[e]);
+
+  function markedNodes(marked) {
+    const nodes = [];
+    let inMark = false;
+    for (const part of String(marked).split(/(<mark>|<\/mark>)/)) {
+      if (part === "<mark>") inMark = true;
+      else if (part === "</mark>") inMark = false;
+      else if (part) nodes.push(inMark ? el("mark", {}, unescapeHtml(part)) : unescapeHtml(part));
+    }
+    return nodes;
+  }
+
+  // A moment with no line (hybrid: one found by the vectors alone) keeps its row, empty.
+  function renderMomentLine(moment) {
+    return el("p", { className: "moment-line", dataset: { start: String(moment.start), end: String(moment.end) } },
+      ...(moment.text ? markedNodes(moment.text) : []));
+  }
 
   // ---- ingest -------------------------------------------------------------------------
 
@@ -703,5 +803,5 @@
     refreshLibrary();
   })();
 
-  window.vatt = { api, playAt, doSearch, refreshLibrary, addWhereRow }; // for the console and the browser test
+  window.vatt = { api, playAt, doSearch, refreshLibrary, addWhereRow, loadTranscript }; // for the console and the browser test
 })();

@@ -231,3 +231,19 @@ def test_bulk_embed_carries_manifest_transcripts_into_shards(trained_model_dir: 
     # remuxing the h264 clip into Matroska shifts its packets by the B-frame delay (64 ms here), the subtitle's too
     (s, e, text), = cues["green-subs.mkv"]
     assert text == "from the stream" and s == pytest.approx(1.0, abs=0.1) and e - s == pytest.approx(1.0)
+
+
+def test_word_scores_get_no_cosine_yardstick_and_keyword_mode_no_timeline(tclient: httpx.Client,
+                                                                          items: dict[str, str]) -> None:
+    """Keyword and fused scores are not cosines: no standing against the nonsense probes' cosines (every hit
+    would read as weak); a keyword query has no vector, so a timeline of cosines is refused, naming it."""
+    vector = _search(tclient, text="a red screen", k=3)
+    assert all(r["confidence"] is not None for r in vector["results"])
+    for mode in ("keyword", "hybrid"):
+        out = _search(tclient, text="gradient descent", mode=mode, k=3)
+        assert out["results"] and all(r["confidence"] is None for r in out["results"]), out
+    hybrid = _search(tclient, text="gradient descent", mode="hybrid", k=3, include=["timeline"])
+    for r in hybrid["results"]:
+        assert [c["start"] for c in r["timeline"]] and all(-1 <= c["score"] <= 1 for c in r["timeline"])
+    r = tclient.post("/search", json={"text": "gradient descent", "mode": "keyword", "include": ["timeline"]})
+    assert r.status_code == 422 and "timeline" in r.text and "keyword" in r.text, r.text
