@@ -39,7 +39,7 @@ from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, chec
 from .cues import DEFAULT_LANGUAGE, CueHit, check_cues, check_language, marked, query_words
 from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
                      StoreUnavailableError)
-from .faiss_index import FaissBackend
+from .faiss_index import FaissBackend, FaissSpaceIndex
 from .merge_patch import merge_patch
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .space_sync import SpaceSync
@@ -367,6 +367,11 @@ class Catalog:
         with self._write_lock, self._store().transaction() as tx:
             self._claim_model(tx, model)
 
+    def model(self) -> dict[str, Any] | None:
+        """The model whose vectors this catalogue holds ({"name", "config_hash"}), None before any claimed it."""
+        held = self._reader().read_meta().get("model")
+        return dict(held) if held else None
+
     def _claim_model(self, tx: Session, model: Mapping[str, Any]) -> None:
         held = tx.read_meta().get("model")
         if held is None:
@@ -432,6 +437,40 @@ class Catalog:
                 old.close()
             self.index_type, self.options = index_type, options
             self.flush()
+
+    def backup(self, dest: str | os.PathLike[str], *, then: Callable[[list[str]], None] | None = None) -> dict[str, int]:
+        """Copy the catalogue as it stands at one epoch into the new directory `dest` while it keeps serving: the
+        store through its online backup, each space's FAISS index written from memory with that epoch. Writes
+        wait meanwhile (the copy takes the writer lock); searches go on. `then(item_ids)` runs at the same point,
+        before writes resume (a snapshot links the items' media there). Returns the epochs copied.
+
+        Embedded catalogues only (SQLite + FAISS): a shared store and Milvus have their engines' own backups."""
+        if self.backend is None or self.backend.name != "faiss":
+            raise CatalogError("only catalogues with FAISS vector indexes are copied by a snapshot; back up Milvus "
+                               "with its own tools (milvus-backup)")
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=False)
+        files = FaissBackend(dest)
+        with self._write_lock:
+            for space in self.spaces:
+                self._sync(space)
+            store = self._store()
+            epochs = store.reader().epochs(self.spaces)
+            store.backup(dest / DB_NAME)
+            for space, vi in self._vectors.items():
+                if isinstance(vi, FaissSpaceIndex):
+                    vi.save_copy(files.index_path(space), epochs[space])
+            if then is not None:
+                then(self._item_ids())
+        return epochs
+
+    def _item_ids(self) -> list[str]:
+        ids: list[str] = []
+        while True:
+            page = self.list_items(limit=1000, offset=len(ids))
+            ids.extend(i.id for i in page)
+            if len(page) < 1000:
+                return ids
 
     # --- reads --------------------------------------------------------------------------------
     def get_item(self, item_id: str) -> Item:

@@ -18,6 +18,7 @@ import typer
 from vatt_cli import EXIT_BAD_INPUT, EXIT_BUSY, fail, one_line_errors
 
 from .catalog import Catalog
+from .collections import DEFAULT_COLLECTION, CollectionLayout
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
 from .sqlite_store import DB_NAME
 from .types import INDEX_TYPES
@@ -192,3 +193,67 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
     if refused:
         raise refused[-1]
 
+
+
+COLLECTION = typer.Option(DEFAULT_COLLECTION, "--collection", help="the collection inside DATA (default: the data "
+                                                                   "directory's own catalogue)")
+
+
+@app.command("snapshot")
+@one_line_errors
+def snapshot_cmd(data: Path = typer.Argument(..., help="the service's data directory"),
+                 out: Path = typer.Option(..., "--out", help="the archive to write (a .tar)"),
+                 collection: str = COLLECTION) -> None:
+    """Write one archive of a collection's catalogue at one epoch with its items' media (server stopped; while
+    it runs, POST /collections/NAME/snapshots takes the same snapshot without stopping it)."""
+    from .snapshot import write_snapshot
+
+    layout = _layout(data, collection)
+    if out.exists():
+        raise fail(f"{out} exists; give a new file to --out", EXIT_BAD_INPUT)
+    with _Open(layout.catalog, readonly=False) as cat:
+        try:
+            info = write_snapshot(cat, out.parent if str(out.parent) else Path("."), collection=collection,
+                                  files={"media": layout.media, "thumbs": layout.thumbs})
+        except CatalogError as e:
+            raise fail(str(e), 1) from None
+    info.path.replace(out)
+    typer.echo(f"snapshot {info.name} of collection {collection}: {info.manifest['items']} items at epochs "
+               f"{info.manifest['epochs']} -> {out} ({info.bytes / 2**20:.1f} MiB)")
+
+
+@app.command("restore")
+@one_line_errors
+def restore_cmd(archive: Path = typer.Argument(..., help="a snapshot archive (vatt index snapshot, or GET "
+                                                         "/collections/NAME/snapshots/SNAPSHOT)"),
+                data: Path = typer.Option(..., "--data", help="the service's data directory to restore into"),
+                collection: Optional[str] = typer.Option(
+                    None, "--collection", help="the collection to restore as (default: the snapshot's own)")) -> None:
+    """Restore a snapshot into a collection that has no catalogue yet, then check it (exit 1 on a problem)."""
+    from .snapshot import read_manifest, restore_snapshot
+
+    if not archive.is_file():
+        raise fail(f"no snapshot archive at {archive}", EXIT_BAD_INPUT)
+    try:
+        name = collection or str(read_manifest(archive).get("collection") or DEFAULT_COLLECTION)
+        layout = _layout(data, name)
+        manifest, report = restore_snapshot(archive, layout.catalog, {"media": layout.media, "thumbs": layout.thumbs})
+    except InvalidArgumentError as e:
+        raise fail(str(e), EXIT_BAD_INPUT) from None
+    except CatalogLockedError as e:
+        raise fail(locked_hint(e), EXIT_BUSY) from None
+    except CatalogError as e:
+        raise fail(str(e), 1) from None
+    for problem in report.problems:
+        typer.echo(problem)
+    if not report.ok:
+        raise typer.Exit(1)
+    typer.echo(f"restored snapshot {manifest.get('name')} ({manifest.get('items')} items) as collection {name} in "
+               f"{data}; check ok: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()))
+
+
+def _layout(data: Path, collection: str) -> CollectionLayout:
+    try:
+        return CollectionLayout.of(data, collection)
+    except InvalidArgumentError as e:
+        raise fail(str(e), EXIT_BAD_INPUT) from None

@@ -478,6 +478,11 @@ class FaissSpaceIndex:
             return
         self.saved, self.dirty = epoch, False
 
+    def save_copy(self, path: Path, epoch: int) -> None:
+        """Write the index as it stands now to another file (a snapshot's copy), marked with `epoch`."""
+        with self.lock.read():
+            self.vi.save(path, epoch)
+
     def describe(self, epoch: int) -> dict[str, Any]:
         with self.lock.read():
             vi = self.vi

@@ -1,0 +1,239 @@
+"""The server's collections: each a catalogue with its media, job table, ingest and query services, all sharing
+the one loaded model (encoder, batcher) and the one pool of ingest workers.
+
+`default` is the data directory's own catalogue (today's layout, served by the routes without a prefix); the
+others live under DATA/collections/NAME/ (index.collections has the layout and the name rule). Every named
+collection found there is opened on start; `create` and `delete` change the set while serving. Named
+collections use the embedded store (SQLite + FAISS): one self-contained directory each, so a crash, `vatt
+index check`, a snapshot and a delete each concern one directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from index import INDEX_TYPES, Catalog, CatalogError, InvalidArgumentError, JobStore
+from index.collections import DEFAULT_COLLECTION, CollectionLayout, collection_names
+from index.snapshot import SUFFIX, SnapshotInfo, check_snapshot_name, list_snapshots, write_snapshot
+
+from ..errors import ServiceError
+from ..metrics import Metrics
+from ..settings import Settings
+from .encoder import Encoder
+from .ingest import IngestService
+from .ingest_pool import IngestPool
+from .paths import ServerPaths
+from .query import QueryService
+from .storage import MediaStore
+
+__all__ = ["Collection", "Collections"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Collection:
+    """One collection's catalogue and the services bound to it."""
+
+    layout: CollectionLayout
+    catalog: Catalog
+    store: MediaStore
+    ingest: IngestService
+    query: QueryService
+    _snapshotting: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    @property
+    def url(self) -> str:
+        """The prefix of its routes ('' for the default collection, whose routes have none)."""
+        return "" if self.name == DEFAULT_COLLECTION else f"/collections/{self.name}"
+
+    def describe(self) -> dict[str, Any]:
+        """Counts per kind and space, index type and options, model (blocking: reads the store)."""
+        stats = self.catalog.stats()
+        return {"name": self.name, "url": self.url, "items": stats["items"], "kinds": stats["kinds"],
+                "segments": stats["segments"],
+                "spaces": {s: {"dim": sp["dim"], "vectors": sp["vectors"]} for s, sp in stats["spaces"].items()},
+                "index_type": stats["index_type"], "index_options": stats["index_options"],
+                "model": self.catalog.model(), "queued_jobs": self.ingest.queued}
+
+    # --- snapshots ------------------------------------------------------------------------------
+    def snapshot(self) -> SnapshotInfo:
+        """Write a snapshot while serving and ingesting go on (blocking); one at a time per collection (409)."""
+        store, backend = self.catalog.store, self.catalog.backend
+        if store is None or store.shared or backend is None or backend.name != "faiss":
+            raise ServiceError(400, "snapshots copy embedded catalogues (SQLite + FAISS); back up a PostgreSQL store "
+                                    "with pg_dump and Milvus with milvus-backup (README: Collections and snapshots)",
+                               code="snapshots_unsupported")
+        if not self._snapshotting.acquire(blocking=False):
+            raise ServiceError(409, f"a snapshot of collection {self.name!r} is being written; one runs at a time "
+                                    "per collection: try again when it is listed", code="conflict")
+        try:
+            return write_snapshot(self.catalog, self.layout.snapshots, collection=self.name,
+                                  files={"media": self.layout.media, "thumbs": self.layout.thumbs})
+        finally:
+            self._snapshotting.release()
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        return list_snapshots(self.layout.snapshots)
+
+    def snapshot_file(self, name: str) -> Path:
+        """The archive of snapshot `name` (400 for a name breaking the rule, 404 when there is none)."""
+        try:
+            check_snapshot_name(name)
+        except InvalidArgumentError as exc:
+            raise ServiceError(400, str(exc)) from None
+        path = self.layout.snapshots / f"{name}{SUFFIX}"
+        if not path.is_file():
+            raise ServiceError(404, f"collection {self.name!r} has no snapshot {name!r}; GET /collections/"
+                                    f"{self.name}/snapshots lists them", code="not_found")
+        return path
+
+
+class Collections:
+    """Open, create, list and delete collections; `get` resolves a route's collection (400 bad name, 404 unknown)."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, metrics: Metrics, paths: ServerPaths, *,
+                 model: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.metrics = metrics
+        self.paths = paths
+        self.model = dict(model)  # name and config hash, claimed by every catalogue
+        self.pool = IngestPool(self.ingests, workers=settings.ingest_workers, poll_s=settings.job_poll_s)
+        self._open: dict[str, Collection] = {}
+        self._lock = threading.Lock()  # create/delete one at a time (lookups read the dict without it)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def open_all(self) -> Collection:
+        """Open the default collection (its lock first: a second server fails here) and every named one found;
+        returns the default."""
+        default = self._load(DEFAULT_COLLECTION, create=True)
+        for name in collection_names(self.settings.data_dir):
+            if name != DEFAULT_COLLECTION:
+                try:
+                    self._load(name, create=False)
+                except CatalogError as exc:  # one broken collection does not keep the others from serving
+                    log.error("collection %s not opened: %s", name, exc)
+        return default
+
+    def start(self) -> None:
+        self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
+        for col in list(self._open.values()):
+            col.ingest.close()
+        for col in list(self._open.values()):
+            col.catalog.close()
+        self._open.clear()
+
+    def ingests(self) -> list[IngestService]:
+        return [c.ingest for c in list(self._open.values())]
+
+    def _layout(self, name: str) -> CollectionLayout:
+        try:
+            return CollectionLayout.of(self.settings.data_dir, name, media_dir=self.settings.media_dir)
+        except InvalidArgumentError as exc:
+            raise ServiceError(400, str(exc), code="bad_collection_name") from None
+
+    def _load(self, name: str, *, create: bool, index_type: str | None = None,
+              index_options: Mapping[str, Any] | None = None) -> Collection:
+        s = self.settings
+        layout = self._layout(name)
+        default = name == DEFAULT_COLLECTION
+        catalog = Catalog(layout.catalog, spaces=self.encoder.model.space_dims, create=create,
+                          index_type=index_type, index_options=index_options,
+                          store=s.store if default else "sqlite", vectors=s.vectors if default else "faiss",
+                          text_language=s.text_language)
+        try:
+            for d in (layout.media, layout.thumbs):
+                d.mkdir(parents=True, exist_ok=True)
+            try:  # so `vatt index import` refuses shards of another model
+                catalog.claim_model(self.model)
+            except Exception as exc:  # another model's catalogue, or a full/read-only disk: serving reads goes on
+                log.warning("collection %s: model not recorded in the catalogue: %s", name, exc)
+            store = MediaStore(layout.media, layout.thumbs)
+            ingest = IngestService(self.encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store,
+                                   self.metrics, workers=0, retention_s=s.job_retention_s, poll_s=s.job_poll_s,
+                                   paths=self.paths, wake=self.pool.wake, workers_alive=self.pool.alive)
+            try:
+                ingest.recover()
+            except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
+                log.warning("collection %s: ingest recovery postponed: %s", name, exc)
+            query = QueryService(self.encoder, catalog, temperature=s.temperature, max_k=s.max_k,
+                                 moment_floor=s.moment_floor)
+        except BaseException:
+            catalog.close()
+            raise
+        col = Collection(layout, catalog, store, ingest, query)
+        self._open[name] = col
+        return col
+
+    # --- the API's verbs ------------------------------------------------------------------------
+    def get(self, name: str) -> Collection:
+        col = self._open.get(name)
+        if col is None:
+            check = self._layout(name)  # 400 naming the rule first
+            raise ServiceError(404, f"no collection named {check.name!r}; GET /collections lists them, "
+                                    "POST /collections creates one", code="not_found")
+        return col
+
+    def all(self) -> list[Collection]:
+        return sorted(self._open.values(), key=lambda c: (c.name != DEFAULT_COLLECTION, c.name))
+
+    def create(self, name: str, *, index_type: str | None = None,
+               index_options: Mapping[str, Any] | None = None) -> Collection:
+        """A new, empty collection (blocking: creates its catalogue)."""
+        self._layout(name)  # 400 naming the rule
+        if self.settings.store != "sqlite" or self.settings.vectors != "faiss":
+            raise ServiceError(400, "named collections need the embedded store in this version (VATT_STORE=sqlite, "
+                                    "VATT_VECTORS=faiss); this server serves its default collection only",
+                               code="collections_unsupported")
+        if index_type is not None and index_type not in INDEX_TYPES:
+            raise ServiceError(400, f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}")
+        with self._lock:
+            if name in self._open:
+                raise ServiceError(409, f"collection {name!r} exists already", code="conflict")
+            limit = self.settings.max_collections
+            if len(self._open) >= limit:
+                raise ServiceError(409, f"this server holds its limit of {limit} collections (setting "
+                                        "max_collections, the default collection included); delete one first",
+                                   code="limit")
+            layout = self._layout(name)
+            if (layout.catalog).exists():  # left by a crash mid-delete: start empty
+                shutil.rmtree(layout.root, ignore_errors=True)
+            col = self._load(name, create=True, index_type=index_type or "flat", index_options=index_options)
+        log.info("collection %s created (%s)", name, col.catalog.index_type)
+        return col
+
+    def delete(self, name: str) -> Collection:
+        """Remove a collection with its catalogue, jobs, media and thumbnails (its snapshots stay)."""
+        if name == DEFAULT_COLLECTION:
+            raise ServiceError(400, "the default collection cannot be deleted (it is the data directory's own "
+                                    "catalogue); delete its items instead", code="bad_request")
+        with self._lock:
+            col = self.get(name)
+            self._open.pop(name, None)  # new requests get 404 from here on
+        col.ingest.close()  # waits for a job of its running in the pool
+        col.catalog.close()
+        _remove_tree(col.layout.root)
+        log.info("collection %s deleted", name)
+        return col
+
+
+def _remove_tree(root: Path) -> None:
+    """Rename first, then remove: a crash midway leaves no half collection under its name."""
+    doomed = root.with_name(f".{root.name}.deleting")
+    shutil.rmtree(doomed, ignore_errors=True)
+    root.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
