@@ -38,7 +38,20 @@ VECTORS = typer.Option("faiss", "--vectors", envvar="VATT_VECTORS",
                             "(check then compares that engine with the store)")
 
 
-CATALOG_ARG = "catalogue directory, or the service's data directory (then DATA/catalog)"
+CATALOG_ARG = "catalogue directory, or the service's data directory (then DATA/catalog, or with --collection NAME " \
+              "DATA/collections/NAME/catalog)"
+IN_COLLECTION = typer.Option(None, "--collection", help="PATH is the service's data directory; use this collection's "
+                                                       "catalogue (default: PATH as given)")
+
+
+def _in(path: Path, collection: str | None) -> Path:
+    """PATH itself, or with --collection the collection's catalogue inside the data directory PATH."""
+    if collection is None:
+        return path
+    try:
+        return CollectionLayout.of(path, collection).catalog
+    except InvalidArgumentError as e:
+        raise fail(str(e), EXIT_BAD_INPUT) from None
 
 
 def _existing(path: Path, store: str = "sqlite") -> Path:
@@ -98,9 +111,9 @@ def _lines(s: dict) -> Iterator[str]:
 @one_line_errors
 def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
-              store: str = STORE) -> None:
+              store: str = STORE, collection: Optional[str] = IN_COLLECTION) -> None:
     """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
-    with _Open(path, readonly=True, store=store) as cat:
+    with _Open(_in(path, collection), readonly=True, store=store) as cat:
         s = cat.stats()
     typer.echo(json.dumps(s, indent=2) if as_json else "\n".join(_lines(s)))
 
@@ -110,9 +123,9 @@ def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
 def check_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               notes: bool = typer.Option(False, "--notes", help="also print notes (as does the global `vatt -v`)"),
               old_verbose: bool = typer.Option(False, "--verbose", hidden=True),  # the old spelling of --notes
-              store: str = STORE, vectors: str = VECTORS) -> None:
+              store: str = STORE, vectors: str = VECTORS, collection: Optional[str] = IN_COLLECTION) -> None:
     """Verify the store and the deployment's vector indexes agree; exit 1 with one line per problem if not."""
-    with _Open(path, readonly=True, store=store, vectors=vectors) as cat:
+    with _Open(_in(path, collection), readonly=True, store=store, vectors=vectors) as cat:
         report = cat.check()
     for problem in report.problems:
         typer.echo(problem)
@@ -131,7 +144,7 @@ def rebuild_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
                     None, "--type", help=f"new index type: {' | '.join(INDEX_TYPES)} (default: keep)"),
                 options: Optional[str] = typer.Option(
                     None, "--options", help='index options as JSON, e.g. {"hnsw_m": 32, "ef_search": 128}'),
-                store: str = STORE) -> None:
+                store: str = STORE, collection: Optional[str] = IN_COLLECTION) -> None:
     """Rebuild every vector index from the vectors in the store, optionally changing its type."""
     if index_type is not None and index_type not in INDEX_TYPES:
         raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", EXIT_BAD_INPUT)
@@ -141,7 +154,7 @@ def rebuild_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
             parsed = json.loads(options)
         except ValueError as e:
             raise fail(f"--options is not valid JSON ({e})", EXIT_BAD_INPUT) from None
-    path = _existing(path, store)
+    path = _existing(_in(path, collection), store)
     with _Open(path, readonly=False, store=store) as cat:
         try:
             cat.rebuild(index_type=index_type, index_options=parsed)
@@ -163,7 +176,10 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                index_type: Optional[str] = typer.Option(
                    None, "--type", help=f"index type: {' | '.join(INDEX_TYPES)} (default: the catalogue's, "
                                         "flat for a new one)"),
-               store: str = STORE) -> None:
+               store: str = STORE,
+               collection: Optional[str] = typer.Option(None, "--collection",
+                                                        help="with --data: load into this collection (created when new)"),
+               ) -> None:
     """Load shards: one transaction per shard, each space's index built once at the end."""
     from .importer import check_shards, import_shards
     from .shards import ShardError
@@ -174,7 +190,7 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
         raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", EXIT_BAD_INPUT)
     if not shards.is_dir():
         raise fail(f"no shard directory at {shards}", EXIT_BAD_INPUT)
-    path = catalog if catalog is not None else data / "catalog"
+    path = catalog if catalog is not None else _in(data, collection or DEFAULT_COLLECTION)
     try:
         found, _ = check_shards(shards)
         exists = (path / DB_NAME).exists() if store == "sqlite" else None  # PostgreSQL: checked against the store

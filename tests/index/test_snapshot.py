@@ -166,6 +166,12 @@ def test_cli_snapshot_and_restore(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "already holds a catalogue" in res.output
     res = runner.invoke(app, ["restore", str(out), "--data", str(tmp_path / "copy"), "--collection", "default"])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["check", str(tmp_path / "copy"), "--collection", "sports"])
+    assert res.exit_code == 0 and res.stdout.startswith("ok: items 8, segments 16"), res.output
+    res = runner.invoke(app, ["stats", str(tmp_path / "copy"), "--collection", "sports", "--json"])
+    assert res.exit_code == 0 and '"items": 8' in res.stdout, res.output
+    res = runner.invoke(app, ["check", str(tmp_path / "copy"), "--collection", "Nope!"])
+    assert res.exit_code == 2 and "1 to 63 characters" in res.output
     for catalog in (tmp_path / "copy" / "collections" / "sports", tmp_path / "copy"):
         res = runner.invoke(app, ["check", str(catalog / "catalog")])
         assert res.exit_code == 0 and res.stdout.startswith("ok: items 8, segments 16"), res.output
