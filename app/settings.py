@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time (one pool for every collection)")
     max_collections: int = Field(100, ge=1, description="most collections one server holds, the default one "
                                                         "included (POST /collections answers 409 past it)")
+    max_snapshots: int = Field(20, ge=1, description="most snapshots kept per collection (POST …/snapshots answers "
+                                                     "409 past it)")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="where the model runs: auto (cuda when available), cpu, cuda or cuda:N")

@@ -37,7 +37,7 @@ from .sqlite_store import DB_NAME
 from .types import CheckReport
 
 __all__ = ["FORMAT", "SnapshotInfo", "new_snapshot_name", "check_snapshot_name", "write_snapshot", "list_snapshots",
-           "read_manifest", "restore_snapshot"]
+           "discard_partial", "read_manifest", "restore_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,19 @@ def list_snapshots(directory: Path) -> list[SnapshotInfo]:
             except (CatalogError, FileNotFoundError):  # deleted meanwhile, or not ours
                 continue
     return found
+
+
+def discard_partial(directory: Path) -> int:
+    """Remove what a snapshot cut off by a crash left (staging folders, unrenamed archives); returns how many."""
+    if not directory.is_dir():
+        return 0
+    partial = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith((".staging", ".tar.tmp"))]
+    for path in partial:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(partial)
 
 
 def _target(member: tarfile.TarInfo, folders: Mapping[str, Path]) -> Path | None:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from index import INDEX_TYPES, Catalog, CatalogError, InvalidArgumentError, JobStore
 from index.collections import DEFAULT_COLLECTION, CollectionLayout, collection_names
-from index.snapshot import SUFFIX, SnapshotInfo, check_snapshot_name, list_snapshots, write_snapshot
+from index.snapshot import SUFFIX, SnapshotInfo, check_snapshot_name, discard_partial, list_snapshots, write_snapshot
 
 from ..errors import ServiceError
 from ..metrics import Metrics
@@ -46,6 +46,7 @@ class Collection:
     store: MediaStore
     ingest: IngestService
     query: QueryService
+    max_snapshots: int = 20
     _snapshotting: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -78,6 +79,9 @@ class Collection:
             raise ServiceError(409, f"a snapshot of collection {self.name!r} is being written; one runs at a time "
                                     "per collection: try again when it is listed", code="conflict")
         try:
+            if len(self.snapshots()) >= self.max_snapshots:
+                raise ServiceError(409, f"collection {self.name!r} holds its limit of {self.max_snapshots} snapshots "
+                                        "(setting max_snapshots); download and delete old ones first", code="limit")
             return write_snapshot(self.catalog, self.layout.snapshots, collection=self.name,
                                   files={"media": self.layout.media, "thumbs": self.layout.thumbs})
         finally:
@@ -118,6 +122,8 @@ class Collections:
         """Open the default collection (its lock first: a second server fails here) and every named one found;
         returns the default."""
         default = self._load(DEFAULT_COLLECTION, create=True)
+        for doomed in (self.settings.data_dir / "collections").glob(".*.deleting"):  # a delete cut off by a crash
+            shutil.rmtree(doomed, ignore_errors=True)
         for name in collection_names(self.settings.data_dir):
             if name != DEFAULT_COLLECTION:
                 try:
@@ -175,7 +181,8 @@ class Collections:
         except BaseException:
             catalog.close()
             raise
-        col = Collection(layout, catalog, store, ingest, query)
+        discard_partial(layout.snapshots)  # a snapshot cut off by a crash
+        col = Collection(layout, catalog, store, ingest, query, max_snapshots=s.max_snapshots)
         self._open[name] = col
         return col
 

@@ -21,13 +21,15 @@ from index.cli import app as index_cli
 from index.snapshot import IN_FLIGHT
 
 MAX_COLLECTIONS = 5  # default included
+MAX_SNAPSHOTS = 2
 runner = CliRunner()
 
 
 def _settings(model_dir: Path, data_dir: Path, corpus: dict[str, Path]) -> Settings:
     return Settings(model_dir=model_dir, data_dir=data_dir, api_key=API_KEY, max_duration_s=60.0,
                     allow_server_paths=True, server_path_roots=[corpus["red"].parent], torch_threads=1,
-                    batch_wait_ms=2.0, max_collections=MAX_COLLECTIONS)
+                    batch_wait_ms=2.0, max_collections=MAX_COLLECTIONS,
+                    max_snapshots=MAX_SNAPSHOTS)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +104,16 @@ def test_names_limits_and_unknown_collections(cc: httpx.Client, cserver: LiveSer
     assert_error(cc.post("/collections", json={"name": "one-too-many"}), 409, "limit",
                  f"limit of {MAX_COLLECTIONS} collections", "max_collections")
     assert cc.get("/collections/limit-a").json()["index_type"] == "hnsw"
+    for _ in range(MAX_SNAPSHOTS):
+        assert cc.post("/collections/limit-a/snapshots").status_code == 201
+    assert_error(cc.post("/collections/limit-a/snapshots"), 409, "limit", f"limit of {MAX_SNAPSHOTS} snapshots",
+                 "max_snapshots")
+    assert len(cc.get("/collections/limit-a/snapshots").json()["snapshots"]) == MAX_SNAPSHOTS
     for name in ("limit-a", *made):
         assert cc.delete(f"/collections/{name}").status_code == 200
     assert not (cserver.settings.data_dir / "collections" / "limit-a").exists()
+    # its snapshots stay (they are its backups)
+    assert len(list((cserver.settings.data_dir / "snapshots" / "limit-a").glob("*.tar"))) == MAX_SNAPSHOTS
 
 
 def test_two_collections_never_see_each_other(cc: httpx.Client, cserver: LiveServer) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from index import Catalog, InvalidArgumentError, JobStore
 from index.cli import app
 from index.collections import CollectionLayout, check_collection_name, collection_names
-from index.snapshot import IN_FLIGHT, list_snapshots, read_manifest, restore_snapshot, write_snapshot
+from index.snapshot import IN_FLIGHT, discard_partial, list_snapshots, read_manifest, restore_snapshot, write_snapshot
 
 runner = CliRunner()
 
@@ -114,6 +114,10 @@ def test_restore_refuses_a_place_with_a_catalogue_and_a_path_escape(tmp_path: Pa
         add_video(cat, 1, 2, Clusters(seed=1))
         info = write_snapshot(cat, src.snapshots, collection="default", files={"media": src.media})
     assert [s.name for s in list_snapshots(src.snapshots)] == [info.name]
+    (src.snapshots / ".20990101T000000Z-00000000.staging" / "catalog").mkdir(parents=True)  # left by a crash
+    (src.snapshots / ".20990101T000000Z-00000000.tar.tmp").write_bytes(b"half")
+    assert discard_partial(src.snapshots) == 2
+    assert sorted(p.name for p in src.snapshots.iterdir()) == [info.path.name]
     with pytest.raises(InvalidArgumentError, match="already holds a catalogue"):
         restore_snapshot(info.path, src.catalog, {"media": src.media})
     evil = tmp_path / "evil.tar"
