@@ -588,16 +588,16 @@ class Store(ABC):
         """Statements creating the transcript tables and their full-text index for `language` (idempotent)."""
         raise NotImplementedError(f"the {self.dialect.name} store keeps no transcripts")
 
+    @abstractmethod
+    def size_bytes(self) -> int:
+        ...
+
     def backup(self, dest: Path) -> None:
         """Write the store as committed now into the file `dest` while it keeps serving (a snapshot's copy).
 
         Only the embedded store can: a shared store is backed up by its engine's own tools."""
         raise CatalogError(f"the {self.dialect.name} store is not copied by vatt snapshots; back it up with its "
                            "engine's own tools (PostgreSQL: pg_dump)")
-
-    @abstractmethod
-    def size_bytes(self) -> int:
-        ...
 
     @abstractmethod
     def close(self) -> None:
