@@ -39,7 +39,7 @@ from ._validate import (SPACE_NAME, check_item, check_item_id, check_kinds, chec
 from .cues import DEFAULT_LANGUAGE, CueHit, check_cues, check_language, marked, query_words
 from .errors import (CatalogError, CatalogLockedError, InvalidArgumentError, ItemNotFoundError, ReadOnlyError,
                      StoreUnavailableError)
-from .faiss_index import FaissBackend, FaissSpaceIndex
+from .faiss_index import FaissBackend
 from .merge_patch import merge_patch
 from .space_index import SpaceIndex, VectorBackend, VectorSource
 from .space_sync import SpaceSync
@@ -445,21 +445,19 @@ class Catalog:
         before writes resume (a snapshot links the items' media there). Returns the epochs copied.
 
         Embedded catalogues only (SQLite + FAISS): a shared store and Milvus have their engines' own backups."""
-        if self.backend is None or self.backend.name != "faiss":
+        copy_indexes = getattr(self.backend, "copy_to", None)  # engines whose indexes are files of ours
+        if copy_indexes is None:
             raise CatalogError("only catalogues with FAISS vector indexes are copied by a snapshot; back up Milvus "
                                "with its own tools (milvus-backup)")
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=False)
-        files = FaissBackend(dest)
         with self._write_lock:
             for space in self.spaces:
                 self._sync(space)
             store = self._store()
             epochs = store.reader().epochs(self.spaces)
             store.backup(dest / DB_NAME)
-            for space, vi in self._vectors.items():
-                if isinstance(vi, FaissSpaceIndex):
-                    vi.save_copy(files.index_path(space), epochs[space])
+            copy_indexes(self._vectors, dest, epochs)
             if then is not None:
                 then(self._item_ids())
         return epochs

@@ -538,6 +538,12 @@ class FaissBackend:
     def index_path(self, space: str) -> Path:
         return self.directory / f"{space}.faiss"
 
+    def copy_to(self, indexes: dict[str, Any], directory: Path, epochs: dict[str, int]) -> None:
+        """Write each space's index as it stands now into `directory` (a snapshot's copy), marked with its epoch."""
+        target = FaissBackend(directory)
+        for space, vi in indexes.items():
+            vi.save_copy(target.index_path(space), epochs[space])
+
     def open_space(self, source: VectorSource, *, index_type: str, options: IndexOptions,
                    readonly: bool) -> FaissSpaceIndex:
         """Load the file if it is sound and of the right structure, else build from the store."""
