@@ -97,6 +97,9 @@ async def _catalog(collection: CollectionDep) -> Catalog:
 
 
 async def _ingest(collection: CollectionDep) -> IngestService:
+    if collection.ingest is None:
+        raise ServiceError(503, "this service runs read-only beside the server that holds the catalogue: ingest "
+                                "and jobs go through that server (--url URL)", code="read_only")
     return collection.ingest
 
 

@@ -68,14 +68,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     encoder = build_encoder(s, device=device, max_duration_s=s.max_duration_s)
     model, batcher = encoder.model, encoder.batcher
     paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    collections = Collections(s, encoder, metrics, paths, model=model_identity(s.model_dir))
+    read_only = bool(getattr(app.state, "read_only", False))  # beside the writer: read its catalogues, change nothing
+    if not read_only:
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+    collections = Collections(s, encoder, metrics, paths, model=model_identity(s.model_dir), read_only=read_only)
     # the default catalogue's lock comes first: a second instance must fail here, before it touches anything
     # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
     default = collections.open_all()
     catalog = default.catalog
-    shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
-    s.tmp_dir.mkdir(parents=True, exist_ok=True)
+    if not read_only:
+        shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
+        s.tmp_dir.mkdir(parents=True, exist_ok=True)
     batcher.stats.observers.append(metrics.observe_batch)
     collections.start()
     metrics.track_catalog(lambda: _count_or_nan(catalog))

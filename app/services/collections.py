@@ -44,7 +44,7 @@ class Collection:
     layout: CollectionLayout
     catalog: Catalog
     store: MediaStore
-    ingest: IngestService
+    ingest: IngestService | None  # None on a read-only server (its writer runs the jobs)
     query: QueryService
     max_snapshots: int = 20
     _snapshotting: threading.Lock = field(default_factory=threading.Lock)
@@ -65,11 +65,16 @@ class Collection:
                 "segments": stats["segments"],
                 "spaces": {s: {"dim": sp["dim"], "vectors": sp["vectors"]} for s, sp in stats["spaces"].items()},
                 "index_type": stats["index_type"], "index_options": stats["index_options"],
-                "model": self.catalog.model(), "queued_jobs": self.ingest.queued}
+                "model": self.catalog.model(),
+                "queued_jobs": self.ingest.queued if self.ingest is not None else JobStore(self.catalog.store).counts()
+                .get("queued", 0)}
 
     # --- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> SnapshotInfo:
         """Write a snapshot while serving and ingesting go on (blocking); one at a time per collection (409)."""
+        if self.ingest is None:
+            raise ServiceError(503, "this service runs read-only beside the server that holds the catalogue: take "
+                                    "snapshots through that server (--url URL)", code="read_only")
         store, backend = self.catalog.store, self.catalog.backend
         if store is None or store.shared or backend is None or backend.name != "faiss":
             raise ServiceError(400, "snapshots copy embedded catalogues (SQLite + FAISS); back up a PostgreSQL store "
@@ -107,8 +112,10 @@ class Collections:
     """Open, create, list and delete collections; `get` resolves a route's collection (400 bad name, 404 unknown)."""
 
     def __init__(self, settings: Settings, encoder: Encoder, metrics: Metrics, paths: ServerPaths, *,
-                 model: Mapping[str, Any]) -> None:
+                 model: Mapping[str, Any], read_only: bool = False) -> None:
+        """`read_only`: open every catalogue to read beside the writer that holds it (no ingest, no changes)."""
         self.settings = settings
+        self.read_only = read_only
         self.encoder = encoder
         self.metrics = metrics
         self.paths = paths
@@ -121,9 +128,9 @@ class Collections:
     def open_all(self) -> Collection:
         """Open the default collection (its lock first: a second server fails here) and every named one found;
         returns the default."""
-        default = self._load(DEFAULT_COLLECTION, create=True)
-        for doomed in (self.settings.data_dir / "collections").glob(".*.deleting"):  # a delete cut off by a crash
-            shutil.rmtree(doomed, ignore_errors=True)
+        default = self._load(DEFAULT_COLLECTION, create=not self.read_only)
+        for doomed in [] if self.read_only else (self.settings.data_dir / "collections").glob(".*.deleting"):
+            shutil.rmtree(doomed, ignore_errors=True)  # a delete cut off by a crash
         for name in collection_names(self.settings.data_dir):
             if name != DEFAULT_COLLECTION:
                 try:
@@ -138,13 +145,14 @@ class Collections:
     def close(self) -> None:
         self.pool.close()
         for col in list(self._open.values()):
-            col.ingest.close()
+            if col.ingest is not None:
+                col.ingest.close()
         for col in list(self._open.values()):
             col.catalog.close()
         self._open.clear()
 
     def ingests(self) -> list[IngestService]:
-        return [c.ingest for c in list(self._open.values())]
+        return [c.ingest for c in list(self._open.values()) if c.ingest is not None]
 
     def _layout(self, name: str) -> CollectionLayout:
         try:
@@ -157,10 +165,16 @@ class Collections:
         s = self.settings
         layout = self._layout(name)
         default = name == DEFAULT_COLLECTION
+        store_spec, vectors_spec = (s.store, s.vectors) if default else ("sqlite", "faiss")
+        if self.read_only:  # beside the writer that holds the catalogue: read it, change nothing
+            catalog = Catalog(layout.catalog, store=store_spec, vectors=vectors_spec, readonly=True, create=False)
+            col = Collection(layout, catalog, MediaStore(layout.media, layout.thumbs), None,
+                             self._query(catalog), max_snapshots=s.max_snapshots)
+            self._open[name] = col
+            return col
         catalog = Catalog(layout.catalog, spaces=self.encoder.model.space_dims, create=create,
-                          index_type=index_type, index_options=index_options,
-                          store=s.store if default else "sqlite", vectors=s.vectors if default else "faiss",
-                          text_language=s.text_language)
+                          index_type=index_type, index_options=index_options, store=store_spec,
+                          vectors=vectors_spec, text_language=s.text_language)
         try:
             for d in (layout.media, layout.thumbs):
                 d.mkdir(parents=True, exist_ok=True)
@@ -176,8 +190,7 @@ class Collections:
                 ingest.recover()
             except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
                 log.warning("collection %s: ingest recovery postponed: %s", name, exc)
-            query = QueryService(self.encoder, catalog, temperature=s.temperature, max_k=s.max_k,
-                                 moment_floor=s.moment_floor)
+            query = self._query(catalog)
         except BaseException:
             catalog.close()
             raise
@@ -185,6 +198,16 @@ class Collections:
         col = Collection(layout, catalog, store, ingest, query, max_snapshots=s.max_snapshots)
         self._open[name] = col
         return col
+
+    def _query(self, catalog: Catalog) -> QueryService:
+        s = self.settings
+        return QueryService(self.encoder, catalog, temperature=s.temperature, max_k=s.max_k, moment_floor=s.moment_floor)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ServiceError(503, "this service runs read-only beside the server that holds the catalogue: "
+                                    "collections are created and deleted through that server (--url URL)",
+                               code="read_only")
 
     # --- the API's verbs ------------------------------------------------------------------------
     def get(self, name: str) -> Collection:
@@ -201,6 +224,7 @@ class Collections:
     def create(self, name: str, *, index_type: str | None = None,
                index_options: Mapping[str, Any] | None = None) -> Collection:
         """A new, empty collection (blocking: creates its catalogue)."""
+        self._writable()
         self._layout(name)  # 400 naming the rule
         if self.settings.store != "sqlite" or self.settings.vectors != "faiss":
             raise ServiceError(400, "named collections need the embedded store in this version (VATT_STORE=sqlite, "
@@ -225,13 +249,15 @@ class Collections:
 
     def delete(self, name: str) -> Collection:
         """Remove a collection with its catalogue, jobs, media and thumbnails (its snapshots stay)."""
+        self._writable()
         if name == DEFAULT_COLLECTION:
             raise ServiceError(400, "the default collection cannot be deleted (it is the data directory's own "
                                     "catalogue); delete its items instead", code="bad_request")
         with self._lock:
             col = self.get(name)
             self._open.pop(name, None)  # new requests get 404 from here on
-        col.ingest.close()  # waits for a job of its running in the pool
+        if col.ingest is not None:
+            col.ingest.close()  # waits for a job of its running in the pool
         col.catalog.close()
         _remove_tree(col.layout.root)
         log.info("collection %s deleted", name)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import API_KEY, LiveServer, assert_error, run_server
+import uvicorn
+from app_server import API_KEY, LiveServer, assert_error, free_port, run_server
 from media_factory import make_audio
 from typer.testing import CliRunner
 
+from app.main import create_app
 from app.settings import Settings
 from index.cli import app as index_cli
 from index.snapshot import IN_FLIGHT
@@ -202,6 +204,37 @@ def test_two_collections_never_see_each_other(cc: httpx.Client, cserver: LiveSer
     assert_error(cc.get(f"/collections/sports/jobs/{accepted['job_id']}"), 404, "not_found")
     again, _ = _ingest(cc, "/collections/lectures", corpus["green"])
     assert again in ids("/collections/lectures")
+
+
+def test_a_read_only_server_beside_the_writer_reads_every_collection(cc: httpx.Client, cserver: LiveServer) -> None:
+    """create_app(read_only=True) (app.state.read_only): every collection opened to read; changes are refused."""
+    _create(cc, "ro")
+    item, _ = _ingest(cc, "/collections/ro", cserver.corpus["red"])
+    app = create_app(cserver.settings)
+    app.state.read_only = True
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"X-API-Key": API_KEY}) as ro:
+            assert {i["id"] for i in ro.get("/collections/ro/items").json()["items"]} == {item}
+            r = ro.post("/collections/ro/search", json={"text": "a red screen with a low hum"})
+            assert r.status_code == 200 and r.json()["results"][0]["item"]["id"] == item
+            assert_error(ro.post("/collections", json={"name": "ro2"}), 503, "read_only", "read-only")
+            assert_error(ro.delete("/collections/ro"), 503, "read_only", "read-only")
+            assert_error(ro.post("/collections/ro/snapshots"), 503, "read_only", "read-only")
+            assert_error(ro.get("/collections/ro/jobs"), 503, "read_only", "read-only")
+            with open(cserver.corpus["green"], "rb") as fh:
+                assert_error(ro.post("/collections/ro/items", files={"file": ("g.mp4", fh)}), 503, "read_only")
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+    assert cc.get("/collections/ro").json()["items"] == 1  # the writer goes on
+    assert cc.delete("/collections/ro").status_code == 200
 
 
 def _search_all(c: httpx.Client, base: str, queries: list[dict]) -> list[list[tuple[str, float]]]:
