@@ -112,10 +112,13 @@ class Collections:
     """Open, create, list and delete collections; `get` resolves a route's collection (400 bad name, 404 unknown)."""
 
     def __init__(self, settings: Settings, encoder: Encoder, metrics: Metrics, paths: ServerPaths, *,
-                 model: Mapping[str, Any], read_only: bool = False) -> None:
-        """`read_only`: open every catalogue to read beside the writer that holds it (no ingest, no changes)."""
+                 model: Mapping[str, Any], read_only: bool = False,
+                 ingest_options: Mapping[str, Any] | None = None) -> None:
+        """`read_only`: open every catalogue to read beside the writer that holds it (no ingest, no changes);
+        `ingest_options`: more keywords for every collection's IngestService (parts loaded once, shared)."""
         self.settings = settings
         self.read_only = read_only
+        self.ingest_options = dict(ingest_options or {})
         self.encoder = encoder
         self.metrics = metrics
         self.paths = paths
@@ -185,7 +188,8 @@ class Collections:
             store = MediaStore(layout.media, layout.thumbs)
             ingest = IngestService(self.encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store,
                                    self.metrics, workers=0, retention_s=s.job_retention_s, poll_s=s.job_poll_s,
-                                   paths=self.paths, wake=self.pool.wake, workers_alive=self.pool.alive)
+                                   paths=self.paths, wake=self.pool.wake, workers_alive=self.pool.alive,
+                                   **self.ingest_options)
             try:
                 ingest.recover()
             except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -204,6 +205,29 @@ def test_two_collections_never_see_each_other(cc: httpx.Client, cserver: LiveSer
     assert_error(cc.get(f"/collections/sports/jobs/{accepted['job_id']}"), 404, "not_found")
     again, _ = _ingest(cc, "/collections/lectures", corpus["green"])
     assert again in ids("/collections/lectures")
+
+
+def test_one_worker_pool_serves_every_collection_in_turn(cc: httpx.Client, cserver: LiveServer, tmp_path: Path) -> None:
+    """One ingest worker (the setting's default), taken round robin: a collection's single upload does not wait
+    behind another collection's long queue."""
+    _create(cc, "busy")
+    _create(cc, "quiet")
+    tones = [make_audio(tmp_path / f"busy{i}.wav", duration=12.0, sample_rate=16000, tone_hz=300.0 + 97 * i,
+                        channels=1) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:  # accepted quickly, so the queue is long when the quiet upload comes
+        busy = list(pool.map(lambda p: _upload(cc, "/collections/busy", p), tones))
+    quiet = _upload(cc, "/collections/quiet", make_audio(tmp_path / "quiet.wav", duration=12.0, sample_rate=16000,
+                                                          tone_hz=2500.0, channels=1))
+    quiet_job = _wait(cc, "/collections/quiet", quiet["job_id"])
+    busy_jobs = [_wait(cc, "/collections/busy", j["job_id"]) for j in busy]
+    assert quiet_job["status"] == "done" and all(j["status"] == "done" for j in busy_jobs)
+    # with one worker: once the quiet job was queued, at most the busy job then running went before it (round
+    # robin), although busy jobs were still queued
+    waited = [j for j in busy_jobs if j["started"] > quiet_job["created"] and j["finished"] <= quiet_job["started"]]
+    assert len(waited) <= 1, (quiet_job, busy_jobs)
+    assert sum(j["started"] > quiet_job["finished"] for j in busy_jobs) >= 3  # the busy queue was long then
+    for name in ("busy", "quiet"):
+        assert cc.delete(f"/collections/{name}").status_code == 200
 
 
 def test_a_read_only_server_beside_the_writer_reads_every_collection(cc: httpx.Client, cserver: LiveServer) -> None:
