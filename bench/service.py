@@ -181,8 +181,18 @@ def _matmul_gflops(n: int = 512, reps: int = 20) -> float:
 
 def with_collections(url: str, pid: int, n: int, requests: int, concurrency: list[int],
                      rows: dict[str, dict]) -> dict:
-    """Load n-1 empty collections beside the default, then search the default again; memory per collection."""
+    """Searches of the default collection with 1 collection, with n (n-1 empty ones created), and with 1 again
+    (deleted): the machine's drift between rounds shows as the difference of the two 1-collection rounds.
+    Memory: the server's RSS before and after creating the n-1."""
     headers = {"Content-Type": "application/json"}
+
+    def searches(label: str) -> None:
+        for conc in concurrency:
+            rows[f"search text c={conc}, {label}"] = asyncio.run(_load(
+                url, "POST", "/search", requests, conc,
+                lambda i: {"json": {"text": QUERIES[i % len(QUERIES)], "k": 10, "kinds": ["video"]}}))
+
+    searches("1 collection")
     with httpx.Client(base_url=url, timeout=120) as c:
         time.sleep(1.0)
         before = _rss_bytes(pid)
@@ -191,10 +201,10 @@ def with_collections(url: str, pid: int, n: int, requests: int, concurrency: lis
         time.sleep(1.0)
         after = _rss_bytes(pid)
         loaded = len(c.get("/collections").json()["collections"])
-    for conc in concurrency:
-        rows[f"search text c={conc}, {loaded} collections"] = asyncio.run(_load(
-            url, "POST", "/search", requests, conc,
-            lambda i: {"json": {"text": QUERIES[i % len(QUERIES)], "k": 10, "kinds": ["video"]}}))
+        searches(f"{loaded} collections")
+        for i in range(1, n):
+            c.delete(f"/collections/bench-{i}").raise_for_status()
+    searches("1 collection again")
     return {"collections": loaded, "rss_before_bytes": before, "rss_after_bytes": after,
             "rss_per_extra_collection_bytes": (after - before) / max(1, loaded - 1)}
 
@@ -250,9 +260,12 @@ def main(argv: list[str] | None = None) -> int:
               f"| {memory['collections']} | {memory['rss_before_bytes'] / 2**20:.1f} MiB | "
               f"{memory['rss_after_bytes'] / 2**20:.1f} MiB | {memory['rss_per_extra_collection_bytes'] / 2**10:.0f} KiB |")
         for conc in args.concurrency:
-            one, many = rows[f"search text c={conc}"], rows[f"search text c={conc}, {memory['collections']} collections"]
-            print(f"search c={conc}: p50 {many['p50_ms'] / one['p50_ms']:.2f}x, p99 {many['p99_ms'] / one['p99_ms']:.2f}x "
-                  f"with {memory['collections']} collections vs 1")
+            many = rows[f"search text c={conc}, {memory['collections']} collections"]
+            ones = [rows[f"search text c={conc}, 1 collection"], rows[f"search text c={conc}, 1 collection again"]]
+            base = {q: statistics.fmean(o[q] for o in ones) for q in ("p50_ms", "p99_ms")}
+            print(f"search c={conc}: p50 {many['p50_ms'] / base['p50_ms']:.2f}x, p99 {many['p99_ms'] / base['p99_ms']:.2f}x "
+                  f"with {memory['collections']} collections vs 1 (the mean of the rounds before and after; those "
+                  f"two differ by {ones[1]['p50_ms'] / ones[0]['p50_ms']:.2f}x in p50)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": facts, "results": rows}, indent=2) + "\n")
     print(f"\nwrote {args.out}")
