@@ -500,7 +500,7 @@ class Readiness(BaseModel):
 class CollectionCreate(_Strict):
     """A new collection: its name and, optionally, its vector index type and options."""
 
-    name: str = Field(description="1 to 63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit")
+    name: str = Field(description="1 to 56 characters of a-z, 0-9, '_' and '-', starting with a letter or digit")
     index_type: str | None = Field(None, description="flat (default), hnsw or ivfpq")
     index_options: dict[str, Any] | None = Field(None, description='e.g. {"hnsw_m": 32, "ef_search": 128}')
 

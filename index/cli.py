@@ -18,7 +18,7 @@ import typer
 from vatt_cli import EXIT_BAD_INPUT, EXIT_BUSY, fail, one_line_errors
 
 from .catalog import Catalog
-from .collections import DEFAULT_COLLECTION, CollectionLayout
+from .collections import DEFAULT_COLLECTION, CollectionLayout, collection_store
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
 from .sqlite_store import DB_NAME
 from .types import INDEX_TYPES
@@ -67,6 +67,11 @@ def _existing(path: Path, store: str = "sqlite") -> Path:
     return path
 
 
+def _store_in(store: str, collection: str | None) -> str:
+    """The store of the collection: with PostgreSQL, its schema of the deployment's database."""
+    return store if collection is None else collection_store(store, collection)
+
+
 def locked_hint(error: Exception) -> str:
     """What to do on the command line when a running server holds the catalogue's writer lock."""
     return (f"{str(error).split(';')[0]} (a running server?): stop it first, or go through it with "
@@ -113,7 +118,7 @@ def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
               store: str = STORE, collection: Optional[str] = IN_COLLECTION) -> None:
     """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
-    with _Open(_in(path, collection), readonly=True, store=store) as cat:
+    with _Open(_in(path, collection), readonly=True, store=_store_in(store, collection)) as cat:
         s = cat.stats()
     typer.echo(json.dumps(s, indent=2) if as_json else "\n".join(_lines(s)))
 
@@ -125,7 +130,7 @@ def check_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               old_verbose: bool = typer.Option(False, "--verbose", hidden=True),  # the old spelling of --notes
               store: str = STORE, vectors: str = VECTORS, collection: Optional[str] = IN_COLLECTION) -> None:
     """Verify the store and the deployment's vector indexes agree; exit 1 with one line per problem if not."""
-    with _Open(_in(path, collection), readonly=True, store=store, vectors=vectors) as cat:
+    with _Open(_in(path, collection), readonly=True, store=_store_in(store, collection), vectors=vectors) as cat:
         report = cat.check()
     for problem in report.problems:
         typer.echo(problem)
@@ -155,7 +160,7 @@ def rebuild_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
         except ValueError as e:
             raise fail(f"--options is not valid JSON ({e})", EXIT_BAD_INPUT) from None
     path = _existing(_in(path, collection), store)
-    with _Open(path, readonly=False, store=store) as cat:
+    with _Open(path, readonly=False, store=_store_in(store, collection)) as cat:
         try:
             cat.rebuild(index_type=index_type, index_options=parsed)
         except InvalidArgumentError as e:

@@ -3,9 +3,11 @@ the one loaded model (encoder, batcher) and the one pool of ingest workers.
 
 `default` is the data directory's own catalogue (today's layout, served by the routes without a prefix); the
 others live under DATA/collections/NAME/ (index.collections has the layout and the name rule). Every named
-collection found there is opened on start; `create` and `delete` change the set while serving. Named
-collections use the embedded store (SQLite + FAISS): one self-contained directory each, so a crash, `vatt
-index check`, a snapshot and a delete each concern one directory.
+collection found there (or, with a PostgreSQL store, in the store: another replica may have made it) is opened
+on start; `create` and `delete` change the set while serving, and a collection another replica created is
+opened here when first asked for. With SQLite each is one self-contained directory, so a crash, `vatt index
+check`, a snapshot and a delete each concern one directory; with PostgreSQL each is a schema of the database
+(index.collections).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import logging
 import shutil
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from index import INDEX_TYPES, Catalog, CatalogError, InvalidArgumentError, JobStore
-from index.collections import DEFAULT_COLLECTION, CollectionLayout, collection_names
+from index.collections import (DEFAULT_COLLECTION, CollectionLayout, collection_names, collection_store, drop_store,
+                               prepare_store, stored_collections)
 from index.snapshot import SUFFIX, SnapshotInfo, check_snapshot_name, discard_partial, list_snapshots, write_snapshot
 
 from ..errors import ServiceError
@@ -35,6 +39,8 @@ from .storage import MediaStore
 __all__ = ["Collection", "Collections"]
 
 log = logging.getLogger(__name__)
+
+FOLLOW_S = 2.0  # a shared store's collections deleted by another replica are closed here within this
 
 
 @dataclass
@@ -126,6 +132,8 @@ class Collections:
         self.pool = IngestPool(self.ingests, workers=settings.ingest_workers, poll_s=settings.job_poll_s)
         self._open: dict[str, Collection] = {}
         self._lock = threading.Lock()  # create/delete one at a time (lookups read the dict without it)
+        self._shared = settings.store != "sqlite"  # other replicas create and delete collections too
+        self._followed = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def open_all(self) -> Collection:
@@ -134,7 +142,10 @@ class Collections:
         default = self._load(DEFAULT_COLLECTION, create=not self.read_only)
         for doomed in [] if self.read_only else (self.settings.data_dir / "collections").glob(".*.deleting"):
             shutil.rmtree(doomed, ignore_errors=True)  # a delete cut off by a crash
-        for name in collection_names(self.settings.data_dir):
+        found = set(collection_names(self.settings.data_dir))
+        if self.settings.vectors == "faiss":
+            found.update(stored_collections(self.settings.store))
+        for name in sorted(found):
             if name != DEFAULT_COLLECTION:
                 try:
                     self._load(name, create=False)
@@ -155,7 +166,31 @@ class Collections:
         self._open.clear()
 
     def ingests(self) -> list[IngestService]:
+        """Every open collection's ingest service (the pool's pass; it also follows other replicas' deletes)."""
+        self._follow_store()
         return [c.ingest for c in list(self._open.values()) if c.ingest is not None]
+
+    def _follow_store(self) -> None:
+        """With a shared store, close the collections another replica deleted (looked up every FOLLOW_S)."""
+        if not self._shared or time.monotonic() - self._followed < FOLLOW_S:
+            return
+        self._followed = time.monotonic()
+        try:
+            stored = set(stored_collections(self.settings.store))
+        except CatalogError as exc:  # the store is down: look again later
+            log.warning("collections: the shared store could not be read (%s)", exc)
+            return
+        for name in [n for n in self._open if n != DEFAULT_COLLECTION and n not in stored]:
+            with self._lock:
+                col = self._open.pop(name, None)
+            if col is None:
+                continue
+            if col.ingest is not None:
+                col.ingest.close()
+            col.catalog.close()
+            if col.layout.root.exists():
+                _remove_tree(col.layout.root)  # this replica's FAISS cache of it
+            log.info("collection %s was deleted through another replica; closed here", name)
 
     def _layout(self, name: str) -> CollectionLayout:
         try:
@@ -168,7 +203,7 @@ class Collections:
         s = self.settings
         layout = self._layout(name)
         default = name == DEFAULT_COLLECTION
-        store_spec, vectors_spec = (s.store, s.vectors) if default else ("sqlite", "faiss")
+        store_spec, vectors_spec = (s.store, s.vectors) if default else (collection_store(s.store, name), "faiss")
         if self.read_only:  # beside the writer that holds the catalogue: read it, change nothing
             catalog = Catalog(layout.catalog, store=store_spec, vectors=vectors_spec, readonly=True, create=False)
             col = Collection(layout, catalog, MediaStore(layout.media, layout.thumbs), None,
@@ -218,9 +253,18 @@ class Collections:
         col = self._open.get(name)
         if col is None:
             check = self._layout(name)  # 400 naming the rule first
-            raise ServiceError(404, f"no collection named {check.name!r}; GET /collections lists them, "
-                                    "POST /collections creates one", code="not_found")
+            col = self._made_elsewhere(name)
+            if col is None:
+                raise ServiceError(404, f"no collection named {check.name!r}; GET /collections lists them, "
+                                        "POST /collections creates one", code="not_found")
         return col
+
+    def _made_elsewhere(self, name: str) -> Collection | None:
+        """A collection another replica created in the shared store, opened here now (None when there is none)."""
+        if self.settings.vectors != "faiss" or name not in stored_collections(self.settings.store):
+            return None
+        with self._lock:
+            return self._open.get(name) or self._load(name, create=False)
 
     def all(self) -> list[Collection]:
         return sorted(self._open.values(), key=lambda c: (c.name != DEFAULT_COLLECTION, c.name))
@@ -230,14 +274,14 @@ class Collections:
         """A new, empty collection (blocking: creates its catalogue)."""
         self._writable()
         self._layout(name)  # 400 naming the rule
-        if self.settings.store != "sqlite" or self.settings.vectors != "faiss":
-            raise ServiceError(400, "named collections need the embedded store in this version (VATT_STORE=sqlite, "
-                                    "VATT_VECTORS=faiss); this server serves its default collection only",
-                               code="collections_unsupported")
+        if self.settings.vectors != "faiss":
+            raise ServiceError(400, "named collections need FAISS vector indexes in this version (VATT_VECTORS=faiss, "
+                                    "with SQLite or PostgreSQL); a Milvus deployment serves its default collection "
+                                    "only", code="collections_unsupported")
         if index_type is not None and index_type not in INDEX_TYPES:
             raise ServiceError(400, f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}")
         with self._lock:
-            if name in self._open:
+            if name in self._open or name in stored_collections(self.settings.store):
                 raise ServiceError(409, f"collection {name!r} exists already", code="conflict")
             limit = self.settings.max_collections
             if len(self._open) >= limit:
@@ -247,6 +291,7 @@ class Collections:
             layout = self._layout(name)
             if (layout.catalog).exists():  # left by a crash mid-delete: start empty
                 shutil.rmtree(layout.root, ignore_errors=True)
+            prepare_store(self.settings.store, name)  # PostgreSQL: its schema
             col = self._load(name, create=True, index_type=index_type or "flat", index_options=index_options)
         log.info("collection %s created (%s)", name, col.catalog.index_type)
         return col
@@ -263,7 +308,10 @@ class Collections:
         if col.ingest is not None:
             col.ingest.close()  # waits for a job of its running in the pool
         col.catalog.close()
+        drop_store(self.settings.store, name)  # PostgreSQL: its schema, with every table in it
         _remove_tree(col.layout.root)
+        if not col.layout.media.is_relative_to(col.layout.root):  # replicas' shared media directory
+            shutil.rmtree(col.layout.media, ignore_errors=True)
         log.info("collection %s deleted", name)
         return col
 

@@ -133,10 +133,10 @@ def test_restore_refuses_a_place_with_a_catalogue_and_a_path_escape(tmp_path: Pa
 
 
 def test_collection_names_and_layout(tmp_path: Path) -> None:
-    for bad in ("", "Upper", "-lead", "a b", "a/b", "..", "x" * 64, "é"):
-        with pytest.raises(InvalidArgumentError, match="1 to 63 characters of a-z, 0-9"):
+    for bad in ("", "Upper", "-lead", "a b", "a/b", "..", "x" * 57, "é"):
+        with pytest.raises(InvalidArgumentError, match="1 to 56 characters of a-z, 0-9"):
             check_collection_name(bad)
-    assert check_collection_name("x" * 63) == "x" * 63
+    assert check_collection_name("x" * 56) == "x" * 56
     default = CollectionLayout.of(tmp_path, "default")
     assert default.catalog == tmp_path / "catalog" and default.media == tmp_path / "media"
     named = CollectionLayout.of(tmp_path, "team_a-1")
@@ -162,7 +162,7 @@ def test_cli_snapshot_and_restore(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "exists" in res.output
     res = runner.invoke(app, ["snapshot", str(tmp_path / "data"), "--out", str(tmp_path / "x.tar"),
                               "--collection", "Bad Name"])
-    assert res.exit_code == 2 and "1 to 63 characters" in res.output
+    assert res.exit_code == 2 and "1 to 56 characters" in res.output
     # restored under the snapshot's own collection name, or another one given
     res = runner.invoke(app, ["restore", str(out), "--data", str(tmp_path / "copy")])
     assert res.exit_code == 0 and "as collection sports" in res.stdout and "check ok" in res.stdout, res.output
@@ -175,7 +175,7 @@ def test_cli_snapshot_and_restore(tmp_path: Path) -> None:
     res = runner.invoke(app, ["stats", str(tmp_path / "copy"), "--collection", "sports", "--json"])
     assert res.exit_code == 0 and '"items": 8' in res.stdout, res.output
     res = runner.invoke(app, ["check", str(tmp_path / "copy"), "--collection", "Nope!"])
-    assert res.exit_code == 2 and "1 to 63 characters" in res.output
+    assert res.exit_code == 2 and "1 to 56 characters" in res.output
     for catalog in (tmp_path / "copy" / "collections" / "sports", tmp_path / "copy"):
         res = runner.invoke(app, ["check", str(catalog / "catalog")])
         assert res.exit_code == 0 and res.stdout.startswith("ok: items 8, segments 16"), res.output
