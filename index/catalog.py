@@ -462,6 +462,15 @@ class Catalog:
                 then(self._item_ids())
         return epochs
 
+    def drop_vectors(self) -> None:
+        """Remove each space's index from a shared vector engine (Milvus), for a collection being deleted: the
+        store's rows go with their schema or directory, the engine's collections with this."""
+        with self._write_lock:
+            for vi in self._vectors.values():
+                drop = getattr(vi, "drop", None)
+                if vi.shared and drop is not None:
+                    drop()
+
     def _item_ids(self) -> list[str]:
         ids: list[str] = []
         while True:

@@ -9,19 +9,22 @@ MEDIA/collections/NAME/ when replicas share a media directory). Snapshots of any
 DATA/snapshots/NAME/ (kept when the collection is deleted: they are its backups).
 
 With a PostgreSQL store, a named collection's tables are the schema `vatt_c_NAME` of the same database (the
-default collection keeps the DSN's own search path) and the directory holds its replica's FAISS cache.
+default collection keeps the DSN's own search path) and the directory holds its replica's FAISS cache. With
+Milvus, each (collection, space) is one Milvus collection: the deployment's name gets `_c_` + the collection
+name (`-` as `_`) + its CRC-32, so two names never meet.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_COLLECTION", "NAME_RULE", "CollectionLayout", "check_collection_name", "collection_names",
-           "collection_store", "prepare_store", "drop_store", "stored_collections"]
+           "collection_store", "collection_vectors", "prepare_store", "drop_store", "stored_collections"]
 
 DEFAULT_COLLECTION = "default"
 NAME_MAX = 56  # PostgreSQL names hold 63 bytes: the schema is SCHEMA_PREFIX + the name
@@ -111,3 +114,17 @@ def stored_collections(store: str) -> list[str]:
     from .pg_store import schemas
 
     return [n[len(SCHEMA_PREFIX):] for n in schemas(store, SCHEMA_PREFIX) if _NAME.fullmatch(n[len(SCHEMA_PREFIX):])]
+
+
+def collection_vectors(vectors: str, name: str) -> str:
+    """The `vectors=` of collection `name` in a deployment whose vectors are `vectors` ("faiss" or milvus://…):
+    with Milvus, the deployment's catalogue name extended by the collection's (one Milvus collection per space)."""
+    check_collection_name(name)
+    if name == DEFAULT_COLLECTION or not vectors.startswith("milvus://"):
+        return vectors
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(vectors)
+    base = parts.path.strip("/") or "vatt"
+    own = f"{base}_c_{name.replace('-', '_')}_{zlib.crc32(name.encode()):08x}"
+    return urlunsplit(parts._replace(path="/" + own))

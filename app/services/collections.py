@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from index import INDEX_TYPES, Catalog, CatalogError, InvalidArgumentError, JobStore
-from index.collections import (DEFAULT_COLLECTION, CollectionLayout, collection_names, collection_store, drop_store,
-                               prepare_store, stored_collections)
+from index.collections import (DEFAULT_COLLECTION, CollectionLayout, collection_names, collection_store,
+                               collection_vectors, drop_store, prepare_store, stored_collections)
 from index.snapshot import SUFFIX, SnapshotInfo, check_snapshot_name, discard_partial, list_snapshots, write_snapshot
 
 from ..errors import ServiceError
@@ -142,9 +142,7 @@ class Collections:
         default = self._load(DEFAULT_COLLECTION, create=not self.read_only)
         for doomed in [] if self.read_only else (self.settings.data_dir / "collections").glob(".*.deleting"):
             shutil.rmtree(doomed, ignore_errors=True)  # a delete cut off by a crash
-        found = set(collection_names(self.settings.data_dir))
-        if self.settings.vectors == "faiss":
-            found.update(stored_collections(self.settings.store))
+        found = set(collection_names(self.settings.data_dir)) | set(stored_collections(self.settings.store))
         for name in sorted(found):
             if name != DEFAULT_COLLECTION:
                 try:
@@ -203,7 +201,8 @@ class Collections:
         s = self.settings
         layout = self._layout(name)
         default = name == DEFAULT_COLLECTION
-        store_spec, vectors_spec = (s.store, s.vectors) if default else (collection_store(s.store, name), "faiss")
+        store_spec, vectors_spec = (s.store, s.vectors) if default else (collection_store(s.store, name),
+                                                                             collection_vectors(s.vectors, name))
         if self.read_only:  # beside the writer that holds the catalogue: read it, change nothing
             catalog = Catalog(layout.catalog, store=store_spec, vectors=vectors_spec, readonly=True, create=False)
             col = Collection(layout, catalog, MediaStore(layout.media, layout.thumbs), None,
@@ -261,7 +260,7 @@ class Collections:
 
     def _made_elsewhere(self, name: str) -> Collection | None:
         """A collection another replica created in the shared store, opened here now (None when there is none)."""
-        if self.settings.vectors != "faiss" or name not in stored_collections(self.settings.store):
+        if name not in stored_collections(self.settings.store):
             return None
         with self._lock:
             return self._open.get(name) or self._load(name, create=False)
@@ -274,10 +273,6 @@ class Collections:
         """A new, empty collection (blocking: creates its catalogue)."""
         self._writable()
         self._layout(name)  # 400 naming the rule
-        if self.settings.vectors != "faiss":
-            raise ServiceError(400, "named collections need FAISS vector indexes in this version (VATT_VECTORS=faiss, "
-                                    "with SQLite or PostgreSQL); a Milvus deployment serves its default collection "
-                                    "only", code="collections_unsupported")
         if index_type is not None and index_type not in INDEX_TYPES:
             raise ServiceError(400, f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}")
         with self._lock:
@@ -307,7 +302,10 @@ class Collections:
             self._open.pop(name, None)  # new requests get 404 from here on
         if col.ingest is not None:
             col.ingest.close()  # waits for a job of its running in the pool
-        col.catalog.close()
+        try:
+            col.catalog.drop_vectors()  # Milvus: its collections (FAISS files go with the directory)
+        finally:
+            col.catalog.close()
         drop_store(self.settings.store, name)  # PostgreSQL: its schema, with every table in it
         _remove_tree(col.layout.root)
         if not col.layout.media.is_relative_to(col.layout.root):  # replicas' shared media directory

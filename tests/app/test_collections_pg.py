@@ -1,7 +1,7 @@
 """Named collections on the PostgreSQL store, over HTTP against two real replicas sharing one database and one
 media directory: each collection is a schema of its own; what one replica creates and ingests the other
 serves; collections never see each other's items, jobs or media; deleting one drops its schema and leaves the
-rest; snapshots point to the engine's own backup."""
+rest; snapshots point to the engine's own backup. With Milvus: one Milvus collection per (collection, space)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import httpx
 import psycopg
 import pytest
 from app_server import API_KEY, assert_error, run_server
+from servers.milvus import MilvusServer
 from servers.postgres import PostgresServer
 from typer.testing import CliRunner
 
 from app.settings import Settings
 from index.cli import app as index_cli
+from index.milvus import load_pymilvus, parse_uri
 
 runner = CliRunner()
 
@@ -122,3 +124,46 @@ def test_collections_are_schemas_shared_by_replicas(replicas: tuple[httpx.Client
     assert_error(b.get("/collections/sport-s/items"), 404, "not_found")
     assert a.post("/collections", json={"name": "sport-s"}).status_code == 201  # the name is free again, empty
     assert _ids(a, "/collections/sport-s") == set()
+
+
+def _milvus_collections(uri: str) -> set[str]:
+    pm = load_pymilvus()
+    host, port, _ = parse_uri(uri)
+    pm.connections.connect(alias="collections-test", host=host, port=str(port))
+    try:
+        return set(pm.utility.list_collections(using="collections-test", timeout=10))
+    finally:
+        pm.connections.disconnect("collections-test")
+
+
+def test_collections_on_postgresql_and_milvus(pg: PostgresServer, milvus_server: MilvusServer, trained_model_dir: Path,
+                                              corpus: dict[str, Path], tmp_path: Path) -> None:
+    """One Milvus collection per (collection, space), dropped with the collection."""
+    settings = Settings(model_dir=trained_model_dir, data_dir=tmp_path / "data", store=pg.create_database(),
+                        vectors=f"{milvus_server.uri}/coltest", api_key=API_KEY, torch_threads=1, batch_wait_ms=2.0,
+                        job_poll_s=0.2)
+    srv, thread, host, port = run_server(settings)
+    try:
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=60, headers={"X-API-Key": API_KEY}) as c:
+            for name in ("team-a", "team_a"):  # one character apart, never the same Milvus collections
+                assert c.post("/collections", json={"name": name}).status_code == 201
+            red = _ingest(c, "/collections/team-a", corpus["red"])
+            green = _ingest(c, "/collections/team_a", corpus["green"])
+            blue = _ingest(c, "", corpus["blue"])
+            for base, own in (("/collections/team-a", red), ("/collections/team_a", green), ("", blue)):
+                assert _ids(c, base) == {own}
+                hits = c.post(f"{base}/search", json={"text": "a red screen with a low hum", "k": 10}).json()
+                assert [h["item"]["id"] for h in hits["results"]] == [own]
+            names = _milvus_collections(milvus_server.uri)
+            ours = {n for n in names if n.startswith("vatt_coltest_c_team_a_")}
+            assert len(ours) == 4 and {n[-3:] for n in ours} == {"_va", "_vt"}  # 2 collections x 2 spaces
+            assert {"vatt_coltest_va", "vatt_coltest_vt"} <= names  # the default collection's
+            assert c.delete("/collections/team-a").status_code == 200
+            left = _milvus_collections(milvus_server.uri)
+            assert len({n for n in left if n.startswith("vatt_coltest_c_team_a_")}) == 2
+            assert _ids(c, "/collections/team_a") == {green} and _ids(c, "") == {blue}
+            hits = c.post("/collections/team_a/search", json={"text": "a green screen with a beep"}).json()
+            assert hits["results"][0]["item"]["id"] == green
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
