@@ -134,6 +134,7 @@ class Collections:
         self._lock = threading.Lock()  # create/delete one at a time (lookups read the dict without it)
         self._shared = settings.store != "sqlite"  # other replicas create and delete collections too
         self._followed = 0.0
+        self._store_down = False
 
     # --- lifecycle ------------------------------------------------------------------------------
     def open_all(self) -> Collection:
@@ -170,15 +171,19 @@ class Collections:
 
     def _follow_store(self) -> None:
         """With a shared store, close the collections another replica deleted (looked up every FOLLOW_S)."""
-        if not self._shared or time.monotonic() - self._followed < FOLLOW_S:
+        named = [n for n in self._open if n != DEFAULT_COLLECTION]
+        if not self._shared or not named or time.monotonic() - self._followed < FOLLOW_S:
             return
         self._followed = time.monotonic()
         try:
             stored = set(stored_collections(self.settings.store))
-        except CatalogError as exc:  # the store is down: look again later
-            log.warning("collections: the shared store could not be read (%s)", exc)
+        except CatalogError as exc:  # the store is down: look again later (said once per outage)
+            if not self._store_down:
+                log.warning("collections: the shared store could not be read (%s); retrying", exc)
+            self._store_down = True
             return
-        for name in [n for n in self._open if n != DEFAULT_COLLECTION and n not in stored]:
+        self._store_down = False
+        for name in [n for n in named if n not in stored]:
             with self._lock:
                 col = self._open.pop(name, None)
             if col is None:
