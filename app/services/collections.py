@@ -67,13 +67,12 @@ class Collection:
     def describe(self) -> dict[str, Any]:
         """Counts per kind and space, index type and options, model (blocking: reads the store)."""
         stats = self.catalog.stats()
+        jobs = self.ingest.jobs if self.ingest is not None else JobStore(self.catalog.store)
         return {"name": self.name, "url": self.url, "items": stats["items"], "kinds": stats["kinds"],
                 "segments": stats["segments"],
                 "spaces": {s: {"dim": sp["dim"], "vectors": sp["vectors"]} for s, sp in stats["spaces"].items()},
                 "index_type": stats["index_type"], "index_options": stats["index_options"],
-                "model": self.catalog.model(),
-                "queued_jobs": self.ingest.queued if self.ingest is not None else JobStore(self.catalog.store).counts()
-                .get("queued", 0)}
+                "model": self.catalog.model(), "queued_jobs": int(jobs.counts().get("queued", 0))}
 
     # --- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> SnapshotInfo:
