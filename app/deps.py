@@ -15,24 +15,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from index import Catalog
+from index.collections import DEFAULT_COLLECTION, NAME_RULE
 
 from .errors import ServiceError
 from .services.admission import Admission, CancelToken
+from .services.collections import Collection, Collections
 from .uploads import ParsedForm, is_multipart, read_multipart
 from .metrics import Metrics
 from .services.encoder import Encoder
 from .services.ingest import IngestService
 from .services.paths import ServerPaths
 from .services.query import QueryService
+from .services.sources import MediaSources
 from .services.storage import MediaStore
 from .services.supervised import SupervisedClassifier
 from .settings import Settings
 
-__all__ = ["SettingsDep", "EncoderDep", "CatalogDep", "IngestDep", "QueryDep", "StoreDep", "MetricsDep", "PathsDep",
+__all__ = ["CollectionDep", "CollectionsDep", "SourcesDep", "InCollection",
+           "SettingsDep", "EncoderDep", "CatalogDep", "IngestDep", "QueryDep", "StoreDep", "MetricsDep", "PathsDep",
            "AdmissionDep", "SupervisedDep", "ReadyDep", "MaybeEncoderDep", "MaybeCatalogDep", "MaybeIngestDep",
            "WriteAuth", "ReadAuth", "require_api_key", "require_read_key",
            "FileOrJson", "EncodeFileOrJson", "Upload"]
@@ -68,11 +72,54 @@ def _optional(name: str) -> Callable[[Request], Awaitable[Any]]:
 SettingsDep = Annotated[Settings, Depends(_optional("settings"))]  # set before the lifespan starts
 MetricsDep = Annotated[Metrics, Depends(_optional("metrics"))]  # likewise
 EncoderDep = Annotated[Encoder, Depends(_required("encoder"))]
-CatalogDep = Annotated[Catalog, Depends(_required("catalog"))]
-IngestDep = Annotated[IngestService, Depends(_required("ingest"))]
-QueryDep = Annotated[QueryService, Depends(_required("query"))]
-StoreDep = Annotated[MediaStore, Depends(_required("store"))]
 PathsDep = Annotated[ServerPaths, Depends(_required("paths"))]
+CollectionsDep = Annotated[Collections, Depends(_required("collections"))]
+
+
+async def _collection_name(collection: Annotated[str, Path(description=f"the collection ({NAME_RULE})")]) -> None:
+    """Declares `{collection}` of the routes mounted under /collections/{collection} (resolved by `_collection`)."""
+
+
+InCollection = Depends(_collection_name)
+
+
+async def _collection(request: Request, collections: CollectionsDep) -> Collection:
+    """The route's collection: `{collection}` of its path, `default` for the routes without the prefix (400 for a
+    name breaking the rule, 404 for an unknown one). Resolved once per request, whatever asks for a part of it."""
+    return collections.get(request.path_params.get("collection", DEFAULT_COLLECTION))
+
+
+CollectionDep = Annotated[Collection, Depends(_collection)]
+
+
+async def _catalog(collection: CollectionDep) -> Catalog:
+    return collection.catalog
+
+
+async def _ingest(collection: CollectionDep) -> IngestService:
+    if collection.ingest is None:
+        raise ServiceError(503, "this service runs read-only beside the server that holds the catalogue: ingest "
+                                "and jobs go through that server (--url URL)", code="read_only")
+    return collection.ingest
+
+
+async def _query(collection: CollectionDep) -> QueryService:
+    return collection.query
+
+
+async def _store(collection: CollectionDep) -> MediaStore:
+    return collection.store
+
+
+async def _sources(collection: CollectionDep, paths: PathsDep) -> MediaSources:
+    return MediaSources(collection.store, paths, base=collection.url)
+
+
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+IngestDep = Annotated[IngestService, Depends(_ingest)]
+QueryDep = Annotated[QueryService, Depends(_query)]
+StoreDep = Annotated[MediaStore, Depends(_store)]
+SourcesDep = Annotated[MediaSources, Depends(_sources)]
 AdmissionDep = Annotated[Admission, Depends(_required("admission"))]
 SupervisedDep = Annotated[SupervisedClassifier | None, Depends(_optional("supervised"))]  # None without --classifier
 # /readyz answers while loading and stopping: it reads what is there, None for what is not

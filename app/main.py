@@ -24,23 +24,21 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from index import Catalog, CatalogError, JobStore
+from index import Catalog, CatalogError
 from model.pretrained import model_identity
 
 from .access_log import install_redaction
-from .bodies import add_documented_models
-from .deps import ReadAuth
+from .bodies import add_documented_models, error_responses
+from .deps import InCollection, ReadAuth
 from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
-from .routers import classify, embed, health, items, jobs, media, openai, search
+from .routers import classify, collections as collection_routes, embed, health, items, jobs, media, openai, search
 from .services.admission import Admission
 from .services.asr import load_transcriber
 from .services.encoder import build_encoder
 from .services.supervised import SupervisedClassifier
-from .services.ingest import IngestService
+from .services.collections import Collections
 from .services.paths import ServerPaths
-from .services.query import QueryService
-from .services.storage import MediaStore
 from .settings import Settings, get_settings
 
 __all__ = ["create_app", "WEB_DIR"]
@@ -51,9 +49,15 @@ WEB_DIR = Path(__file__).parent / "web"
 VERSION = "0.1.0"
 
 
+COLLECTION_PREFIX = "/collections/{collection}"
+CATALOGUE_ROUTERS = (items, jobs, search, classify, media)  # served for `default` and under COLLECTION_PREFIX
+
+
 def _route_id(route: APIRoute) -> str:
-    """`tag-name` operation ids, so generated clients get readable method names."""
-    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+    """`tag-name` operation ids, so generated clients get readable method names (`in_collection-…` for the
+    catalogue routes mounted again under /collections/{collection})."""
+    name = f"{route.tags[0]}-{route.name}" if route.tags else route.name
+    return f"in_collection-{name}" if route.path_format.startswith(COLLECTION_PREFIX) else name
 
 
 @asynccontextmanager
@@ -64,39 +68,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     device = s.torch_device()
     encoder = build_encoder(s, device=device, max_duration_s=s.max_duration_s)
     model, batcher = encoder.model, encoder.batcher
-    # the catalogue's lock comes first: a second instance must fail here, before it touches anything
-    # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
-    catalog = Catalog(s.catalog_dir, spaces=model.space_dims, store=s.store, vectors=s.vectors,
-                      text_language=s.text_language)
-    for d in (s.data_dir, s.media_dir, s.thumbs_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
-    s.tmp_dir.mkdir(parents=True, exist_ok=True)
-    try:  # so `vatt index import` refuses shards of another model
-        catalog.claim_model(model_identity(s.model_dir))
-    except Exception as exc:  # another model's catalogue, or a full/read-only disk: serving reads goes on
-        log.warning("model not recorded in the catalogue: %s", exc)
-    batcher.stats.observers.append(metrics.observe_batch)
-    store = MediaStore(s.media_dir, s.thumbs_dir)
     paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
+    read_only = bool(getattr(app.state, "read_only", False))  # beside the writer: read its catalogues, change nothing
+    if not read_only:
+        s.data_dir.mkdir(parents=True, exist_ok=True)
     transcriber = load_transcriber(s.asr_model, language=s.asr_language, threads=s.torch_threads or 1)
-    ingest = IngestService(encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store, metrics,
-                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s, paths=paths,
-                           transcriber=transcriber)
-    try:
-        ingest.recover()
-    except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
-        log.warning("ingest recovery postponed: %s", exc)
-    ingest.start()
+    collections = Collections(s, encoder, metrics, paths, model=model_identity(s.model_dir), read_only=read_only,
+                              ingest_options={"transcriber": transcriber})
+    # the default catalogue's lock comes first: a second instance must fail here, before it touches anything
+    # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
+    default = collections.open_all()
+    catalog = default.catalog
+    if not read_only:
+        shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
+        s.tmp_dir.mkdir(parents=True, exist_ok=True)
+    batcher.stats.observers.append(metrics.observe_batch)
+    collections.start()
     metrics.track_catalog(lambda: _count_or_nan(catalog))
+    app.state.collections = collections
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
-    app.state.store, app.state.ingest = store, ingest
+    app.state.ingest = default.ingest
     app.state.admission = Admission(s.max_concurrent_encodes)
     app.state.paths = paths
-    app.state.query = QueryService(encoder, catalog, temperature=s.temperature, max_k=s.max_k,
-                                   moment_floor=s.moment_floor)
     try:  # the yardstick for text hits' confidence; measured again when the catalogue moves
-        await app.state.query.calibrator.current()
+        await default.query.calibrator.current()
     except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a store that is down
         log.warning("search calibration postponed to the first text search: %s", exc)
     app.state.supervised = SupervisedClassifier.load(s.classifier_dir) if s.classifier_dir else None
@@ -109,10 +104,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.ready = False
-        ingest.close()
+        collections.close()
         batcher.close()
-        catalog.close()
-        for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths", "admission"):
+        for name in ("collections", "ingest", "encoder", "batcher", "catalog", "paths", "admission"):
             setattr(app.state, name, None)
 
 
@@ -151,8 +145,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(openai.OpenAIErrors)  # errors under /v1 in OpenAI's body
     app.include_router(health.router)
-    for module in (embed, items, jobs, search, classify, media, openai):  # reads need VATT_READ_API_KEY when set
-        app.include_router(module.router, dependencies=[ReadAuth])
+    for module in (embed, items, jobs, search, classify, media, openai, collection_routes):  # reads need
+        app.include_router(module.router, dependencies=[ReadAuth])  # VATT_READ_API_KEY when set
+    for module in CATALOGUE_ROUTERS:  # the same routes, on a named collection's catalogue (app/deps.py resolves it)
+        app.include_router(module.router, prefix=COLLECTION_PREFIX, dependencies=[ReadAuth, InCollection],
+                           responses=error_responses(400, 404))
     _mount_web(app)
 
     def openapi() -> dict[str, Any]:

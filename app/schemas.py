@@ -505,11 +505,67 @@ class Readiness(BaseModel):
                                    "store, the vector engine, stopped ingest workers): not ready until they answer")
 
 
-def item_out(item: Any, *, playable: bool = True) -> ItemOut:
-    """An `index.Item` as the API shows it, with the URLs that play it and show its thumbnail;
-    `playable=False` (no copy this server can read) advertises neither."""
+# --- collections and snapshots ------------------------------------------------------------------------
+class CollectionCreate(_Strict):
+    """A new collection: its name and, optionally, its vector index type and options."""
+
+    name: str = Field(description="1 to 56 characters of a-z, 0-9, '_' and '-', starting with a letter or digit")
+    index_type: str | None = Field(None, description="flat (default), hnsw or ivfpq")
+    index_options: dict[str, Any] | None = Field(None, description='e.g. {"hnsw_m": 32, "ef_search": 128}')
+
+
+class SpaceCount(BaseModel):
+    dim: int
+    vectors: int
+
+
+class CollectionOut(BaseModel):
+    name: str
+    url: str = Field(description="the prefix of its routes ('' for the default collection)")
+    items: int
+    kinds: dict[str, int] = Field(description="items per kind")
+    segments: int
+    spaces: dict[str, SpaceCount] = Field(description="vectors per space")
+    index_type: str
+    index_options: dict[str, Any]
+    model: dict[str, Any] | None = Field(None, description="the model whose vectors it holds (name, config_hash)")
+    queued_jobs: int
+
+
+class CollectionsList(BaseModel):
+    collections: list[CollectionOut]
+
+
+class CollectionDeleted(BaseModel):
+    name: str
+    deleted: bool = True
+
+
+class SnapshotOut(BaseModel):
+    name: str
+    collection: str | None
+    bytes: int
+    created: float | None
+    items: int | None
+    epochs: dict[str, int] | None = Field(None, description="each space's write epoch the snapshot holds")
+    index_type: str | None
+    url: str = Field(description="GET it to download the archive (a tar)")
+
+
+class SnapshotsList(BaseModel):
+    snapshots: list[SnapshotOut]
+
+
+class SnapshotDeleted(BaseModel):
+    name: str
+    deleted: bool = True
+
+
+def item_out(item: Any, *, playable: bool = True, base: str = "") -> ItemOut:
+    """An `index.Item` as the API shows it, with the URLs that play it and show its thumbnail (under `base`, the
+    prefix of its collection's routes); `playable=False` (no copy this server can read) advertises neither."""
     playable = playable and item.kind in ("video", "audio")
     return ItemOut(id=item.id, kind=item.kind, source=item.source, metadata=dict(item.metadata),
                    duration=item.duration, created=item.created, n_segments=item.n_segments,
-                   spaces=list(item.spaces), media_url=f"/media/{item.id}" if playable else None,
-                   thumbnail_url=f"/items/{item.id}/thumbnail" if playable and item.kind == "video" else None)
+                   spaces=list(item.spaces), media_url=f"{base}/media/{item.id}" if playable else None,
+                   thumbnail_url=f"{base}/items/{item.id}/thumbnail" if playable and item.kind == "video" else None)

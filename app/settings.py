@@ -83,7 +83,11 @@ class Settings(BaseSettings):
     ingest_chunk: int = Field(8, ge=1, description="windows one ingest submits to the batcher at once")
     prefetch_windows: int = Field(16, ge=1, description="decoded windows queued ahead of inference")
     job_retention_s: float = Field(7 * 86400.0, ge=0, description="how long finished jobs stay listed by GET /jobs")
-    ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time")
+    ingest_workers: int = Field(1, ge=1, description="ingest jobs run at the same time (one pool for every collection)")
+    max_collections: int = Field(100, ge=1, description="most collections one server holds, the default one "
+                                                        "included (POST /collections answers 409 past it)")
+    max_snapshots: int = Field(20, ge=1, description="most snapshots kept per collection (POST …/snapshots answers "
+                                                     "409 past it)")
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="where the model runs: auto (cuda when available), cpu, cuda or cuda:N")

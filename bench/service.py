@@ -1,5 +1,7 @@
 """Service benchmark: /search (text) latency and throughput under 1, 8 and 32 concurrent clients,
-and /embed latency for a text and for a 10 s video, on the tiny model.
+and /embed latency for a text and for a 10 s video, on the tiny model; then the same searches with
+`--collections` collections loaded (the extra ones empty, one pool of ingest workers polling them all)
+and the server's resident memory per extra empty collection.
 
 Baselines measured in the same run:
   * GET /healthz at the same concurrency: the HTTP floor (uvicorn + routing + JSON, no model);
@@ -10,7 +12,7 @@ The server is `vatt serve` in a subprocess (its own GIL); the load comes from as
 this process. Prints a markdown table and writes JSON (with machine facts) to
 bench/results/service.json.
 
-    python bench/service.py [--items 24] [--requests 200] [--concurrency 1 8 32]
+    python bench/service.py [--items 24] [--requests 200] [--concurrency 1 8 32] [--collections 10]
 """
 
 from __future__ import annotations
@@ -159,14 +161,65 @@ def in_process(model_dir: Path, video10: Path, catalog_dir: Path, n: int) -> dic
     return out
 
 
+def _rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _matmul_gflops(n: int = 512, reps: int = 20) -> float:
+    """fp32 matmul rate of this machine now (the dtype the service runs in here): a yardstick for the run."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def with_collections(url: str, pid: int, n: int, requests: int, concurrency: list[int],
+                     rows: dict[str, dict]) -> dict:
+    """Searches of the default collection with 1 collection, with n (n-1 empty ones created), and with 1 again
+    (deleted): the machine's drift between rounds shows as the difference of the two 1-collection rounds.
+    Memory: the server's RSS before and after creating the n-1."""
+    headers = {"Content-Type": "application/json"}
+
+    def searches(label: str) -> None:
+        for conc in concurrency:
+            rows[f"search text c={conc}, {label}"] = asyncio.run(_load(
+                url, "POST", "/search", requests, conc,
+                lambda i: {"json": {"text": QUERIES[i % len(QUERIES)], "k": 10, "kinds": ["video"]}}))
+
+    searches("1 collection")
+    with httpx.Client(base_url=url, timeout=120) as c:
+        time.sleep(1.0)
+        before = _rss_bytes(pid)
+        for i in range(1, n):
+            c.post("/collections", json={"name": f"bench-{i}"}, headers=headers).raise_for_status()
+        time.sleep(1.0)
+        after = _rss_bytes(pid)
+        loaded = len(c.get("/collections").json()["collections"])
+        searches(f"{loaded} collections")
+        for i in range(1, n):
+            c.delete(f"/collections/bench-{i}").raise_for_status()
+    searches("1 collection again")
+    return {"collections": loaded, "rss_before_bytes": before, "rss_after_bytes": after,
+            "rss_per_extra_collection_bytes": (after - before) / max(1, loaded - 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--items", type=int, default=24, help="clips ingested before searching")
     p.add_argument("--requests", type=int, default=200, help="timed requests per concurrency level")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--collections", type=int, default=10, help="collections loaded for the second search round")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "service.json")
     args = p.parse_args(argv)
     load_before = os.getloadavg()[0]  # other work on the machine skews every number; recorded with them
+    gflops = _matmul_gflops()
+    memory: dict = {}
 
     with tempfile.TemporaryDirectory(prefix="vatt-bench-") as tmp:
         work = Path(tmp)
@@ -185,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             data = video10.read_bytes()
             rows["embed 10 s video c=1"] = asyncio.run(_load(
                 url, "POST", "/embed", 10, 1, lambda i: {"files": {"file": ("v.mp4", data, "video/mp4")}}))
+            if args.collections > 1:
+                memory = with_collections(url, proc.pid, args.collections, args.requests, args.concurrency, rows)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -194,11 +249,23 @@ def main(argv: list[str] | None = None) -> int:
              "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
              "system": f"{platform.system()} {platform.release()}", "model": "tiny (random init)",
              "items": args.items, "load_average_1m_before": load_before, "load_average_1m_after": os.getloadavg()[0],
+             "matmul_fp32_gflops": gflops, "collections": memory,
              "note": "server and load generator share this machine's CPUs"}
     print(f"\n{facts}\n")
     print("| case | n | p50 ms | p99 ms | mean ms | req/s |\n|---|---:|---:|---:|---:|---:|")
     for name, s in rows.items():
         print(f"| {name} | {s['n']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['mean_ms']:.1f} | {s['rps']:.1f} |")
+    if memory:
+        print(f"\n| collections | server RSS before | after | per extra empty collection |\n|---:|---:|---:|---:|\n"
+              f"| {memory['collections']} | {memory['rss_before_bytes'] / 2**20:.1f} MiB | "
+              f"{memory['rss_after_bytes'] / 2**20:.1f} MiB | {memory['rss_per_extra_collection_bytes'] / 2**10:.0f} KiB |")
+        for conc in args.concurrency:
+            many = rows[f"search text c={conc}, {memory['collections']} collections"]
+            ones = [rows[f"search text c={conc}, 1 collection"], rows[f"search text c={conc}, 1 collection again"]]
+            base = {q: statistics.fmean(o[q] for o in ones) for q in ("p50_ms", "p99_ms")}
+            print(f"search c={conc}: p50 {many['p50_ms'] / base['p50_ms']:.2f}x, p99 {many['p99_ms'] / base['p99_ms']:.2f}x "
+                  f"with {memory['collections']} collections vs 1 (the mean of the rounds before and after; those "
+                  f"two differ by {ones[1]['p50_ms'] / ones[0]['p50_ms']:.2f}x in p50)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": facts, "results": rows}, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -368,6 +368,11 @@ class Catalog:
         with self._write_lock, self._store().transaction() as tx:
             self._claim_model(tx, model)
 
+    def model(self) -> dict[str, Any] | None:
+        """The model whose vectors this catalogue holds ({"name", "config_hash"}), None before any claimed it."""
+        held = self._reader().read_meta().get("model")
+        return dict(held) if held else None
+
     def _claim_model(self, tx: Session, model: Mapping[str, Any]) -> None:
         held = tx.read_meta().get("model")
         if held is None:
@@ -433,6 +438,47 @@ class Catalog:
                 old.close()
             self.index_type, self.options = index_type, options
             self.flush()
+
+    def backup(self, dest: str | os.PathLike[str], *, then: Callable[[list[str]], None] | None = None) -> dict[str, int]:
+        """Copy the catalogue as it stands at one epoch into the new directory `dest` while it keeps serving: the
+        store through its online backup, each space's FAISS index written from memory with that epoch. Writes
+        wait meanwhile (the copy takes the writer lock); searches go on. `then(item_ids)` runs at the same point,
+        before writes resume (a snapshot links the items' media there). Returns the epochs copied.
+
+        Embedded catalogues only (SQLite + FAISS): a shared store and Milvus have their engines' own backups."""
+        copy_indexes = getattr(self.backend, "copy_to", None)  # engines whose indexes are files of ours
+        if copy_indexes is None:
+            raise CatalogError("only catalogues with FAISS vector indexes are copied by a snapshot; back up Milvus "
+                               "with its own tools (milvus-backup)")
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=False)
+        with self._write_lock:
+            for space in self.spaces:
+                self._sync(space)
+            store = self._store()
+            epochs = store.reader().epochs(self.spaces)
+            store.backup(dest / DB_NAME)
+            copy_indexes(self._vectors, dest, epochs)
+            if then is not None:
+                then(self._item_ids())
+        return epochs
+
+    def drop_vectors(self) -> None:
+        """Remove each space's index from a shared vector engine (Milvus), for a collection being deleted: the
+        store's rows go with their schema or directory, the engine's collections with this."""
+        with self._write_lock:
+            for vi in self._vectors.values():
+                drop = getattr(vi, "drop", None)
+                if vi.shared and drop is not None:
+                    drop()
+
+    def _item_ids(self) -> list[str]:
+        ids: list[str] = []
+        while True:
+            page = self.list_items(limit=1000, offset=len(ids))
+            ids.extend(i.id for i in page)
+            if len(page) < 1000:
+                return ids
 
     # --- reads --------------------------------------------------------------------------------
     def get_item(self, item_id: str) -> Item:

@@ -18,6 +18,7 @@ import typer
 from vatt_cli import EXIT_BAD_INPUT, EXIT_BUSY, fail, one_line_errors
 
 from .catalog import Catalog
+from .collections import DEFAULT_COLLECTION, CollectionLayout, collection_store
 from .errors import CatalogError, CatalogLockedError, InvalidArgumentError
 from .sqlite_store import DB_NAME
 from .types import INDEX_TYPES
@@ -37,7 +38,20 @@ VECTORS = typer.Option("faiss", "--vectors", envvar="VATT_VECTORS",
                             "(check then compares that engine with the store)")
 
 
-CATALOG_ARG = "catalogue directory, or the service's data directory (then DATA/catalog)"
+CATALOG_ARG = "catalogue directory, or the service's data directory (then DATA/catalog, or with --collection NAME " \
+              "DATA/collections/NAME/catalog)"
+IN_COLLECTION = typer.Option(None, "--collection", help="PATH is the service's data directory; use this collection's "
+                                                       "catalogue (default: PATH as given)")
+
+
+def _in(path: Path, collection: str | None) -> Path:
+    """PATH itself, or with --collection the collection's catalogue inside the data directory PATH."""
+    if collection is None:
+        return path
+    try:
+        return CollectionLayout.of(path, collection).catalog
+    except InvalidArgumentError as e:
+        raise fail(str(e), EXIT_BAD_INPUT) from None
 
 
 def _existing(path: Path, store: str = "sqlite") -> Path:
@@ -51,6 +65,11 @@ def _existing(path: Path, store: str = "sqlite") -> Path:
     if not (path / DB_NAME).is_file():
         raise fail(f"{path} is not a catalogue (no {DB_NAME} inside, nor in {path / 'catalog'})", EXIT_BAD_INPUT)
     return path
+
+
+def _store_in(store: str, collection: str | None) -> str:
+    """The store of the collection: with PostgreSQL, its schema of the deployment's database."""
+    return store if collection is None else collection_store(store, collection)
 
 
 def locked_hint(error: Exception) -> str:
@@ -97,9 +116,9 @@ def _lines(s: dict) -> Iterator[str]:
 @one_line_errors
 def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
-              store: str = STORE) -> None:
+              store: str = STORE, collection: Optional[str] = IN_COLLECTION) -> None:
     """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
-    with _Open(path, readonly=True, store=store) as cat:
+    with _Open(_in(path, collection), readonly=True, store=_store_in(store, collection)) as cat:
         s = cat.stats()
     typer.echo(json.dumps(s, indent=2) if as_json else "\n".join(_lines(s)))
 
@@ -109,9 +128,9 @@ def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
 def check_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               notes: bool = typer.Option(False, "--notes", help="also print notes (as does the global `vatt -v`)"),
               old_verbose: bool = typer.Option(False, "--verbose", hidden=True),  # the old spelling of --notes
-              store: str = STORE, vectors: str = VECTORS) -> None:
+              store: str = STORE, vectors: str = VECTORS, collection: Optional[str] = IN_COLLECTION) -> None:
     """Verify the store and the deployment's vector indexes agree; exit 1 with one line per problem if not."""
-    with _Open(path, readonly=True, store=store, vectors=vectors) as cat:
+    with _Open(_in(path, collection), readonly=True, store=_store_in(store, collection), vectors=vectors) as cat:
         report = cat.check()
     for problem in report.problems:
         typer.echo(problem)
@@ -130,7 +149,7 @@ def rebuild_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
                     None, "--type", help=f"new index type: {' | '.join(INDEX_TYPES)} (default: keep)"),
                 options: Optional[str] = typer.Option(
                     None, "--options", help='index options as JSON, e.g. {"hnsw_m": 32, "ef_search": 128}'),
-                store: str = STORE) -> None:
+                store: str = STORE, collection: Optional[str] = IN_COLLECTION) -> None:
     """Rebuild every vector index from the vectors in the store, optionally changing its type."""
     if index_type is not None and index_type not in INDEX_TYPES:
         raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", EXIT_BAD_INPUT)
@@ -140,8 +159,8 @@ def rebuild_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
             parsed = json.loads(options)
         except ValueError as e:
             raise fail(f"--options is not valid JSON ({e})", EXIT_BAD_INPUT) from None
-    path = _existing(path, store)
-    with _Open(path, readonly=False, store=store) as cat:
+    path = _existing(_in(path, collection), store)
+    with _Open(path, readonly=False, store=_store_in(store, collection)) as cat:
         try:
             cat.rebuild(index_type=index_type, index_options=parsed)
         except InvalidArgumentError as e:
@@ -162,7 +181,10 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
                index_type: Optional[str] = typer.Option(
                    None, "--type", help=f"index type: {' | '.join(INDEX_TYPES)} (default: the catalogue's, "
                                         "flat for a new one)"),
-               store: str = STORE) -> None:
+               store: str = STORE,
+               collection: Optional[str] = typer.Option(None, "--collection",
+                                                        help="with --data: load into this collection (created when new)"),
+               ) -> None:
     """Load shards: one transaction per shard, each space's index built once at the end."""
     from .importer import check_shards, import_shards
     from .shards import ShardError
@@ -173,7 +195,7 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
         raise fail(f"unknown index type {index_type!r}; accepted: {', '.join(INDEX_TYPES)}", EXIT_BAD_INPUT)
     if not shards.is_dir():
         raise fail(f"no shard directory at {shards}", EXIT_BAD_INPUT)
-    path = catalog if catalog is not None else data / "catalog"
+    path = catalog if catalog is not None else _in(data, collection or DEFAULT_COLLECTION)
     try:
         found, _ = check_shards(shards)
         exists = (path / DB_NAME).exists() if store == "sqlite" else None  # PostgreSQL: checked against the store
@@ -192,3 +214,67 @@ def import_cmd(shards: Path = typer.Argument(..., help="directory of shards writ
     if refused:
         raise refused[-1]
 
+
+
+COLLECTION = typer.Option(DEFAULT_COLLECTION, "--collection", help="the collection inside DATA (default: the data "
+                                                                   "directory's own catalogue)")
+
+
+@app.command("snapshot")
+@one_line_errors
+def snapshot_cmd(data: Path = typer.Argument(..., help="the service's data directory"),
+                 out: Path = typer.Option(..., "--out", help="the archive to write (a .tar)"),
+                 collection: str = COLLECTION) -> None:
+    """Write one archive of a collection's catalogue at one epoch with its items' media (server stopped; while
+    it runs, POST /collections/NAME/snapshots takes the same snapshot without stopping it)."""
+    from .snapshot import write_snapshot
+
+    layout = _layout(data, collection)
+    if out.exists():
+        raise fail(f"{out} exists; give a new file to --out", EXIT_BAD_INPUT)
+    with _Open(layout.catalog, readonly=False) as cat:
+        try:
+            info = write_snapshot(cat, out.parent if str(out.parent) else Path("."), collection=collection,
+                                  files={"media": layout.media, "thumbs": layout.thumbs})
+        except CatalogError as e:
+            raise fail(str(e), 1) from None
+    info.path.replace(out)
+    typer.echo(f"snapshot {info.name} of collection {collection}: {info.manifest['items']} items at epochs "
+               f"{info.manifest['epochs']} -> {out} ({info.bytes / 2**20:.1f} MiB)")
+
+
+@app.command("restore")
+@one_line_errors
+def restore_cmd(archive: Path = typer.Argument(..., help="a snapshot archive (vatt index snapshot, or GET "
+                                                         "/collections/NAME/snapshots/SNAPSHOT)"),
+                data: Path = typer.Option(..., "--data", help="the service's data directory to restore into"),
+                collection: Optional[str] = typer.Option(
+                    None, "--collection", help="the collection to restore as (default: the snapshot's own)")) -> None:
+    """Restore a snapshot into a collection that has no catalogue yet, then check it (exit 1 on a problem)."""
+    from .snapshot import read_manifest, restore_snapshot
+
+    if not archive.is_file():
+        raise fail(f"no snapshot archive at {archive}", EXIT_BAD_INPUT)
+    try:
+        name = collection or str(read_manifest(archive).get("collection") or DEFAULT_COLLECTION)
+        layout = _layout(data, name)
+        manifest, report = restore_snapshot(archive, layout.catalog, {"media": layout.media, "thumbs": layout.thumbs})
+    except InvalidArgumentError as e:
+        raise fail(str(e), EXIT_BAD_INPUT) from None
+    except CatalogLockedError as e:
+        raise fail(locked_hint(e), EXIT_BUSY) from None
+    except CatalogError as e:
+        raise fail(str(e), 1) from None
+    for problem in report.problems:
+        typer.echo(problem)
+    if not report.ok:
+        raise typer.Exit(1)
+    typer.echo(f"restored snapshot {manifest.get('name')} ({manifest.get('items')} items) as collection {name} in "
+               f"{data}; check ok: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()))
+
+
+def _layout(data: Path, collection: str) -> CollectionLayout:
+    try:
+        return CollectionLayout.of(data, collection)
+    except InvalidArgumentError as e:
+        raise fail(str(e), EXIT_BAD_INPUT) from None

@@ -478,6 +478,11 @@ class FaissSpaceIndex:
             return
         self.saved, self.dirty = epoch, False
 
+    def save_copy(self, path: Path, epoch: int) -> None:
+        """Write the index as it stands now to another file (a snapshot's copy), marked with `epoch`."""
+        with self.lock.read():
+            self.vi.save(path, epoch)
+
     def describe(self, epoch: int) -> dict[str, Any]:
         with self.lock.read():
             vi = self.vi
@@ -532,6 +537,12 @@ class FaissBackend:
 
     def index_path(self, space: str) -> Path:
         return self.directory / f"{space}.faiss"
+
+    def copy_to(self, indexes: dict[str, Any], directory: Path, epochs: dict[str, int]) -> None:
+        """Write each space's index as it stands now into `directory` (a snapshot's copy), marked with its epoch."""
+        target = FaissBackend(directory)
+        for space, vi in indexes.items():
+            vi.save_copy(target.index_path(space), epochs[space])
 
     def open_space(self, source: VectorSource, *, index_type: str, options: IndexOptions,
                    readonly: bool) -> FaissSpaceIndex:

@@ -193,3 +193,52 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._pool.close()
+
+
+# --- named collections: one schema each -------------------------------------------------------------------
+# A collection's tables live in its own schema of the deployment's database (the default collection keeps the
+# DSN's own search path); its connections name that schema in libpq's `options`, so every statement above runs
+# unchanged there. Schema names are made by index/collections.py from the collection name rule (quoted here).
+_SCHEMA = re.compile(r"[a-z0-9_-]{1,63}")
+
+
+def _quoted(schema: str) -> str:
+    if not _SCHEMA.fullmatch(schema):
+        raise ValueError(f"schema name {schema!r} is refused; accepted: 1 to 63 of a-z, 0-9, '_' and '-'")
+    return f'"{schema}"'
+
+
+def schema_dsn(dsn: str, schema: str) -> str:
+    """`dsn` whose connections use `schema` (search_path set as a connection option, beside any options it had)."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit  # only for named collections
+
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options = " ".join([v for k, v in query if k == "options"] + [f"-csearch_path={_quoted(schema)}"])
+    query = [(k, v) for k, v in query if k != "options"] + [("options", options)]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def _admin(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    except psycopg.OperationalError as e:
+        raise StoreUnavailableError(f"the catalogue's PostgreSQL store {redact(dsn)} is unreachable ({e}); retry "
+                                    "when it is back") from e
+
+
+def create_schema(dsn: str, schema: str) -> None:
+    _admin(dsn, f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """The schema with every table of its collection (items, vectors, jobs, transcripts)."""
+    _admin(dsn, f"DROP SCHEMA IF EXISTS {_quoted(schema)} CASCADE")
+
+
+def schemas(dsn: str, prefix: str) -> list[str]:
+    """The schemas of the database whose names start with `prefix`."""
+    return [r[0] for r in _admin(dsn, "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1",
+                                 (prefix,))]

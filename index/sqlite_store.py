@@ -167,3 +167,13 @@ class SqliteStore(Store):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def backup(self, dest: Path) -> None:
+        """SQLite's online backup API in one step (one read transaction: one committed state), under the writer
+        lock so no write of this process waits half-copied; readers are never blocked."""
+        target = sqlite3.connect(dest)
+        try:
+            with self._lock:
+                (self._writer or self._conn()).backup(target)
+        finally:
+            target.close()

@@ -16,12 +16,13 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import CatalogCorruptError, InvalidArgumentError, StoreUnavailableError
+from .errors import CatalogCorruptError, CatalogError, InvalidArgumentError, StoreUnavailableError
 from .filters import compile_where
 from .schema import CHANGES, CUES, SCHEMA_VERSION, TABLES, Column, Table
 from .types import Item, Segment
@@ -628,6 +629,13 @@ class Store(ABC):
     @abstractmethod
     def size_bytes(self) -> int:
         ...
+
+    def backup(self, dest: Path) -> None:
+        """Write the store as committed now into the file `dest` while it keeps serving (a snapshot's copy).
+
+        Only the embedded store can: a shared store is backed up by its engine's own tools."""
+        raise CatalogError(f"the {self.dialect.name} store is not copied by vatt snapshots; back it up with its "
+                           "engine's own tools (PostgreSQL: pg_dump)")
 
     @abstractmethod
     def close(self) -> None:

@@ -13,7 +13,7 @@ from model import whole_item_vector
 from model.captions import format_vtt
 
 from ..bodies import error_responses, form_model, json_body, json_model, named_upload, request_body, where_param
-from ..deps import CatalogDep, FileOrJson, IngestDep, PathsDep, QueryDep, SettingsDep, StoreDep, WriteAuth
+from ..deps import CatalogDep, FileOrJson, IngestDep, PathsDep, QueryDep, SettingsDep, SourcesDep, StoreDep, WriteAuth
 from ..errors import ServiceError
 from ..paging import check_offset, decode_cursor, encode_cursor
 from ..schemas import (CueOut, Deleted, ItemCreateRequest, ItemForm, ItemOut, ItemPatch, ItemsPage, ItemWithVectors,
@@ -60,7 +60,7 @@ async def create_item(request: Request, jobs: IngestDep, settings: SettingsDep, 
 @router.get("", response_model=ItemsPage, summary="List items, filtered by kind and metadata",
             responses=error_responses(400, 422))
 async def list_items(
-    catalog: CatalogDep, store: StoreDep, paths: PathsDep,
+    catalog: CatalogDep, sources: SourcesDep,
     kind: Annotated[list[Kind] | None, Query(description="repeat to allow several kinds")] = None,
     where: Annotated[str | None, Query(description="metadata filter as a JSON object")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -71,13 +71,11 @@ async def list_items(
     check_offset(offset, cursor)
     after = None if cursor is None else decode_cursor(cursor)
 
-    sources = MediaSources(store, paths)
-
     def page() -> tuple[list[ItemOut], int, str | None]:
         items = catalog.list_items(kinds=kind, where=filters, limit=limit + 1, offset=offset, after=after)
         more, items = len(items) > limit, items[:limit]
         nxt = encode_cursor(items[-1].created, items[-1].id) if more else None
-        return ([item_out(i, playable=sources.playable(i)) for i in items], catalog.count(kinds=kind, where=filters),
+        return ([item_out(i, playable=sources.playable(i), base=sources.base) for i in items], catalog.count(kinds=kind, where=filters),
                 nxt)
 
     items, total, nxt = await run_in_threadpool(page)
@@ -87,11 +85,11 @@ async def list_items(
 @router.get("/{item_id}", response_model=ItemWithVectors,
             summary="One item (with its vectors per space on ?include=vectors)", responses=error_responses(404, 422))
 async def get_item(
-    item_id: str, catalog: CatalogDep, query: QueryDep, store: StoreDep, paths: PathsDep,
+    item_id: str, catalog: CatalogDep, query: QueryDep, sources: SourcesDep,
     include: Annotated[list[Literal["vectors"]] | None, Query(description="'vectors': per segment and whole item")] = None,
 ) -> ItemWithVectors:
     found = await run_in_threadpool(catalog.get_item, item_id)
-    item = item_out(found, playable=await run_in_threadpool(MediaSources(store, paths).playable, found))
+    item = item_out(found, playable=await run_in_threadpool(sources.playable, found), base=sources.base)
     if not include:
         return ItemWithVectors(**item.model_dump())
     per_space = await run_in_threadpool(query.item_vectors, item_id)
@@ -107,18 +105,18 @@ async def get_item(
                       "vectors untouched; `where` filters see it at once)",
               responses=error_responses(400, 401, 403, 404, 413, 415, 422),
               openapi_extra=json_body(ItemPatch))
-async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
-                     paths: PathsDep) -> ItemOut:
-    return await _set_metadata(item_id, request, catalog, settings, MediaSources(store, paths), merge=True)
+async def patch_item(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep,
+                     sources: SourcesDep) -> ItemOut:
+    return await _set_metadata(item_id, request, catalog, settings, sources, merge=True)
 
 
 @router.put("/{item_id}/metadata", response_model=ItemOut, dependencies=[WriteAuth],
             summary="Replace an item's metadata whole (vectors untouched; `where` filters see it at once)",
             responses=error_responses(400, 401, 403, 404, 413, 415, 422),
             openapi_extra=json_body(ItemPatch))
-async def put_metadata(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep, store: StoreDep,
-                       paths: PathsDep) -> ItemOut:
-    return await _set_metadata(item_id, request, catalog, settings, MediaSources(store, paths), merge=False)
+async def put_metadata(item_id: str, request: Request, catalog: CatalogDep, settings: SettingsDep,
+                       sources: SourcesDep) -> ItemOut:
+    return await _set_metadata(item_id, request, catalog, settings, sources, merge=False)
 
 
 async def _set_metadata(item_id: str, request: Request, catalog: Catalog, settings: Settings, sources: MediaSources, *,
@@ -126,7 +124,7 @@ async def _set_metadata(item_id: str, request: Request, catalog: Catalog, settin
     """PATCH (an RFC 7396 merge) and PUT (a replacement) of an item's metadata: one body, one store write."""
     body = await json_model(request, ItemPatch, settings)
     item = await run_in_threadpool(catalog.update_metadata, item_id, body.metadata, merge=merge)
-    return item_out(item, playable=await run_in_threadpool(sources.playable, item))
+    return item_out(item, playable=await run_in_threadpool(sources.playable, item), base=sources.base)
 
 
 @router.delete("/{item_id}", response_model=Deleted, dependencies=[WriteAuth], summary="Delete an item and its media",
@@ -139,12 +137,12 @@ async def delete_item(item_id: str, catalog: CatalogDep, store: StoreDep) -> Del
 
 @router.get("/{item_id}/thumbnail", summary="A JPEG frame of a video item",
             responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}, **error_responses(404, 422)})
-async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep, paths: PathsDep,
+async def thumbnail(item_id: str, catalog: CatalogDep, store: StoreDep, sources: SourcesDep,
                     t: Annotated[float | None, Query(ge=0, le=1e7, description="seconds into the item")] = None) -> Response:
     item = await run_in_threadpool(catalog.get_item, item_id)
     if item.kind != "video":
         raise ServiceError(404, f"item {item_id} is {item.kind}: only video items have thumbnails")
-    path = await run_in_threadpool(MediaSources(store, paths).path, item)
+    path = await run_in_threadpool(sources.path, item)
     jpeg = None if path is None else await run_in_threadpool(lambda: store.thumbnail(item.id, t, path=path))
     if jpeg is None:
         raise ServiceError(404, f"the media of item {item_id} is not stored on this server")

@@ -11,9 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
 from ..bodies import error_responses
-from ..deps import CatalogDep, PathsDep, StoreDep
+from ..deps import CatalogDep, SourcesDep, StoreDep
 from ..errors import ServiceError
-from ..services.sources import MediaSources
 
 router = APIRouter(prefix="/media", tags=["media"])
 
@@ -58,10 +57,10 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
             responses={200: {"content": {"video/mp4": {}, "audio/wav": {}}, "description": "the whole file"},
                        206: {"description": "the requested byte range"},
                        **error_responses(404, 416)})
-async def get_media(item_id: str, catalog: CatalogDep, store: StoreDep, paths: PathsDep,
+async def get_media(item_id: str, catalog: CatalogDep, store: StoreDep, sources: SourcesDep,
                     range: Annotated[str | None, Header(description="bytes=start-end")] = None) -> FileResponse:
     item = await run_in_threadpool(catalog.get_item, item_id)  # 404 for unknown items
-    path = await run_in_threadpool(MediaSources(store, paths).path, item)
+    path = await run_in_threadpool(sources.path, item)
     if path is None:
         raise ServiceError(404, f"the media of item {item_id} is not stored on this server (or its server path "
                                 "is no longer under an allowed root)")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from model import whole_item_vector
 
 from ..bodies import error_responses, form_model, json_body, json_model, named_upload, request_body
-from ..deps import EncodeFileOrJson, PathsDep, QueryDep, SettingsDep, StoreDep
+from ..deps import EncodeFileOrJson, QueryDep, SettingsDep, SourcesDep
 from ..schemas import (Confidence, MomentOut, SearchBatchRequest, SearchBatchResponse, SearchOptions,
                        SearchRequest, SearchResponse, SearchResult, TimelineCell, item_out)
 from ..services.query import QueryService, QueryVectors
@@ -52,7 +52,7 @@ _FORM = {
                                            "offset, score_threshold, kinds, where, space, include, exclude} or a "
                                            "multipart 'file' with the same fields as form values"),
 )
-async def search(request: Request, query: QueryDep, settings: SettingsDep, store: StoreDep, paths: PathsDep,
+async def search(request: Request, query: QueryDep, settings: SettingsDep, sources: SourcesDep,
                  upload: EncodeFileOrJson) -> JSONResponse:
     form = upload.form
     if form is None:
@@ -68,7 +68,7 @@ async def search(request: Request, query: QueryDep, settings: SettingsDep, store
         text = None
         with named_upload(form.file):
             q = await run_in_threadpool(lambda: query.from_file(form.file.path, cancel=upload.cancelled))
-    return JSONResponse(await _answer(query, MediaSources(store, paths), q, opts, text))
+    return JSONResponse(await _answer(query, sources, q, opts, text))
 
 
 @router.post(
@@ -78,11 +78,10 @@ async def search(request: Request, query: QueryDep, settings: SettingsDep, store
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
     openapi_extra=json_body(SearchBatchRequest),
 )
-async def search_batch(request: Request, query: QueryDep, settings: SettingsDep, store: StoreDep,
-                       paths: PathsDep) -> JSONResponse:
+async def search_batch(request: Request, query: QueryDep, settings: SettingsDep,
+                       sources: SourcesDep) -> JSONResponse:
     batch = await json_model(request, SearchBatchRequest, settings)
     queries = await build_queries(query, batch.searches)
-    sources = MediaSources(store, paths)
     return JSONResponse({"responses": [await _answer(query, sources, q, opts, opts.text)
                                        for q, opts in zip(queries, batch.searches)]})
 
@@ -107,7 +106,7 @@ async def _answer(query: QueryService, sources: MediaSources, q: QueryVectors, o
         return [sources.playable(h.item) for h in hits], timelines, vectors
 
     playable, timelines, vectors = await run_in_threadpool(per_hit)
-    results = [SearchResult(item=item_out(h.item, playable=playable[i]), score=h.score,
+    results = [SearchResult(item=item_out(h.item, playable=playable[i], base=sources.base), score=h.score,
                             moments=[MomentOut(start=m.start, end=m.end, score=m.score, text=m.text)
                                      for m in h.moments],
                             confidence=None if standings is None else Confidence(**vars(standings[i])),

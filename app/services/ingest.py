@@ -80,10 +80,13 @@ class IngestService:
 
     def __init__(self, encoder: Encoder, catalog: Catalog, jobs: JobStore, store: MediaStore, metrics: Metrics, *,
                  workers: int = 1, retention_s: float = 7 * 86400.0, poll_s: float = 0.5,
-                 paths: ServerPaths | None = None, transcriber: Transcriber | None = None) -> None:
+                 paths: ServerPaths | None = None, transcriber: Transcriber | None = None,
+                 wake: threading.Event | None = None, workers_alive: Callable[[], bool] | None = None) -> None:
         """`jobs`: the job table in the catalogue's store (its lease length is the JobStore's);
         `paths`: which server files a worker may read (none by default); `transcriber`: speech to cues for
-        media with no transcript of its own (none: skipped)."""
+        media with no transcript of its own (none: skipped). With a shared worker pool (`IngestPool`, one
+        per server for all collections), `workers=0`, `wake` is the pool's event and `workers_alive` its
+        liveness."""
         self.encoder = encoder
         self.paths = paths or ServerPaths(allowed=False, roots=[])  # which files a worker may read
         self.catalog = catalog
@@ -95,8 +98,11 @@ class IngestService:
         self.poll_s = poll_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this replica, in leases
         self.shared = jobs.store.shared
-        self._wake = threading.Event()
+        self._wake = wake or threading.Event()
         self._stop = threading.Event()
+        self._busy = 0  # jobs of this service a worker is running now (close() waits for them)
+        self._idle = threading.Condition()
+        self._workers_alive = workers_alive
         self._threads: list[threading.Thread] = []
         self._cancelled: set[str] = set()
         self._guard = threading.Lock()
@@ -167,14 +173,19 @@ class IngestService:
 
     def close(self) -> None:
         """Stop after the running jobs; queued ones stay queued in the store for the next start (or replica)."""
-        self._stop.set()
+        with self._idle:
+            self._stop.set()
         self._wake.set()
         for t in self._threads:
             t.join(timeout=60)
+        with self._idle:  # a shared pool's worker may be running one of our jobs
+            self._idle.wait_for(lambda: self._busy == 0, timeout=60)
 
     @property
     def alive(self) -> bool:
         """Whether every worker thread runs (readiness; they are written never to stop before close())."""
+        if self._workers_alive is not None:
+            return self._workers_alive() or self._stop.is_set()
         return all(t.is_alive() for t in self._threads) or self._stop.is_set()
 
     @property
@@ -267,30 +278,48 @@ class IngestService:
     # --- running --------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                job = self._next()
-                self._down = False
-            except CatalogError as exc:  # the store is down: wait, it may come back (said once, not per poll)
-                if not self._down:
-                    log.warning("ingest workers cannot read the job queue (retrying every %.1f s): %s", self.poll_s,
-                                exc)
-                self._down = True
-                job = None
-            except Exception:  # never let the worker die: log, wait, poll again
-                log.exception("ingest worker: polling the job queue failed")
-                job = None
-            if job is None:
+            if not self.run_next():
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
-                continue
-            try:
-                self._run(job)
-            except _Stopping:
-                log.info("ingest job %s (%s) left %s: the service stops while the store is down", job.id,
-                         job.source, job.status)
-            except Exception:  # a bug in the failure path itself: the job's lease runs out and it is re-run
-                log.exception("ingest job %s (%s): the worker could not settle it; it is re-run when its lease "
-                              "runs out", job.id, job.source)
+
+    def run_next(self) -> bool:
+        """Claim one queued job and run it to its end (a worker's step, this service's or a shared pool's);
+        False when there was none, the queue could not be read, or the service is stopping."""
+        with self._idle:
+            if self._stop.is_set():
+                return False
+            self._busy += 1
+        try:
+            return self._run_next()
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _run_next(self) -> bool:
+        try:
+            job = self._next()
+            self._down = False
+        except CatalogError as exc:  # the store is down: wait, it may come back (said once, not per poll)
+            if not self._down:
+                log.warning("ingest workers cannot read the job queue (retrying every %.1f s): %s", self.poll_s,
+                            exc)
+            self._down = True
+            return False
+        except Exception:  # never let the worker die: log, wait, poll again
+            log.exception("ingest worker: polling the job queue failed")
+            return False
+        if job is None:
+            return False
+        try:
+            self._run(job)
+        except _Stopping:
+            log.info("ingest job %s (%s) left %s: the service stops while the store is down", job.id,
+                     job.source, job.status)
+        except Exception:  # a bug in the failure path itself: the job's lease runs out and it is re-run
+            log.exception("ingest job %s (%s): the worker could not settle it; it is re-run when its lease "
+                          "runs out", job.id, job.source)
+        return True
 
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
         """`fn()`, retried with backoff while the store (or an engine it needs) is unavailable."""

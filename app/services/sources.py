@@ -21,9 +21,11 @@ __all__ = ["MediaSources"]
 class MediaSources:
     """The one rule for "which file plays this item", shared by /media, thumbnails and the URLs items show."""
 
-    def __init__(self, store: MediaStore, paths: ServerPaths) -> None:
+    def __init__(self, store: MediaStore, paths: ServerPaths, *, base: str = "") -> None:
+        """`base`: the URL prefix of the collection's routes ('' for the default collection)."""
         self.store = store
         self.paths = paths
+        self.base = base
 
     def path(self, item: Item) -> Path | None:
         """The file to read now (symlinks resolved), or None (blocking: touches the filesystem)."""
