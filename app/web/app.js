@@ -58,7 +58,17 @@
     return key ? { "X-API-Key": key } : {};
   }
 
+  // Catalogue routes of any collection but `default` live under collections/NAME/ (relative paths
+  // throughout, so the page works behind a path prefix); service-wide routes stay where they are.
+  const SERVICE_WIDE = /^(readyz|healthz|metrics|collections|v1\/|openapi)/;
+
+  function scoped(path) {
+    const name = $("#collection").value;
+    return !name || name === "default" || SERVICE_WIDE.test(path) ? path : `collections/${encodeURIComponent(name)}/${path}`;
+  }
+
   async function api(path, { method = "GET", json, form } = {}) {
+    path = scoped(path);
     const headers = authHeaders();
     let body;
     if (json !== undefined) {
@@ -80,7 +90,7 @@
   function upload(path, form, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
-      xhr.open("POST", path);
+      xhr.open("POST", scoped(path));
       for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
       xhr.upload.addEventListener("progress", (e) => {
         if (e.lengthComputable) onProgress(e.loaded / e.total);
@@ -789,7 +799,30 @@
   $("#api-key").value = keyStore.getItem("vatt-api-key") || "";
   $("#api-key").addEventListener("change", () => keyStore.setItem("vatt-api-key", $("#api-key").value));
 
+  // ---- collections -------------------------------------------------------------------
+
+  async function loadCollections() {
+    const pick = $("#collection");
+    const wanted = keyStore.getItem("vatt-collection") || "default";
+    try {
+      const { collections } = await api("collections");
+      pick.replaceChildren(...collections.map((c) => el("option", { value: c.name },
+        `${c.name} (${c.items} item${c.items === 1 ? "" : "s"})`)));
+    } catch (err) { // an older server: one library
+      pick.replaceChildren(el("option", { value: "default" }, "default"));
+    }
+    pick.value = [...pick.options].some((o) => o.value === wanted) ? wanted : "default";
+  }
+
+  $("#collection").addEventListener("change", () => {
+    keyStore.setItem("vatt-collection", $("#collection").value);
+    libraryOffset = 0;
+    clearResults("", "");
+    refreshLibrary();
+  });
+
   (async () => {
+    await loadCollections();
     const health = $("#health");
     try {
       const r = await api("readyz");
@@ -803,5 +836,5 @@
     refreshLibrary();
   })();
 
-  window.vatt = { api, playAt, doSearch, refreshLibrary, addWhereRow, loadTranscript }; // for the console and the browser test
+  window.vatt = { api, playAt, doSearch, refreshLibrary, addWhereRow, loadTranscript, loadCollections }; // for the console and the browser test
 })();

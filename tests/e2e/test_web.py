@@ -385,3 +385,43 @@ def test_an_item_without_a_playable_copy_says_so(page: Page, served) -> None:
         assert _text(page, f"#library li[data-item-id='{item_id}'] .play-btn") == "no playable copy"
     finally:
         httpx.delete(f"{served.url}/items/{item_id}", timeout=10)
+
+
+def test_the_collection_picker_scopes_library_search_and_player(page: Page, served) -> None:
+    """Picking a collection lists, searches and plays only its items (routes under /collections/NAME/)."""
+    r = httpx.post(f"{served.url}/collections", json={"name": "lectures"}, timeout=30)
+    assert r.status_code == 201, r.text
+    try:
+        clip = make_clip(served.workdir / "lectures-grey.mp4", (128, 128, 128))
+        with open(clip, "rb") as fh:
+            r = httpx.post(f"{served.url}/collections/lectures/items", files={"file": (clip.name, fh, "video/mp4")},
+                           data={"metadata": json.dumps({"title": "grey lecture"})}, timeout=60)
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 120
+        while (job := httpx.get(f"{served.url}/collections/lectures/jobs/{r.json()['job_id']}", timeout=10).json()
+               )["status"] != "done":
+            assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.2)
+        lecture = job["item_id"]
+        page.evaluate("window.vatt.loadCollections().then(() => true)")
+        page.wait_for("[...document.querySelectorAll('#collection option')].some(o => o.value === 'lectures')",
+                      what="the collections in the picker")
+        assert _q(page, "[...document.querySelectorAll('#collection option')].map(o => o.textContent)") == [
+            "default (%d items)" % httpx.get(f"{served.url}/items", timeout=10).json()["total"], "lectures (1 item)"]
+        page.evaluate("const s = document.querySelector('#collection'); s.value = 'lectures';"
+                      " s.dispatchEvent(new Event('change')); true")
+        page.wait_for("document.querySelector('#library-count').innerText === '1–1 of 1 item'", what="its library")
+        assert _q(page, "[...document.querySelectorAll('#library li')].map(li => li.dataset.itemId)") == [lecture]
+        page.evaluate("window.vatt.doSearch({text: 'a red clip'}, 'a red clip'); true")
+        page.wait_for("document.querySelectorAll('.result-card').length > 0", what="the collection's results")
+        assert set(_cards(page)) == {lecture}  # not the default collection's red clip
+        page.click(f"#library li[data-item-id='{lecture}'] .play-btn")
+        page.wait_for("document.querySelector('#player').readyState >= 1", what="the lecture to load in the player")
+        assert f"/collections/lectures/media/{lecture}" in _q(page, "document.querySelector('#player').src")
+        page.evaluate("const s = document.querySelector('#collection'); s.value = 'default';"
+                      " s.dispatchEvent(new Event('change')); true")
+        page.wait_for("document.querySelector('#library-count').dataset.total !== '1'", what="the default library")
+        assert lecture not in _q(page, "[...document.querySelectorAll('#library li')].map(li => li.dataset.itemId)")
+        assert _q(page, "document.querySelectorAll('.result-card').length") == 0  # stale results went
+    finally:
+        httpx.delete(f"{served.url}/collections/lectures", timeout=30)
