@@ -425,3 +425,16 @@ def test_the_collection_picker_scopes_library_search_and_player(page: Page, serv
         assert _q(page, "document.querySelectorAll('.result-card').length") == 0  # stale results went
     finally:
         httpx.delete(f"{served.url}/collections/lectures", timeout=30)
+
+
+def test_the_score_threshold_drops_weaker_results(page: Page, served) -> None:
+    ranked = _api_search(served, text="a blue screen", k=10)["results"]
+    assert len(ranked) >= 2 and ranked[0]["score"] > ranked[1]["score"]
+    cut = (ranked[0]["score"] + ranked[1]["score"]) / 2
+    page.click("#filters-summary")
+    page.type_text("#score-threshold", f"{cut:.6f}")  # step="any": no rounding makes the form invalid
+    _search_text(page, "a blue screen")
+    assert _text(page, "#search-status") and _cards(page) == [ranked[0]["item"]["id"]]
+    page.evaluate("document.querySelector('#score-threshold').value = ''; true")
+    _search_text(page, "a blue screen")
+    assert _cards(page) == [r["item"]["id"] for r in ranked]
