@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +77,14 @@ def assert_error(r: httpx.Response, status: int, code: str, *fragments: str) -> 
         assert fragment in body["detail"], (fragment, body["detail"])
     assert "Traceback" not in r.text
     return body
+
+
+@contextmanager
+def live_server(settings: Settings, corpus: dict[str, Path]) -> Iterator[LiveServer]:
+    """A real uvicorn serving `settings` for the `with` block (every module's server fixture)."""
+    srv, thread, host, port = run_server(settings)
+    try:
+        yield LiveServer(f"http://{host}:{port}", host, port, settings, corpus, srv.config.app)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)

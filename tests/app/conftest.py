@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from app_corpus import CLIPS, make_corpus, train_tiny_model
-from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, run_server, wait_job
+from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, live_server, wait_job
 
 from app.settings import Settings
 
@@ -34,12 +34,8 @@ def server(trained_model_dir: Path, corpus: dict[str, Path],
     settings = Settings(model_dir=trained_model_dir, data_dir=tmp_path_factory.mktemp("data"), api_key=API_KEY,
                         max_upload_bytes=UPLOAD_LIMIT, max_duration_s=MAX_DURATION, allow_server_paths=True,
                         server_path_roots=[corpus["red"].parent], torch_threads=1, batch_wait_ms=2.0)
-    srv, thread, host, port = run_server(settings)
-    try:
-        yield LiveServer(f"http://{host}:{port}", host, port, settings, corpus, srv.config.app)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with live_server(settings, corpus) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

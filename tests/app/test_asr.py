@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, run_server, wait_job
+from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, live_server, wait_job
 from tiny_whisper import build_tiny_whisper
 
 from app.services.asr import AsrError, WhisperTranscriber, load_transcriber
@@ -32,12 +32,8 @@ def aserver(trained_model_dir: Path, corpus: dict[str, Path], whisper_dir: Path,
     settings = Settings(model_dir=trained_model_dir, data_dir=tmp_path_factory.mktemp("adata"), api_key=API_KEY,
                         max_upload_bytes=UPLOAD_LIMIT, max_duration_s=MAX_DURATION, torch_threads=1,
                         batch_wait_ms=2.0, asr_model=whisper_dir, asr_language="en")
-    srv, thread, host, port = run_server(settings)
-    try:
-        yield LiveServer(f"http://{host}:{port}", host, port, settings, corpus, srv.config.app)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with live_server(settings, corpus) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

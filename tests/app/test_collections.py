@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from app_server import API_KEY, LiveServer, assert_error, free_port, run_server
+from app_server import API_KEY, LiveServer, assert_error, free_port, live_server, run_server
 from media_factory import make_audio
 from typer.testing import CliRunner
 
@@ -39,12 +39,8 @@ def _settings(model_dir: Path, data_dir: Path, corpus: dict[str, Path]) -> Setti
 def cserver(trained_model_dir: Path, corpus: dict[str, Path],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = _settings(trained_model_dir, tmp_path_factory.mktemp("cdata"), corpus)
-    srv, thread, host, port = run_server(settings)
-    try:
-        yield LiveServer(f"http://{host}:{port}", host, port, settings, corpus, srv.config.app)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with live_server(settings, corpus) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, run_server, wait_job
+from app_server import API_KEY, MAX_DURATION, UPLOAD_LIMIT, LiveServer, live_server, wait_job
 from media_factory import with_subtitles
 
 from app.settings import Settings
@@ -30,12 +30,8 @@ def tserver(trained_model_dir: Path, corpus: dict[str, Path], tmp_path_factory: 
     settings = Settings(model_dir=trained_model_dir, data_dir=tmp_path_factory.mktemp("tdata"), api_key=API_KEY,
                         max_upload_bytes=UPLOAD_LIMIT, max_duration_s=MAX_DURATION, allow_server_paths=True,
                         server_path_roots=[roots], torch_threads=1, batch_wait_ms=2.0, max_transcript_bytes=4096)
-    srv, thread, host, port = run_server(settings)
-    try:
-        yield LiveServer(f"http://{host}:{port}", host, port, settings, {**corpus, "roots": roots}, srv.config.app)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with live_server(settings, {**corpus, "roots": roots}) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

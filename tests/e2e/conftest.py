@@ -18,8 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import Chromium, find_chromium
+from browser import Chromium, Page, find_chromium
 from e2e_corpus import CLIP_COLOURS, caption, make_clip, train_tiny_model
+from page_helpers import wait_job
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -58,16 +59,6 @@ def _wait_ready(url: str, proc: subprocess.Popen, log_path: Path, timeout: float
             last = repr(exc)
         time.sleep(0.2)
     raise AssertionError(f"vatt serve not ready after {timeout:.0f} s ({last}); log:\n{log_path.read_text()[-4000:]}")
-
-
-def wait_job(url: str, job_id: str, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{url}/jobs/{job_id}", timeout=10).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished after {timeout:.0f} s: {job}")
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +114,19 @@ def browser() -> Iterator[Chromium]:
         yield chromium
     finally:
         chromium.close()
+
+
+@pytest.fixture
+def page(browser: Chromium, served: Served, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh tab on the page, ready; screenshot on the way out; no uncaught JS errors allowed."""
+    tab = browser.new_page()
+    try:
+        tab.goto(f"{served.url}/")
+        tab.wait_for("document.querySelector('#health').dataset.state === 'ready'", timeout=30,
+                     what="the page to report the service ready")
+        yield tab
+    finally:
+        shot = tab.screenshot(artifacts / f"web-{request.node.name}.png")
+        print(f"screenshot: {shot}")
+        tab.close()
+    assert not tab.errors, f"JavaScript errors on the page: {tab.errors}\nconsole: {tab.console}"

@@ -10,59 +10,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from browser import Chromium, Page
+from browser import Page
 from e2e_corpus import CLIP_COLOURS, make_clip
+from page_helpers import in_view as _in_view, q as _q, text as _text, wait_done as _wait_done
 
 FRAME = 1 / 25  # the clips' frame duration: the seek must land within one frame
 
-
-@pytest.fixture
-def page(browser: Chromium, served, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh tab on the page, ready; screenshot on the way out; no uncaught JS errors allowed."""
-    tab = browser.new_page()
-    try:
-        tab.goto(f"{served.url}/")
-        tab.wait_for("document.querySelector('#health').dataset.state === 'ready'", timeout=30,
-                     what="the page to report the service ready")
-        yield tab
-    finally:
-        shot = tab.screenshot(artifacts / f"web-{request.node.name}.png")
-        print(f"screenshot: {shot}")
-        tab.close()
-    assert not tab.errors, f"JavaScript errors on the page: {tab.errors}\nconsole: {tab.console}"
-
-
-def _q(page: Page, js: str):
-    return page.evaluate(js)
-
-
-def _in_view(page: Page, selector: str) -> bool:
-    """Rendered (not hidden, not display:none) and wholly inside the 1280x900 viewport right now."""
-    return page.evaluate(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
-        if (!e || !e.checkVisibility({{checkVisibilityCSS: true}})) return false;
-        const r = e.getBoundingClientRect();
-        return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
-               && r.bottom <= window.innerHeight && r.right <= window.innerWidth; }})()""")
-
-
-def _text(page: Page, selector: str) -> str:
-    """What the user reads there (innerText: rendered text only)."""
-    return page.evaluate(f"document.querySelector({json.dumps(selector)}).innerText")
-
-
-
-def _wait_done(served, job_id: str, timeout: float = 120) -> dict:
-    """The job once done, polled over HTTP (a Promise handed to the page's wait_for is truthy at once)."""
-    deadline = time.monotonic() + timeout
-    while (job := httpx.get(f"{served.url}/jobs/{job_id}", timeout=10).json())["status"] != "done":
-        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
-        time.sleep(0.2)
-    return job
 
 def _search_text(page: Page, text: str) -> None:
     page.evaluate("document.querySelector('#query').value = ''; document.querySelector('#search-status')"
@@ -407,7 +364,7 @@ def test_the_collection_picker_scopes_library_search_and_player(page: Page, serv
         page.wait_for("[...document.querySelectorAll('#collection option')].some(o => o.value === 'lectures')",
                       what="the collections in the picker")
         assert _q(page, "[...document.querySelectorAll('#collection option')].map(o => o.textContent)") == [
-            "default (%d items)" % httpx.get(f"{served.url}/items", timeout=10).json()["total"], "lectures (1 item)"]
+            f"default ({httpx.get(f'{served.url}/items', timeout=10).json()['total']} items)", "lectures (1 item)"]
         page.evaluate("const s = document.querySelector('#collection'); s.value = 'lectures';"
                       " s.dispatchEvent(new Event('change')); true")
         page.wait_for("document.querySelector('#library-count').innerText === '1–1 of 1 item'", what="its library")

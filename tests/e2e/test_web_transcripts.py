@@ -10,14 +10,14 @@ tests/artifacts/.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from browser import Chromium, Page
+from browser import Page
 from e2e_corpus import make_clip
+from page_helpers import in_view as _in_view, q as _q, wait_done as _wait_done
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -44,15 +44,6 @@ CUES = [(0.0, 2.0, "Welcome to the lecture."),
         (7.0, 9.6, "Thanks for watching.")]
 
 
-def _wait_done(served, job_id: str, timeout: float = 120) -> dict:
-    """The job once done, polled over HTTP (a Promise handed to the page's wait_for is truthy at once)."""
-    deadline = time.monotonic() + timeout
-    while (job := httpx.get(f"{served.url}/jobs/{job_id}", timeout=10).json())["status"] != "done":
-        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
-        time.sleep(0.2)
-    return job
-
-
 @pytest.fixture(scope="module")
 def lecture(served) -> Iterator[str]:
     """A 9.6 s clip uploaded with its WebVTT transcript as the multipart `transcript` part; its item id."""
@@ -69,34 +60,6 @@ def lecture(served) -> Iterator[str]:
         yield item_id
     finally:
         httpx.delete(f"{served.url}/items/{item_id}", timeout=10)
-
-
-@pytest.fixture
-def page(browser: Chromium, served, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh tab on the page, ready; screenshot on the way out; no uncaught JS errors allowed."""
-    tab = browser.new_page()
-    try:
-        tab.goto(f"{served.url}/")
-        tab.wait_for("document.querySelector('#health').dataset.state === 'ready'", timeout=30,
-                     what="the page to report the service ready")
-        yield tab
-    finally:
-        tab.screenshot(artifacts / f"web-{request.node.name}.png")
-        tab.close()
-    assert not tab.errors, f"JavaScript errors on the page: {tab.errors}\nconsole: {tab.console}"
-
-
-def _q(page: Page, js: str):
-    return page.evaluate(js)
-
-
-def _in_view(page: Page, selector: str) -> bool:
-    """Rendered and wholly inside the 1280x900 viewport right now."""
-    return page.evaluate(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
-        if (!e || !e.checkVisibility({{checkVisibilityCSS: true}})) return false;
-        const r = e.getBoundingClientRect();
-        return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
-               && r.bottom <= window.innerHeight && r.right <= window.innerWidth; }})()""")
 
 
 def _search(page: Page, text: str, mode: str) -> None:
