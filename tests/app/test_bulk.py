@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from app_corpus import CLIPS, VOCAB
+from app_server import free_port
 from typer.testing import CliRunner
 
 from vatt_cli.main import app
@@ -250,3 +251,36 @@ def test_a_manifest_gives_metadata_and_time_ranges(library: dict[str, Path], tmp
         for space in ("va", "vt"):
             if want[space] is not None:
                 assert np.dot(got[space], want[space]) >= 0.999, (space, got["source"])
+
+
+def test_two_nodes_with_a_static_rendezvous_write_the_shards_of_one(library: dict[str, Path], tmp_path: Path) -> None:
+    """`torchrun --nnodes 2` (node ranks 0 and 1, one process each, static rendezvous on loopback: two
+    "machines" sharing one output folder) ends with the shards a one-node 2-process run wrote."""
+    out, port = tmp_path / "shards", free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node",
+         "1", "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "app.bulk", "--model",
+         str(library["model"]), "--out", str(out), "--shard-files", "1", "--no-progress",
+         str(library["media"]), str(library["bad"])],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        for node in (0, 1)]
+    try:
+        logs = [_finish(proc) for proc in nodes]
+    finally:
+        for proc in nodes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert {m.rank for m in finished_shards(out).values()} == {0, 1}, logs
+    want, got = _rows(library["shards"]), _rows(out)
+    assert sorted(got) == sorted(want)
+    for name, (inputs, rows) in want.items():
+        assert got[name][0] == inputs and len(got[name][1]) == len(rows)
+        for r_got, r_want in zip(got[name][1], rows):
+            for col in ("va", "vt"):
+                if r_want[col] is not None:
+                    np.testing.assert_allclose(r_got[col], r_want[col], atol=1e-5)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files"], summary["errors"], summary["ranks"]) == (6, 1, 2)
+    imported = vatt("index", "import", out, "--data", tmp_path / "data")
+    assert imported.exit_code == 0 and "6 new items (12 segments)" in imported.output, imported.output
