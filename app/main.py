@@ -34,7 +34,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics, MetricsMiddleware
 from .routers import classify, embed, health, items, jobs, media, openai, search
 from .services.admission import Admission
-from .services.encoder import build_encoder
+from .services.encoder import Encoder, build_encoder
 from .services.supervised import SupervisedClassifier
 from .services.ingest import IngestService
 from .services.paths import ServerPaths
@@ -63,28 +63,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     device = s.torch_device()
     encoder = build_encoder(s, device=device, max_duration_s=s.max_duration_s)
     model, batcher = encoder.model, encoder.batcher
-    # the catalogue's lock comes first: a second instance must fail here, before it touches anything
-    # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
-    catalog = Catalog(s.catalog_dir, spaces=model.space_dims, store=s.store, vectors=s.vectors,
-                      text_language=s.text_language)
-    for d in (s.data_dir, s.media_dir, s.thumbs_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
-    s.tmp_dir.mkdir(parents=True, exist_ok=True)
-    try:  # so `vatt index import` refuses shards of another model
-        catalog.claim_model(model_identity(s.model_dir))
-    except Exception as exc:  # another model's catalogue, or a full/read-only disk: serving reads goes on
-        log.warning("model not recorded in the catalogue: %s", exc)
+    if app.state.read_only:  # beside the writer that holds the catalogue: open it to read, change nothing
+        catalog = Catalog(s.catalog_dir, store=s.store, vectors=s.vectors, readonly=True, create=False)
+    else:
+        # the catalogue's lock comes first: a second instance must fail here, before it touches anything
+        # (with VATT_STORE=postgresql://… the directory holds only this replica's FAISS cache)
+        catalog = Catalog(s.catalog_dir, spaces=model.space_dims, store=s.store, vectors=s.vectors,
+                          text_language=s.text_language)
+        for d in (s.data_dir, s.media_dir, s.thumbs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(s.tmp_dir, ignore_errors=True)  # uploads cut off by a crash
+        s.tmp_dir.mkdir(parents=True, exist_ok=True)
+        try:  # so `vatt index import` refuses shards of another model
+            catalog.claim_model(model_identity(s.model_dir))
+        except Exception as exc:  # another model's catalogue, or a full/read-only disk: serving reads goes on
+            log.warning("model not recorded in the catalogue: %s", exc)
     batcher.stats.observers.append(metrics.observe_batch)
     store = MediaStore(s.media_dir, s.thumbs_dir)
     paths = ServerPaths(allowed=s.allow_server_paths, roots=s.server_path_roots)
-    ingest = IngestService(encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store, metrics,
-                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s, paths=paths)
-    try:
-        ingest.recover()
-    except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
-        log.warning("ingest recovery postponed: %s", exc)
-    ingest.start()
+    ingest = None if app.state.read_only else _start_ingest(s, encoder, catalog, store, metrics, paths)
     metrics.track_catalog(lambda: _count_or_nan(catalog))
     app.state.catalog, app.state.batcher, app.state.encoder = catalog, batcher, encoder
     app.state.store, app.state.ingest = store, ingest
@@ -106,11 +103,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.ready = False
-        ingest.close()
+        if ingest is not None:
+            ingest.close()
         batcher.close()
         catalog.close()
         for name in ("query", "ingest", "store", "encoder", "batcher", "catalog", "paths", "admission"):
             setattr(app.state, name, None)
+
+
+def _start_ingest(s: Settings, encoder: Encoder, catalog: Catalog, store: MediaStore, metrics: Metrics,
+                  paths: ServerPaths) -> IngestService:
+    """The ingest workers, after recovering the jobs a previous run left (later, when the disk is full)."""
+    ingest = IngestService(encoder, catalog, JobStore(catalog.store, lease_s=s.job_lease_s), store, metrics,
+                           workers=s.ingest_workers, retention_s=s.job_retention_s, poll_s=s.job_poll_s, paths=paths)
+    try:
+        ingest.recover()
+    except (OSError, sqlite3.OperationalError, CatalogError) as exc:  # a full disk: serve reads, recover later
+        log.warning("ingest recovery postponed: %s", exc)
+    ingest.start()
+    return ingest
 
 
 def _count_or_nan(catalog: Catalog) -> float:
@@ -133,13 +144,15 @@ def _mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service. `settings=None` reads `VATT_*` from the environment."""
+def create_app(settings: Settings | None = None, *, read_only: bool = False) -> FastAPI:
+    """The service. `settings=None` reads `VATT_*` from the environment. read_only: open the catalogue to read
+    beside the server that writes it (the CLI's `--read-only`): no lock, no ingest, writes answer 503."""
     settings = settings or get_settings()
     app = FastAPI(title="vatt", version=VERSION, lifespan=lifespan, generate_unique_id_function=_route_id,
                   description="Embed, index and search video, audio and text in VATT's common spaces.")
     metrics = Metrics()
     app.state.settings, app.state.metrics, app.state.ready = settings, metrics, False
+    app.state.read_only = read_only
     install_error_handlers(app)
     install_redaction(k.get_secret_value() for k in (settings.api_key, settings.read_api_key) if k is not None)
     if settings.cors_origins:
