@@ -23,6 +23,7 @@ T = TypeVar("T")
 RETRY_STATUSES = (429, 503)  # busy or starting: worth another try after Retry-After
 RETRIES = 8
 MAX_RETRY_WAIT_S = 30.0
+LASTING = ("read_only",)  # 503 codes that another try will not change
 
 
 @dataclass
@@ -67,6 +68,9 @@ def retry_wait(response: httpx.Response, attempt: int) -> float:
 
 
 def should_retry(call: Call[Any], response: httpx.Response, attempt: int, retries: int) -> bool:
-    """429 and 503 are tried again, up to `retries` times, unless the route reads that status as an answer."""
-    return (response.status_code in RETRY_STATUSES and response.status_code not in call.answers
-            and attempt < retries)
+    """429 and 503 are tried again, up to `retries` times, unless the route reads that status as an answer
+    or the server says the state lasts (a read-only service or data directory)."""
+    if response.status_code not in RETRY_STATUSES or response.status_code in call.answers or attempt >= retries:
+        return False
+    return error_from(response).code not in LASTING
+
