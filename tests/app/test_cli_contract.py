@@ -251,3 +251,18 @@ def test_demo_second_run_skips_finished_stages_and_draws_no_bars_off_a_terminal(
     lines = second.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["corpus", "model", "ingest"], second.stderr  # a line per stage
     assert all(": done by an earlier run" in line for line in lines) and "\r" not in second.stderr
+
+
+def test_train_draws_no_bars_off_a_terminal(tmp_path: Path) -> None:
+    """`vatt train` piped to a file: one line per log step, no tqdm carriage-return frames."""
+    from training.synthetic import generate
+
+    generate(tmp_path / "corpus", n=8, n_heldout=0, seed=1, max_seconds=3.6)
+    proc = _script("train", "--train-manifest", tmp_path / "corpus" / "train.jsonl", "--out", tmp_path / "runs",
+                   "--name", "r", "--steps", "2", "--batch-size", "2", "--warmup-steps", "1", "--workers", "1",
+                   "--log-every", "1", "--vocab-size", "100", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr and "it/s" not in proc.stderr, proc.stderr
+    steps = [line for line in proc.stderr.splitlines() if "training.pretrain: step " in line]
+    assert [line.split("step ")[1].split(":")[0] for line in steps] == ["1/2", "2/2"], proc.stderr
+    assert (tmp_path / "runs" / "r" / "model" / "config.json").is_file()
