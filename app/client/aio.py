@@ -25,11 +25,11 @@ T = TypeVar("T")
 
 
 class AsyncClient:
-    """A vatt server at `base_url`, for asyncio code (see `Client`). Every failure raises a `ClientError` (`APIError` with the status and the
-    server's message when it answered); 429 and 503 are retried, honouring Retry-After. Use as a context
-    manager (`async with`), or await `aclose()`.
+    """A vatt server at `base_url`, for asyncio code: `Client`'s methods, awaited. Every failure raises a
+    `ClientError` (`APIError` with the status and the server's message when it answered); 429 and 503 are
+    retried, honouring Retry-After. Use as `async with`, or await `aclose()`.
 
-    `api_key` is sent as X-API-Key; `transport` replaces the network (connect() runs the app in-process)."""
+    `api_key` is sent as X-API-Key; `transport` replaces the network (e.g. httpx.ASGITransport(app))."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None,
                  timeout: httpx.Timeout | float = TIMEOUT, retries: int = RETRIES,
