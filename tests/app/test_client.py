@@ -222,3 +222,23 @@ def test_a_429_is_retried_after_retry_after(one_slot_server: LiveServer, corpus:
         finally:
             held.close()
     assert busy.value.status == 429 and "max_concurrent_encodes" in busy.value.message
+
+
+def test_the_readme_examples_run(server: LiveServer, ingested: dict[str, str], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Python client\n")[1].split("\n### ")[0]
+    blocks = [b.split("```")[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    clip = make_video(tmp_path / "readme.mp4", duration=4.0, fps=10, width=64, height=64)
+    try:
+        for block in blocks:
+            code = (block.replace("http://127.0.0.1:8000", server.url).replace('api_key="..."', f'api_key="{API_KEY}"')
+                    .replace('"clip.mp4"', repr(str(clip))).replace('"ID1"', repr(ingested["red"])))
+            exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own example, as a user runs it
+    finally:  # the session's server is shared: leave its catalogue as the example found it
+        with Client(server.url, api_key=API_KEY) as vatt:
+            for item in vatt.list_items(where={"lang": "en"}).items:
+                vatt.delete_item(item.id)
+    out = capsys.readouterr().out
+    assert "404 no item with id" in out and out.count("\n") >= 3, out
