@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -106,6 +106,18 @@ class AsyncClient:
     async def list_items(self, *, kinds: Sequence[str] | None = None, where: dict[str, Any] | None = None,
                    limit: int = 50, offset: int = 0, cursor: str | None = None) -> ItemsPage:
         return await self.send(routes.list_items(kinds=kinds, where=where, limit=limit, offset=offset, cursor=cursor))
+
+    async def iter_items(self, *, kinds: Sequence[str] | None = None, where: dict[str, Any] | None = None,
+                         page_size: int = 200) -> AsyncIterator[ItemOut]:
+        """Every matching item, page by page on the cursor (items added meanwhile never repeat one)."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_items(kinds=kinds, where=where, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next is None:
+                return
+            cursor = page.next
 
     async def get_item(self, item_id: str, *, vectors: bool = False) -> ItemWithVectors:
         return await self.send(routes.get_item(item_id, vectors=vectors))

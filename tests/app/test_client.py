@@ -101,6 +101,8 @@ def test_items_jobs_media_and_transcripts(vatt: Client, server: LiveServer, inge
     again = vatt.ingest_path(str(server.corpus["green"]), {"colour": "ignored"})  # a duplicate: its item, a note
     assert vatt.wait(again.job_id, poll_s=0.05).item_id == ingested["green"] and again.note
 
+    everything = list(vatt.iter_items(page_size=2))  # several pages on the cursor
+    assert len(everything) == vatt.list_items().total >= 4 and len({i.id for i in everything}) == len(everything)
     page = vatt.list_items(kinds=["video"], where={"colour": "purple"})
     assert isinstance(page, ItemsPage) and page.total == 1 and page.items[0].source == "purple clip"
     item = vatt.get_item(item_id, vectors=True)
@@ -161,6 +163,8 @@ def test_async_client(server: LiveServer, ingested: dict[str, str]) -> None:
             rec = await vatt.recommend([{"item_id": ingested["green"]}], k=1)
             assert rec.results and rec.results[0].item.id != ingested["green"]
             assert isinstance(await vatt.models(), OpenAIModelList)
+            ids = [item.id async for item in vatt.iter_items(kinds=["video"], page_size=1)]
+            assert set(ingested.values()) <= set(ids) and len(ids) == len(set(ids))
             assert vatt.media_url(ingested["red"]) == f"{server.url}/media/{ingested['red']}"
             with pytest.raises(APIError) as missing:
                 await vatt.get_item("no-such-item")
@@ -201,8 +205,15 @@ def test_a_429_is_retried_after_retry_after(one_slot_server: LiveServer, corpus:
                                             flavour: str) -> None:
     admission = one_slot_server.app.state.admission
     stalled = _hold_the_slot(one_slot_server)
-    threading.Timer(0.5, stalled.close).start()  # the stalled upload goes away: its slot is free again
     refused_before, start = admission.refused, time.monotonic()
+
+    def release_once_refused() -> None:  # the client got its 429: the stalled upload goes away, freeing the slot
+        deadline = time.monotonic() + 60
+        while admission.refused == refused_before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stalled.close()
+
+    threading.Thread(target=release_once_refused, daemon=True).start()
     if flavour == "sync":
         with Client(one_slot_server.url, api_key=API_KEY) as vatt:
             emb = vatt.embed_file(corpus["red"])
