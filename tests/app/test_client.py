@@ -253,3 +253,22 @@ def test_the_readme_examples_run(server: LiveServer, ingested: dict[str, str], t
                 vatt.delete_item(item.id)
     out = capsys.readouterr().out
     assert "404 no item with id" in out and out.count("\n") >= 3, out
+
+
+def test_the_client_loads_no_server_and_the_cli_help_no_client() -> None:
+    """`import app.client` brings no FastAPI, uvicorn or FAISS (local mode loads the app when asked); `vatt --help`
+    does not import the client at all."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, importlib; importlib.import_module(sys.argv[1]); "
+             "print(' '.join(m for m in sys.argv[2:] if m in sys.modules))")
+
+    def loaded(module: str, *names: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", probe, module, *names], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    assert loaded("app.client", "fastapi", "uvicorn", "faiss", "app.main", "app.client") == ["app.client"]
+    assert loaded("vatt_cli.main", "app.client", "app.schemas", "fastapi", "vatt_cli.main") == ["vatt_cli.main"]
