@@ -272,3 +272,22 @@ def test_the_client_loads_no_server_and_the_cli_help_no_client() -> None:
 
     assert loaded("app.client", "fastapi", "uvicorn", "faiss", "app.main", "app.client") == ["app.client"]
     assert loaded("vatt_cli.main", "app.client", "app.schemas", "fastapi", "vatt_cli.main") == ["vatt_cli.main"]
+
+
+def test_local_read_only_beside_the_server(server: LiveServer, trained_model_dir: Path, ingested: dict[str, str]) -> None:
+    """connect(model, data, read_only=True) on the live server's data directory: the same app in-process reads
+    the catalogue the server holds, and a write is refused at once (a lasting 503 is not retried)."""
+    from app.client import connect
+
+    with connect(url=None, model=trained_model_dir, data=server.settings.data_dir, read_only=True,
+                 settings_overrides={"torch_threads": 1}) as local, Client(server.url) as remote:
+        assert local.where.endswith(str(server.settings.data_dir))
+        here, there = local.search("a green screen with a beep", k=3), remote.search("a green screen with a beep", k=3)
+        assert [r.item.id for r in here.results] == [r.item.id for r in there.results]
+        assert here.results[0].item.id == ingested["green"]
+        assert local.classify(["red", "green"], "a {} screen", item_id=ingested["green"]).best == "green"
+        start = time.monotonic()
+        with pytest.raises(APIError) as refused:
+            local.ingest(server.corpus["red"])
+        assert refused.value.status == 503 and refused.value.code == "read_only" and "--url" in refused.value.message
+        assert time.monotonic() - start < 5  # not retried: another try would not change it
