@@ -59,6 +59,7 @@ class LocalTransport(httpx.BaseTransport):
             if self._lifespan is not None:
                 await self._lifespan.__aexit__(None, None, None)
                 self._lifespan = None
+            await self.loop.shutdown_default_executor()  # the app's to_thread workers end with it
         if not self.loop.is_running():
             return
         try:
@@ -69,6 +70,8 @@ class LocalTransport(httpx.BaseTransport):
     def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 def connect(*, url: str | None, model: Path | None = None, data: Path | None = None, api_key: str | None = None,
