@@ -16,12 +16,18 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from model.media import MEDIA_SUFFIXES  # one list of media endings
 from vatt_cli import EXIT_BUSY, PASS_THROUGH, UsageError, fail, one_line_errors
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .client import Client
+    from .schemas import SearchResponse
 
 __all__ = ["app", "serve", "open_client", "ingest_all", "check_port", "BUNDLED_DEMO_MODEL", "DEFAULT_URL"]
 
@@ -43,20 +49,26 @@ PRECISION_HELP = ("auto (bf16 where the CPU/GPU has bf16 units, else int8 where 
                   ">= 0.999 on the model, else fp32), fp32, int8 (CPU) or bf16")
 Precision = Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION", help=PRECISION_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
+ReadOnly = Annotated[bool, typer.Option("--read-only", help="local mode: open the catalogue read-only, so the "
+                                                           "command works beside a running server that holds it")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="no progress bar, one summary line (no bar either "
                                                                 "when stderr is not a terminal)")]
 
 
 @contextlib.contextmanager
 def open_client(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None,
-                precision: str | None = None, *, scratch: bool = False) -> Iterator[Any]:
+                precision: str | None = None, *, scratch: bool = False, read_only: bool | None = None) -> Iterator[Client]:
     """A client for the server at `url` (default: DEFAULT_URL when no --model is given), or for the app run
     in-process on `model` + `data`. scratch: the command needs no catalogue, so a missing `data` is a
-    temporary directory removed afterwards (nothing is created beside the user's files)."""
+    temporary directory removed afterwards (nothing is created beside the user's files). read_only: the
+    command's --read-only (None: a command that writes, and has no such flag)."""
     from index.errors import CatalogLockedError
 
     from .client import connect
 
+    if read_only and model is None:
+        raise UsageError("--read-only applies to local mode (--model DIR --data DIR); a server at --url reads "
+                         "its own catalogue")
     if url is None and model is None:
         if data is not None:
             raise UsageError("--data needs --model DIR (local mode); or talk to a running server with --url URL")
@@ -69,10 +81,13 @@ def open_client(url: str | None, model: Path | None, data: Path | None, api_key:
             raise UsageError("--model needs --data DIR (where the catalogue is); or talk to a running server "
                              "with --url URL")
         try:
-            client = connect(url=url, model=model, data=data, api_key=api_key, settings_overrides=overrides)
+            client = connect(url=url, model=model, data=data, api_key=api_key, settings_overrides=overrides,
+                             read_only=bool(read_only))
         except CatalogLockedError:
+            beside = "" if read_only is None else ", or add --read-only to read it beside the server"
             raise fail(f"the catalogue in {data} is held by a running server: talk to it with --url URL (default "
-                       f"VATT_URL or {DEFAULT_URL}) instead of --model/--data, or stop it first", EXIT_BUSY) from None
+                       f"VATT_URL or {DEFAULT_URL}) instead of --model/--data{beside}, or stop it first",
+                       EXIT_BUSY) from None
         with client:
             yield client
 
@@ -100,6 +115,11 @@ def _json_arg(value: str | None, what: str) -> Any:
         return json.loads(value)
     except ValueError as exc:
         raise ValueError(f"{what} must be JSON ({exc})") from None
+
+
+def _json(result: BaseModel, indent: int | None = None) -> str:
+    """A response as the server sent it (fields it left out stay out)."""
+    return json.dumps(result.model_dump(mode="json", exclude_unset=True), indent=indent)
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -176,7 +196,7 @@ def ingest(
         ingest_all(client, [(f, meta) for f in files], workers=workers, progress=not no_progress)
 
 
-def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False,
+def ingest_all(client: Client, files: list[tuple[Path, dict]], *, workers: int = 1, quiet: bool = False,
                progress: bool = True) -> list[str]:
     """Upload files (`workers` at once), follow their jobs on a progress bar; one line per item on stdout.
 
@@ -189,6 +209,8 @@ def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quie
 
     from tqdm import tqdm
 
+    from model.captions import sidecar_transcripts
+
     failures: list[str] = []
     ids: list[str] = []
     start = time.perf_counter()
@@ -196,18 +218,19 @@ def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quie
 
     def one(path: Path, meta: dict) -> None:
         try:
-            accepted = client.ingest(path, meta)
-            job = client.wait(accepted["job_id"], lambda j: bar.set_postfix_str(
-                f"{path.name[-30:]} {j['progress']['done']}/{j['progress']['total']} segments"))
+            sidecars = sidecar_transcripts(path)  # NAME.vtt, NAME.srt, NAME.LANG.vtt beside it: the best one
+            accepted = client.ingest(path, meta, transcript=sidecars[0] if sidecars else None)
+            job = client.wait(accepted.job_id, lambda j: bar.set_postfix_str(
+                f"{path.name[-30:]} {j.progress.done}/{j.progress.total} segments"))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             failures.append(f"{path}: {exc}")
         else:
-            if job["status"] != "done":
-                failures.append(f"{path}: {job['error']}")
+            if job.status != "done":
+                failures.append(f"{path}: {job.error}")
             else:
-                ids.append(job["item_id"])
+                ids.append(job.item_id)
                 if not quiet:
-                    tqdm.write(f"{job['item_id']}  {path}", file=sys.stdout)
+                    tqdm.write(f"{job.item_id}  {path}", file=sys.stdout)
         bar.update(1)
 
     with tqdm(total=len(files), unit="file", file=sys.stderr, disable=no_bar) as bar, \
@@ -223,12 +246,11 @@ def ingest_all(client, files: list[tuple[Path, dict]], *, workers: int = 1, quie
 
 
 # --- search ----------------------------------------------------------------------------------------
-def _print_results(result: dict) -> None:
+def _print_results(result: SearchResponse) -> None:
     rows = []
-    for rank, r in enumerate(result["results"], 1):
-        item = r["item"]
-        moments = ", ".join(f"{m['start']:.1f}-{m['end']:.1f}s ({m['score']:.3f})" for m in r["moments"])
-        rows.append([str(rank), f"{r['score']:.3f}", item["id"], item["kind"], item["source"][-40:], moments])
+    for rank, r in enumerate(result.results, 1):
+        moments = ", ".join(f"{m.start:.1f}-{m.end:.1f}s ({m.score:.3f})" for m in r.moments)
+        rows.append([str(rank), f"{r.score:.3f}", r.item.id, r.item.kind, r.item.source[-40:], moments])
     if not rows:
         typer.echo("no results")
         return
@@ -248,14 +270,15 @@ def search(
     mode: Annotated[Optional[str], typer.Option(help="vector (default), keyword or hybrid: text queries may "
                                                      "search the transcripts' words")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
+    read_only: ReadOnly = False,
 ) -> None:
     """Search by text, file or item; prints a table of items and their best moments."""
     if sum(x is not None for x in (text, file, item)) != 1:
         raise UsageError("give exactly one query: TEXT, --file FILE or --item ID")
-    with open_client(url, model, data, api_key) as client:
-        result = client.search(text=text, item_id=item, file=file, k=k, kinds=kind,
+    with open_client(url, model, data, api_key, read_only=read_only) as client:
+        result = client.search(text, item_id=item, file=file, k=k, kinds=kind,
                                where=_json_arg(where, "--where"), space=space, mode=mode)
-    typer.echo(json.dumps(result, indent=2)) if as_json else _print_results(result)
+    typer.echo(_json(result, indent=2)) if as_json else _print_results(result)
 
 
 # --- embed -----------------------------------------------------------------------------------------
@@ -273,8 +296,8 @@ def embed(
     if (file is None) == (not text):
         raise UsageError("give a FILE or --text, not both")
     with open_client(url, model, data, api_key, scratch=True) as client:
-        result = client.embed_text(list(text)) if text else client.embed_file(file, space)
-    typer.echo(json.dumps(result))
+        result = client.embed_texts(list(text)) if text else client.embed_file(file, space)
+    typer.echo(_json(result))
 
 
 # --- classify --------------------------------------------------------------------------------------
@@ -286,6 +309,7 @@ def classify(
     template: Annotated[str, typer.Option(help="prompt; '{}' is the label")] = "a video of {}",
     item: Annotated[Optional[str], typer.Option(help="classify a catalogued item instead")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
+    read_only: ReadOnly = False,
 ) -> None:
     """Zero-shot classification: label probabilities for the whole file and per segment."""
     names = [p.strip() for label in labels for p in label.split(",") if p.strip()]
@@ -293,16 +317,16 @@ def classify(
         raise UsageError("give labels with --labels a,b,c (or repeat --label)")
     if (file is None) == (item is None):
         raise UsageError("give a FILE or --item ID")
-    with open_client(url, model, data, api_key) as client:
+    with open_client(url, model, data, api_key, read_only=read_only) as client:
         result = client.classify(names, template, file=file, item_id=item)
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(_json(result, indent=2))
         return
-    order = sorted(range(len(names)), key=lambda i: -result["probabilities"][i])
-    typer.echo(_table([[names[i], f"{result['probabilities'][i]:.3f}"] for i in order], ["label", "probability"]))
-    for seg in result["segments"]:
-        best = max(range(len(names)), key=lambda i: seg["probabilities"][i])
-        typer.echo(f"{seg['start']:7.1f}-{seg['end']:.1f}s  {names[best]} ({seg['probabilities'][best]:.3f})")
+    order = sorted(range(len(names)), key=lambda i: -result.probabilities[i])
+    typer.echo(_table([[names[i], f"{result.probabilities[i]:.3f}"] for i in order], ["label", "probability"]))
+    for seg in result.segments:
+        best = max(range(len(names)), key=lambda i: seg.probabilities[i])
+        typer.echo(f"{seg.start:7.1f}-{seg.end:.1f}s  {names[best]} ({seg.probabilities[best]:.3f})")
 
 
 # --- doctor ------------------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ _bearer = HTTPBearer(auto_error=False, description="the same key as X-API-Key, a
 
 def _state(request: Request, name: str) -> Any:
     value = getattr(request.app.state, name, None)
+    if value is None and getattr(request.app.state, "read_only", False) and request.app.state.ready:
+        raise ServiceError(503, "this service runs read-only beside the server that holds the catalogue: ingest "
+                                "and jobs go through that server (--url URL)", code="read_only")
     if value is None:
         raise ServiceError(503, "the service is starting or stopping; try again shortly", code="unavailable")
     return value

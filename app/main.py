@@ -130,13 +130,15 @@ def _mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service. `settings=None` reads `VATT_*` from the environment."""
+def create_app(settings: Settings | None = None, *, read_only: bool = False) -> FastAPI:
+    """The service. `settings=None` reads `VATT_*` from the environment. read_only: open the catalogue to read
+    beside the server that writes it (the CLI's `--read-only`): no lock, no ingest, writes answer 503."""
     settings = settings or get_settings()
     app = FastAPI(title="vatt", version=VERSION, lifespan=lifespan, generate_unique_id_function=_route_id,
                   description="Embed, index and search video, audio and text in VATT's common spaces.")
     metrics = Metrics()
     app.state.settings, app.state.metrics, app.state.ready = settings, metrics, False
+    app.state.read_only = read_only
     install_error_handlers(app)
     install_redaction(k.get_secret_value() for k in (settings.api_key, settings.read_api_key) if k is not None)
     if settings.cors_origins:

@@ -37,6 +37,10 @@ VECTORS = typer.Option("faiss", "--vectors", envvar="VATT_VECTORS",
                        help="the deployment's vector engine: faiss (files in the directory) or milvus://host:port (or .../NAME) "
                             "(check then compares that engine with the store)")
 
+# accepted so that `--read-only` reads the same on every read command (search, classify); these always read
+READ_ONLY = typer.Option(False, "--read-only", help="(always) open the catalogue read-only: works beside a running "
+                                                    "server")
+
 
 CATALOG_ARG = "catalogue directory, or the service's data directory (then DATA/catalog, or with --collection NAME " \
               "DATA/collections/NAME/catalog)"
@@ -116,7 +120,7 @@ def _lines(s: dict) -> Iterator[str]:
 @one_line_errors
 def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
-              store: str = STORE, collection: Optional[str] = IN_COLLECTION) -> None:
+              store: str = STORE, collection: Optional[str] = IN_COLLECTION, read_only: bool = READ_ONLY) -> None:
     """Counts, index structure and sizes (opens read-only: safe while a writer runs)."""
     with _Open(_in(path, collection), readonly=True, store=_store_in(store, collection)) as cat:
         s = cat.stats()
@@ -128,7 +132,8 @@ def stats_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
 def check_cmd(path: Path = typer.Argument(..., help=CATALOG_ARG),
               notes: bool = typer.Option(False, "--notes", help="also print notes (as does the global `vatt -v`)"),
               old_verbose: bool = typer.Option(False, "--verbose", hidden=True),  # the old spelling of --notes
-              store: str = STORE, vectors: str = VECTORS, collection: Optional[str] = IN_COLLECTION) -> None:
+              store: str = STORE, vectors: str = VECTORS, collection: Optional[str] = IN_COLLECTION,
+              read_only: bool = READ_ONLY) -> None:
     """Verify the store and the deployment's vector indexes agree; exit 1 with one line per problem if not."""
     with _Open(_in(path, collection), readonly=True, store=_store_in(store, collection), vectors=vectors) as cat:
         report = cat.check()

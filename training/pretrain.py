@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -156,7 +157,9 @@ def _train(cfg: TrainConfig, env: DistEnv) -> Path:
     """Setup, then per step: one update, its log line, a checkpoint, an evaluation when due; then export."""
     run = _setup(cfg, env)
     run.net.train()
-    bar = tqdm(total=cfg.steps, initial=run.step, disable=not env.is_main, desc="train", dynamic_ncols=True)
+    # a bar on a terminal only: piped to a file, tqdm's carriage-return frames are noise (a line per log step instead)
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not env.is_main or not sys.stderr.isatty(), desc="train",
+               dynamic_ncols=True)
     while run.step < cfg.steps:
         lr = pretrain_lr_at(run.step, lr=cfg.lr, final_lr=cfg.final_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
                             warmup_lr=cfg.warmup_lr)
@@ -304,6 +307,9 @@ def _log_step(run: Run, sums: torch.Tensor, lr: float, bar: tqdm) -> None:
             if key.startswith("train/"):
                 run.writer.add_scalar(key, value, step)
         bar.set_postfix(loss=f"{loss_all:.4f}", lr=f"{lr:.2e}")
+        if bar.disable:
+            log.info("step %d/%d: loss %.4f (vt %.4f, va %.4f), lr %.2e, %.1f clips/s", step, cfg.steps, loss_all,
+                     vt_all, va_all, lr, record["train/clips_per_s"])
     run.window_start, run.data_time = time.perf_counter(), 0.0
 
 

@@ -133,14 +133,17 @@ class MediaStore:
 
 
 def _frame_jpeg(path: Path, at: float) -> bytes | None:
-    """The frame `model.media.frame_at` grabs, scaled to THUMB_WIDTH and encoded by FFmpeg's MJPEG."""
+    """The frame `model.media.frame_at` grabs, scaled to THUMB_WIDTH and encoded by FFmpeg's MJPEG.
+
+    One libswscale thread: a context with slice threads that the garbage collector frees later, in a child
+    this process forks (a process pool), joins threads the child does not have and hangs it."""
     rgb = frame_at(path, at)
     if rgb is None:
         return None
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
     width = min(THUMB_WIDTH, frame.width) // 2 * 2
     height = max(2, round(frame.height * width / frame.width) // 2 * 2)
-    image = frame.reformat(width=width, height=height, format="yuvj420p")
+    image = frame.reformat(width=width, height=height, format="yuvj420p", threads=1)
     encoder = av.CodecContext.create("mjpeg", "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
     encoder.time_base = Fraction(1, 25)

@@ -86,9 +86,9 @@ def _answers(model: Path, data: Path, queries: list[dict]) -> list[list[tuple]]:
             q = dict(q)
             if "item_sha" in q:
                 q["item_id"] = by_sha[q.pop("item_sha")]
-            results = client.search(k=10, **q)["results"]
-            out.append([(sha_of[r["item"]["id"]], r["score"],
-                         [(m["start"], m["end"], m["score"]) for m in r["moments"]]) for r in results])
+            results = client.search(k=10, **q).results
+            out.append([(sha_of[r.item.id], r.score, [(m.start, m.end, m.score) for m in r.moments])
+                        for r in results])
     return out
 
 

@@ -62,6 +62,7 @@ TABLE = [
     (["search", "x", "--data", "{missing}"], 2, "vatt: error: --data needs --model DIR"),
     (["search", "x", "--model", "{missing}"], 2, "vatt: error: --model needs --data DIR"),
     (["search", "x", "--url", "http://127.0.0.1:{port}"], 1, "vatt: error:"),
+    (["search", "x", "--read-only"], 2, "vatt: error: --read-only applies to local mode (--model DIR --data DIR)"),
     (["bulk-embed", "--help"], 0, "usage: vatt bulk-embed"),
 ]
 
@@ -174,18 +175,34 @@ def test_a_running_server_holds_the_catalogue_and_the_port(running_server, tmp_p
     assert proc.returncode == 3, proc.stderr
     assert _first(proc.stderr).startswith(f"vatt: error: port {port} on 127.0.0.1 is in use")
     assert len(proc.stderr.strip().splitlines()) == 1 and not other.exists()
-    # item 13: local mode on the server's data says what to do on the command line
+    # item 13: local mode on the server's data says what to do on the command line: --url, or --read-only
     proc = _script("search", "a red screen", "--model", BUNDLED_DEMO_MODEL, "--data", data)
     assert proc.returncode == 3, proc.stderr
     assert _first(proc.stderr).startswith(f"vatt: error: the catalogue in {data} is held by a running server: "
                                           "talk to it with --url URL")
+    assert "add --read-only to read it beside the server" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    clip = make_video(tmp_path / "clip.mp4", duration=4.0, fps=10, width=64, height=64)
+    proc = _script("ingest", clip, "--model", BUNDLED_DEMO_MODEL, "--data", data)  # a write: no --read-only hint
+    assert proc.returncode == 3 and "--url URL" in proc.stderr and "--read-only" not in proc.stderr, proc.stderr
     proc = _script("index", "rebuild", data)
     assert proc.returncode == 3 and "stop it first" in proc.stderr and "--url" in proc.stderr, proc.stderr
-    # ... and what it points at works: --url (also from VATT_URL), and the read-only index commands
+    # ... and what it points at works: --url (also from VATT_URL), --read-only, and the read-only index commands
     proc = _script("search", "a red screen", "-k", "1", env={"VATT_URL": url})
     assert proc.returncode == 0 and proc.stdout.startswith("no results"), proc.stderr
-    proc = _script("index", "stats", data)
-    assert proc.returncode == 0 and _first(proc.stdout) == f"catalogue  {data / 'catalog'}", proc.stderr
+    proc = _script("ingest", clip, "--url", url)
+    assert proc.returncode == 0, proc.stderr
+    item_id = proc.stdout.split()[0]
+    proc = _script("search", "a red screen", "-k", "1", "--model", BUNDLED_DEMO_MODEL, "--data", data, "--read-only")
+    assert proc.returncode == 0 and item_id in proc.stdout.splitlines()[2], (proc.stdout, proc.stderr)
+    proc = _script("classify", "--item", item_id, "--labels", "red,dog", "--model", BUNDLED_DEMO_MODEL,
+                   "--data", data, "--read-only", "--json")
+    assert proc.returncode == 0 and '"labels": [' in proc.stdout, proc.stderr
+    for command in ("stats", "check"):
+        proc = _script("index", command, data, "--read-only")
+        assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok: "), proc.stdout
+    assert httpx.get(f"{url}/readyz", timeout=5).json()["items"] == 1  # the server was not disturbed
 
 
 def test_settings_errors_name_the_variable_the_value_and_what_is_accepted(monkeypatch: pytest.MonkeyPatch,
@@ -234,3 +251,18 @@ def test_demo_second_run_skips_finished_stages_and_draws_no_bars_off_a_terminal(
     lines = second.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["corpus", "model", "ingest"], second.stderr  # a line per stage
     assert all(": done by an earlier run" in line for line in lines) and "\r" not in second.stderr
+
+
+def test_train_draws_no_bars_off_a_terminal(tmp_path: Path) -> None:
+    """`vatt train` piped to a file: one line per log step, no tqdm carriage-return frames."""
+    from training.synthetic import generate
+
+    generate(tmp_path / "corpus", n=8, n_heldout=0, seed=1, max_seconds=3.6)
+    proc = _script("train", "--train-manifest", tmp_path / "corpus" / "train.jsonl", "--out", tmp_path / "runs",
+                   "--name", "r", "--steps", "2", "--batch-size", "2", "--warmup-steps", "1", "--workers", "1",
+                   "--log-every", "1", "--vocab-size", "100", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr and "it/s" not in proc.stderr, proc.stderr
+    steps = [line for line in proc.stderr.splitlines() if "training.pretrain: step " in line]
+    assert [line.split("step ")[1].split(":")[0] for line in steps] == ["1/2", "2/2"], proc.stderr
+    assert (tmp_path / "runs" / "r" / "model" / "config.json").is_file()

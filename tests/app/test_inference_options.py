@@ -120,14 +120,14 @@ def test_local_ingest_and_the_service_run_bf16_close_to_fp32(tmp_path: Path, mak
     for precision in ("bf16", "fp32"):
         with connect(url=None, model=BUNDLED_DEMO_MODEL, data=tmp_path / precision,
                      settings_overrides={"precision": precision, "torch_threads": 1}) as client:
-            ready = client.call("GET", "/readyz")
-            assert (ready["precision"], ready["precision_requested"], ready["precision_reason"]) == (
-                precision, precision, "asked for")
-            assert client.call("GET", "/items")["total"] == (1 if precision == "bf16" else 0)
-            vectors[precision] = client.embed_file(clip)["segments"]
+            ready = client.readyz()
+            assert (ready.precision, ready.precision_requested, ready.precision_reason) == (precision, precision,
+                                                                                            "asked for")
+            assert client.list_items().total == (1 if precision == "bf16" else 0)
+            vectors[precision] = client.embed_file(clip).segments
     for half, full in zip(vectors["bf16"], vectors["fp32"], strict=True):
         for space in ("va", "vt"):
-            a, b = np.asarray(half[space]), np.asarray(full[space])
+            a, b = np.asarray(getattr(half, space)), np.asarray(getattr(full, space))
             assert a @ b >= 0.999 and abs(np.linalg.norm(a) - 1) < 1e-4, (space, a @ b)
 
 

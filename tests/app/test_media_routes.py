@@ -63,6 +63,27 @@ def test_thumbnail_is_a_jpeg_of_the_video(client: httpx.Client, ingested: dict[s
     assert late.status_code == 200 and late.content[:2] == b"\xff\xd8"
 
 
+def test_a_process_that_made_thumbnails_can_still_fork(client: httpx.Client, ingested: dict[str, str]) -> None:
+    """A thumbnail's libswscale context must not be left for the garbage collector of a forked child (it joined
+    the parent's slice threads there and hung `vatt demo`'s process pool after a thumbnail in this process)."""
+    import gc
+    import multiprocessing
+
+    gc.disable()  # as when the last collection ran before the thumbnail: its garbage reaches the fork
+    try:
+        for t in (1.0, 2.0, 3.0):
+            assert client.get(f"/items/{ingested['red']}/thumbnail", params={"t": t}).status_code == 200
+        child = multiprocessing.get_context("fork").Process(target=gc.collect)
+        child.start()
+        child.join(timeout=60)
+    finally:
+        gc.enable()
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0, f"forked child: hung {hung}, exit code {child.exitcode}"
+
+
 def test_audio_items_have_no_thumbnail(server: LiveServer, client: httpx.Client) -> None:
     with open(server.corpus["blue.wav"], "rb") as fh:
         r = client.post("/items", headers=server.headers(), files={"file": ("tone.wav", fh)})

@@ -1,0 +1,202 @@
+"""`AsyncClient`: `Client`'s methods as coroutines, over httpx.AsyncClient (same routes, retries and errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from ..schemas import (ClassifyResponse, CueOut, Deleted, EmbedFileResponse, EmbedTextResponse, Example, Health,
+                       ItemOut, ItemsPage, ItemWithVectors, JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse,
+                       OpenAIModelList, Readiness, SearchBatchResponse, SearchRequest, SearchResponse, TranscriptOut)
+from . import routes
+from .call import RETRIES, Call, retry_wait, should_retry
+from .errors import ClientError, UnreachableError
+from .sync import DEFAULT_URL, TIMEOUT
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A vatt server at `base_url`, for asyncio code: `Client`'s methods, awaited. Every failure raises a
+    `ClientError` (`APIError` with the status and the server's message when it answered); 429 and 503 are
+    retried, honouring Retry-After. Use as `async with`, or await `aclose()`.
+
+    `api_key` is sent as X-API-Key; `transport` replaces the network (e.g. httpx.ASGITransport(app))."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None,
+                 timeout: httpx.Timeout | float = TIMEOUT, retries: int = RETRIES,
+                 transport: httpx.AsyncBaseTransport | None = None, where: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.where = where or self.base_url
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers={"X-API-Key": api_key} if api_key else None,
+                                  timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, call: Call[T]) -> T:
+        """One route's request, tried again on 429/503 (Retry-After, else exponential backoff)."""
+        for attempt in range(self.retries + 1):
+            with ExitStack() as stack:
+                try:
+                    response = await self._http.request(call.method, call.path, **call.request_args(stack))
+                except httpx.HTTPError as exc:
+                    raise UnreachableError(f"cannot reach the service at {self.where}: "
+                                           f"{exc or type(exc).__name__}") from None
+            if not should_retry(call, response, attempt, self.retries):
+                break
+            await asyncio.sleep(retry_wait(response, attempt))
+        return call.result(response)
+
+    # --- embed ------------------------------------------------------------------------------------
+    async def embed_texts(self, texts: Sequence[str]) -> EmbedTextResponse:
+        """Text vectors in the video-text space (vt)."""
+        return await self.send(routes.embed_texts(texts))
+
+    async def embed_file(self, path: str | Path, spaces: Sequence[str] | None = None) -> EmbedFileResponse:
+        """Per-segment vectors of a video or audio file, and their mean per space."""
+        return await self.send(routes.embed_file(path, spaces))
+
+    # --- search -----------------------------------------------------------------------------------
+    async def search(self, text: str | None = None, *, item_id: str | None = None, vector: Sequence[float] | None = None,
+               file: str | Path | None = None, **options: Any) -> SearchResponse:
+        """By text, item, vector (with space=) or file; options are SearchOptions' fields (k, where, …)."""
+        return await self.send(routes.search(text, item_id=item_id, vector=vector, file=file, **options))
+
+    async def recommend(self, positive: Sequence[Example | dict[str, Any]],
+                  negative: Sequence[Example | dict[str, Any]] = (), **options: Any) -> SearchResponse:
+        """Search towards `positive` examples and away from `negative` ones."""
+        return await self.send(routes.recommend(positive, negative, **options))
+
+    async def search_batch(self, searches: Sequence[SearchRequest | dict[str, Any]]) -> SearchBatchResponse:
+        """Several JSON searches in one request, answered in order."""
+        return await self.send(routes.search_batch(searches))
+
+    async def classify(self, labels: Sequence[str], template: str = routes.DEFAULT_TEMPLATE, *,
+                 file: str | Path | None = None, item_id: str | None = None) -> ClassifyResponse:
+        """Zero-shot label probabilities for a file or a catalogued item."""
+        return await self.send(routes.classify(labels, template, file=file, item_id=item_id))
+
+    # --- items ------------------------------------------------------------------------------------
+    async def ingest(self, path: str | Path, metadata: dict[str, Any] | None = None, *, source: str | None = None,
+               transcript: str | Path | None = None) -> JobAccepted:
+        """Upload a file to ingest in the background; follow it with `wait(accepted.job_id)`."""
+        return await self.send(routes.ingest(path, metadata, source=source, transcript=transcript))
+
+    async def ingest_path(self, server_path: str, metadata: dict[str, Any] | None = None, *,
+                    source: str | None = None) -> JobAccepted:
+        """Ingest a file already on the server (when the server allows server paths)."""
+        return await self.send(routes.ingest_path(server_path, metadata, source=source))
+
+    async def list_items(self, *, kinds: Sequence[str] | None = None, where: dict[str, Any] | None = None,
+                   limit: int = 50, offset: int = 0, cursor: str | None = None) -> ItemsPage:
+        return await self.send(routes.list_items(kinds=kinds, where=where, limit=limit, offset=offset, cursor=cursor))
+
+    async def iter_items(self, *, kinds: Sequence[str] | None = None, where: dict[str, Any] | None = None,
+                         page_size: int = 200) -> AsyncIterator[ItemOut]:
+        """Every matching item, page by page on the cursor (items added meanwhile never repeat one)."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_items(kinds=kinds, where=where, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next is None:
+                return
+            cursor = page.next
+
+    async def get_item(self, item_id: str, *, vectors: bool = False) -> ItemWithVectors:
+        return await self.send(routes.get_item(item_id, vectors=vectors))
+
+    async def patch_metadata(self, item_id: str, patch: dict[str, Any]) -> ItemOut:
+        """Merge into the metadata (RFC 7396: None deletes a key)."""
+        return await self.send(routes.patch_metadata(item_id, patch))
+
+    async def put_metadata(self, item_id: str, metadata: dict[str, Any]) -> ItemOut:
+        """Replace the metadata whole."""
+        return await self.send(routes.put_metadata(item_id, metadata))
+
+    async def delete_item(self, item_id: str) -> Deleted:
+        return await self.send(routes.delete_item(item_id))
+
+    async def thumbnail(self, item_id: str, t: float | None = None) -> bytes:
+        """A JPEG frame of a video item."""
+        return await self.send(routes.thumbnail(item_id, t))
+
+    async def media(self, item_id: str, *, byte_range: tuple[int, int] | None = None) -> bytes:
+        """The stored media file (or an inclusive byte range of it)."""
+        return await self.send(routes.media(item_id, byte_range=byte_range))
+
+    def media_url(self, item_id: str) -> str:
+        """Where a player (or a browser) streams the item's media from."""
+        return self.base_url + routes.media_path(item_id)
+
+    async def transcript(self, item_id: str) -> TranscriptOut:
+        return await self.send(routes.transcript(item_id))
+
+    async def transcript_vtt(self, item_id: str) -> str:
+        return await self.send(routes.transcript_vtt(item_id))
+
+    async def set_transcript(self, item_id: str, cues: Sequence[CueOut | dict[str, Any]] | str) -> TranscriptOut:
+        """Replace the transcript with cues or WebVTT/SubRip text (an empty list clears it)."""
+        return await self.send(routes.set_transcript(item_id, cues))
+
+    # --- jobs -------------------------------------------------------------------------------------
+    async def list_jobs(self, *, status: str | None = None, limit: int = 50, offset: int = 0,
+                  cursor: str | None = None) -> JobsPage:
+        return await self.send(routes.list_jobs(status=status, limit=limit, offset=offset, cursor=cursor))
+
+    async def job(self, job_id: str) -> JobOut:
+        return await self.send(routes.job(job_id))
+
+    async def cancel_job(self, job_id: str) -> JobOut:
+        return await self.send(routes.cancel_job(job_id))
+
+    async def wait(self, job_id: str, on_progress: Callable[[JobOut], None] | None = None, *, poll_s: float = 0.2,
+             timeout_s: float = 24 * 3600) -> JobOut:
+        """Poll a job until it is done, failed or cancelled (`on_progress` sees every poll)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = await self.job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.status in routes.FINISHED:
+                return job
+            if time.monotonic() > deadline:
+                raise ClientError(f"job {job_id} did not finish within {timeout_s:.0f} s")
+            await asyncio.sleep(poll_s)
+
+    # --- health -----------------------------------------------------------------------------------
+    async def healthz(self) -> Health:
+        return await self.send(routes.healthz())
+
+    async def readyz(self) -> Readiness:
+        """Readiness (ready=False while loading, or when a store it needs is down)."""
+        return await self.send(routes.readyz())
+
+    async def metrics(self) -> str:
+        """Prometheus metrics, text exposition format."""
+        return await self.send(routes.metrics())
+
+    # --- OpenAI-compatible ------------------------------------------------------------------------
+    async def models(self) -> OpenAIModelList:
+        return await self.send(routes.models())
+
+    async def embeddings(self, input: str | Sequence[str], model: str = "vatt", *,
+                   encoding_format: Literal["float", "base64"] = "float",
+                   dimensions: int | None = None) -> OpenAIEmbeddingResponse:
+        return await self.send(routes.embeddings(input, model, encoding_format=encoding_format, dimensions=dimensions))

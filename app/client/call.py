@@ -1,0 +1,76 @@
+"""One request as data (`Call`) and the retry policy, shared by the sync and the async client.
+
+A `Call` says what to send and how to read the answer; `Client` and `AsyncClient` only differ in how
+they send it (and sleep between tries), so every route is described once, in routes.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from .errors import error_from
+
+__all__ = ["Call", "RETRY_STATUSES", "RETRIES", "MAX_RETRY_WAIT_S", "retry_wait", "should_retry"]
+
+T = TypeVar("T")
+
+RETRY_STATUSES = (429, 503)  # busy or starting: worth another try after Retry-After
+RETRIES = 8
+MAX_RETRY_WAIT_S = 30.0
+LASTING = ("read_only",)  # 503 codes that another try will not change
+
+
+@dataclass
+class Call(Generic[T]):
+    """What one route needs sent, and `parse` to turn a successful response into its typed result.
+
+    `uploads` are (field -> file path): opened afresh for every try, so a retried upload sends the whole
+    file again. `answers` are error statuses whose body is still a result (GET /readyz's 503)."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    data: dict[str, Any] | None = None
+    content: bytes | None = None
+    headers: dict[str, str] | None = None
+    uploads: dict[str, Path] = field(default_factory=dict)
+    answers: tuple[int, ...] = ()
+
+    def request_args(self, stack: ExitStack) -> dict[str, Any]:
+        """Keyword arguments for httpx's `request`, the upload files opened on `stack`."""
+        files = {name: (path.name, stack.enter_context(open(path, "rb"))) for name, path in self.uploads.items()}
+        args = {"params": self.params, "json": self.json, "data": self.data, "content": self.content,
+                "headers": self.headers, "files": files or None}
+        return {k: v for k, v in args.items() if v is not None}
+
+    def result(self, response: httpx.Response) -> T:
+        """The typed result, or the `APIError` the response carries."""
+        if response.status_code >= 400 and response.status_code not in self.answers:
+            raise error_from(response)
+        return self.parse(response)
+
+
+def retry_wait(response: httpx.Response, attempt: int) -> float:
+    """Seconds to wait before retrying: the server's Retry-After when it is a number, else 0.5 * 2**attempt."""
+    try:
+        wait = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        wait = 0.5 * 2 ** attempt
+    return min(max(wait, 0.0), MAX_RETRY_WAIT_S)
+
+
+def should_retry(call: Call[Any], response: httpx.Response, attempt: int, retries: int) -> bool:
+    """429 and 503 are tried again, up to `retries` times, unless the route reads that status as an answer
+    or the server says the state lasts (a read-only service or data directory)."""
+    if response.status_code not in RETRY_STATUSES or response.status_code in call.answers or attempt >= retries:
+        return False
+    return error_from(response).code not in LASTING
+
