@@ -51,17 +51,21 @@ Precision = Annotated[Optional[str], typer.Option(envvar="VATT_PRECISION", help=
 AsJson = Annotated[bool, typer.Option("--json", help="print the raw JSON response")]
 ReadOnly = Annotated[bool, typer.Option("--read-only", help="local mode: open the catalogue read-only, so the "
                                                            "command works beside a running server that holds it")]
+Collection = Annotated[Optional[str], typer.Option("--collection", envvar="VATT_COLLECTION", show_default=False,
+                                                   help="the named collection to work on (default: the default one)")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="no progress bar, one summary line (no bar either "
                                                                 "when stderr is not a terminal)")]
 
 
 @contextlib.contextmanager
 def open_client(url: str | None, model: Path | None, data: Path | None, api_key: str | None = None,
-                precision: str | None = None, *, scratch: bool = False, read_only: bool | None = None) -> Iterator[Client]:
+                precision: str | None = None, *, scratch: bool = False, read_only: bool | None = None,
+                collection: str | None = None) -> Iterator[Client]:
     """A client for the server at `url` (default: DEFAULT_URL when no --model is given), or for the app run
     in-process on `model` + `data`. scratch: the command needs no catalogue, so a missing `data` is a
     temporary directory removed afterwards (nothing is created beside the user's files). read_only: the
-    command's --read-only (None: a command that writes, and has no such flag)."""
+    command's --read-only (None: a command that writes, and has no such flag). collection: the --collection
+    whose catalogue routes the client uses."""
     from index.errors import CatalogLockedError
 
     from .client import connect
@@ -82,7 +86,7 @@ def open_client(url: str | None, model: Path | None, data: Path | None, api_key:
                              "with --url URL")
         try:
             client = connect(url=url, model=model, data=data, api_key=api_key, settings_overrides=overrides,
-                             read_only=bool(read_only))
+                             read_only=bool(read_only), collection=collection)
         except CatalogLockedError:
             beside = "" if read_only is None else ", or add --read-only to read it beside the server"
             raise fail(f"the catalogue in {data} is held by a running server: talk to it with --url URL (default "
@@ -183,7 +187,7 @@ def ingest(
     metadata: Annotated[Optional[str], typer.Option(help="JSON object stored with every item")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, api_key: ApiKey = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="files uploaded and followed at once")] = 4,
-    precision: Precision = None, no_progress: NoProgress = False,
+    precision: Precision = None, no_progress: NoProgress = False, collection: Collection = None,
 ) -> None:
     """Add media files to the catalogue, with a progress bar over their segments (on a terminal)."""
     meta = _json_arg(metadata, "--metadata") or {}
@@ -192,7 +196,7 @@ def ingest(
         raise ValueError(f"no media files found (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
     if precision and url:
         raise UsageError("--precision applies to local mode (--model/--data); a running server has its own")
-    with open_client(url, model, data, api_key, precision) as client:
+    with open_client(url, model, data, api_key, precision, collection=collection) as client:
         ingest_all(client, [(f, meta) for f in files], workers=workers, progress=not no_progress)
 
 
@@ -270,12 +274,12 @@ def search(
     mode: Annotated[Optional[str], typer.Option(help="vector (default), keyword or hybrid: text queries may "
                                                      "search the transcripts' words")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
-    read_only: ReadOnly = False,
+    read_only: ReadOnly = False, collection: Collection = None,
 ) -> None:
     """Search by text, file or item; prints a table of items and their best moments."""
     if sum(x is not None for x in (text, file, item)) != 1:
         raise UsageError("give exactly one query: TEXT, --file FILE or --item ID")
-    with open_client(url, model, data, api_key, read_only=read_only) as client:
+    with open_client(url, model, data, api_key, read_only=read_only, collection=collection) as client:
         result = client.search(text, item_id=item, file=file, k=k, kinds=kind,
                                where=_json_arg(where, "--where"), space=space, mode=mode)
     typer.echo(_json(result, indent=2)) if as_json else _print_results(result)
@@ -309,7 +313,7 @@ def classify(
     template: Annotated[str, typer.Option(help="prompt; '{}' is the label")] = "a video of {}",
     item: Annotated[Optional[str], typer.Option(help="classify a catalogued item instead")] = None,
     url: Url = None, model: ModelDir = None, data: DataDir = None, as_json: AsJson = False, api_key: ApiKey = None,
-    read_only: ReadOnly = False,
+    read_only: ReadOnly = False, collection: Collection = None,
 ) -> None:
     """Zero-shot classification: label probabilities for the whole file and per segment."""
     names = [p.strip() for label in labels for p in label.split(",") if p.strip()]
@@ -317,7 +321,7 @@ def classify(
         raise UsageError("give labels with --labels a,b,c (or repeat --label)")
     if (file is None) == (item is None):
         raise UsageError("give a FILE or --item ID")
-    with open_client(url, model, data, api_key, read_only=read_only) as client:
+    with open_client(url, model, data, api_key, read_only=read_only, collection=collection) as client:
         result = client.classify(names, template, file=file, item_id=item)
     if as_json:
         typer.echo(_json(result, indent=2))

@@ -11,11 +11,13 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ..schemas import (ClassifyResponse, CueOut, Deleted, EmbedFileResponse, EmbedTextResponse, Example, Health,
-                       ItemOut, ItemsPage, ItemWithVectors, JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse,
-                       OpenAIModelList, Readiness, SearchBatchResponse, SearchRequest, SearchResponse, TranscriptOut)
+from ..schemas import (ClassifyResponse, CollectionDeleted, CollectionOut, CollectionsList, CueOut, Deleted,
+                       EmbedFileResponse, EmbedTextResponse, Example, Health, ItemOut, ItemsPage, ItemWithVectors,
+                       JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse, OpenAIModelList, Readiness,
+                       SearchBatchResponse, SearchRequest, SearchResponse, SnapshotDeleted, SnapshotOut, SnapshotsList,
+                       TranscriptOut)
 from . import routes
-from .call import RETRIES, Call, retry_wait, should_retry
+from .call import RETRIES, Call, in_collection, retry_wait, should_retry
 from .errors import ClientError, UnreachableError
 from .sync import DEFAULT_URL, TIMEOUT
 
@@ -33,10 +35,12 @@ class AsyncClient:
 
     def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None,
                  timeout: httpx.Timeout | float = TIMEOUT, retries: int = RETRIES,
-                 transport: httpx.AsyncBaseTransport | None = None, where: str | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, where: str | None = None,
+                 collection: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.where = where or self.base_url
+        self.collection = collection  # catalogue routes go to this collection (None: the default one)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers={"X-API-Key": api_key} if api_key else None,
                                   timeout=timeout, transport=transport)
 
@@ -54,7 +58,8 @@ class AsyncClient:
         for attempt in range(self.retries + 1):
             with ExitStack() as stack:
                 try:
-                    response = await self._http.request(call.method, call.path, **call.request_args(stack))
+                    response = await self._http.request(call.method, call.url(self.collection),
+                                                           **call.request_args(stack))
                 except httpx.HTTPError as exc:
                     raise UnreachableError(f"cannot reach the service at {self.where}: "
                                            f"{exc or type(exc).__name__}") from None
@@ -143,7 +148,7 @@ class AsyncClient:
 
     def media_url(self, item_id: str) -> str:
         """Where a player (or a browser) streams the item's media from."""
-        return self.base_url + routes.media_path(item_id)
+        return self.base_url + in_collection(routes.media_path(item_id), self.collection)
 
     async def transcript(self, item_id: str) -> TranscriptOut:
         return await self.send(routes.transcript(item_id))
@@ -200,3 +205,35 @@ class AsyncClient:
                    encoding_format: Literal["float", "base64"] = "float",
                    dimensions: int | None = None) -> OpenAIEmbeddingResponse:
         return await self.send(routes.embeddings(input, model, encoding_format=encoding_format, dimensions=dimensions))
+
+    # --- collections and snapshots ----------------------------------------------------------------
+    async def create_collection(self, name: str, index_type: str | None = None,
+                          index_options: dict[str, Any] | None = None) -> CollectionOut:
+        """A new named collection (its own catalogue; the loaded model is shared)."""
+        return await self.send(routes.create_collection(name, index_type, index_options))
+
+    async def list_collections(self) -> CollectionsList:
+        return await self.send(routes.list_collections())
+
+    async def get_collection(self, name: str) -> CollectionOut:
+        return await self.send(routes.get_collection(name))
+
+    async def delete_collection(self, name: str) -> CollectionDeleted:
+        """Delete a collection with its items, media and jobs (not `default`)."""
+        return await self.send(routes.delete_collection(name))
+
+    async def create_snapshot(self, name: str = "default") -> SnapshotOut:
+        """A consistent snapshot of a collection, taken while the service serves and ingests."""
+        return await self.send(routes.create_snapshot(name))
+
+    async def list_snapshots(self, name: str = "default") -> SnapshotsList:
+        return await self.send(routes.list_snapshots(name))
+
+    async def download_snapshot(self, snapshot: str, out: str | Path, name: str = "default") -> Path:
+        """Write a snapshot archive to `out`; returns it."""
+        out = Path(out)
+        out.write_bytes(await self.send(routes.download_snapshot(name, snapshot)))
+        return out
+
+    async def delete_snapshot(self, snapshot: str, name: str = "default") -> SnapshotDeleted:
+        return await self.send(routes.delete_snapshot(name, snapshot))

@@ -11,12 +11,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from .errors import error_from
 
-__all__ = ["Call", "RETRY_STATUSES", "RETRIES", "MAX_RETRY_WAIT_S", "retry_wait", "should_retry"]
+__all__ = ["Call", "RETRY_STATUSES", "RETRIES", "MAX_RETRY_WAIT_S", "CATALOGUE_PATHS", "in_collection", "retry_wait", "should_retry"]
 
 T = TypeVar("T")
 
@@ -24,6 +25,8 @@ RETRY_STATUSES = (429, 503)  # busy or starting: worth another try after Retry-A
 RETRIES = 8
 MAX_RETRY_WAIT_S = 30.0
 LASTING = ("read_only",)  # 503 codes that another try will not change
+# a collection's routes: these, under /collections/NAME (app.main.CATALOGUE_ROUTERS); the rest are the service's
+CATALOGUE_PATHS = ("/items", "/jobs", "/search", "/classify", "/media")
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Call(Generic[T]):
     uploads: dict[str, Path] = field(default_factory=dict)
     answers: tuple[int, ...] = ()
 
+    def url(self, collection: str | None) -> str:
+        return in_collection(self.path, collection)
+
     def request_args(self, stack: ExitStack) -> dict[str, Any]:
         """Keyword arguments for httpx's `request`, the upload files opened on `stack`."""
         files = {name: (path.name, stack.enter_context(open(path, "rb"))) for name, path in self.uploads.items()}
@@ -56,6 +62,14 @@ class Call(Generic[T]):
         if response.status_code >= 400 and response.status_code not in self.answers:
             raise error_from(response)
         return self.parse(response)
+
+
+def in_collection(path: str, collection: str | None) -> str:
+    """`path` in `collection`: catalogue routes under /collections/NAME; None or "default" (today's routes)
+    and the service's own routes as they are."""
+    if collection in (None, "default") or not path.startswith(CATALOGUE_PATHS):
+        return path
+    return f"/collections/{quote(collection, safe='')}{path}"
 
 
 def retry_wait(response: httpx.Response, attempt: int) -> float:

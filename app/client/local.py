@@ -75,11 +75,13 @@ class LocalTransport(httpx.BaseTransport):
 
 
 def connect(*, url: str | None, model: Path | None = None, data: Path | None = None, api_key: str | None = None,
-            settings_overrides: dict[str, Any] | None = None, read_only: bool = False) -> Client:
+            settings_overrides: dict[str, Any] | None = None, read_only: bool = False,
+            collection: str | None = None) -> Client:
     """A `Client` for a running server (`url`), or for the app run in-process on `model` + `data`
-    (`read_only`: beside a server that holds the catalogue; reads only)."""
+    (`read_only`: beside a server that holds the catalogue; reads only); `collection`: its catalogue
+    routes go to that collection."""
     if url:
-        return Client(url, api_key=api_key)
+        return Client(url, api_key=api_key, collection=collection)
     if model is None or data is None:
         raise ClientError("say where the service is: --url URL for a running server, or --model DIR and "
                           "--data DIR to work on a local model and data directory")
@@ -89,4 +91,5 @@ def connect(*, url: str | None, model: Path | None = None, data: Path | None = N
     settings = load_settings({"model_dir": "--model", "data_dir": "--data", "precision": "--precision"},
                              model_dir=model, data_dir=data, api_key=api_key, **(settings_overrides or {}))
     transport = LocalTransport(create_app(settings, read_only=read_only)).start()
-    return Client("http://local", api_key=api_key, transport=transport, where=f"{model} + {data}")
+    return Client("http://local", api_key=api_key, transport=transport, where=f"{model} + {data}",
+                  collection=collection)

@@ -16,15 +16,19 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from ..schemas import (ClassifyResponse, CueOut, Deleted, EmbedFileResponse, EmbedTextResponse, Example, Health,
-                       ItemOut, ItemsPage, ItemWithVectors, JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse,
-                       OpenAIModelList, Readiness, SearchBatchResponse, SearchRequest, SearchResponse, TranscriptOut)
+from ..schemas import (ClassifyResponse, CollectionDeleted, CollectionOut, CollectionsList, CueOut, Deleted,
+                       EmbedFileResponse, EmbedTextResponse, Example, Health, ItemOut, ItemsPage, ItemWithVectors,
+                       JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse, OpenAIModelList, Readiness,
+                       SearchBatchResponse, SearchRequest, SearchResponse, SnapshotDeleted, SnapshotOut, SnapshotsList,
+                       TranscriptOut)
 from .call import Call
 
 __all__ = ["embed_texts", "embed_file", "search", "recommend", "search_batch", "classify", "ingest", "ingest_path",
            "list_items", "get_item", "patch_metadata", "put_metadata", "delete_item", "thumbnail", "media",
            "media_path", "transcript", "transcript_vtt", "set_transcript", "list_jobs", "job", "cancel_job",
-           "healthz", "readyz", "metrics", "models", "embeddings", "FINISHED"]
+           "healthz", "readyz", "metrics", "models", "embeddings", "create_collection", "list_collections",
+           "get_collection", "delete_collection", "create_snapshot", "list_snapshots", "download_snapshot",
+           "delete_snapshot", "FINISHED"]
 
 M = TypeVar("M", bound=BaseModel)
 FINISHED = ("done", "failed", "cancelled")  # a job in one of these states moves no more
@@ -235,3 +239,39 @@ def embeddings(input: str | Sequence[str], model: str = "vatt", *,
     body = _given({"input": input if isinstance(input, str) else list(input), "model": model,
                    "encoding_format": encoding_format, "dimensions": dimensions})
     return Call("POST", "/v1/embeddings", _model(OpenAIEmbeddingResponse), json=body)
+
+
+# --- collections and snapshots (service-wide routes: never scoped by the client's collection) ---------
+def create_collection(name: str, index_type: str | None = None,
+                      index_options: dict[str, Any] | None = None) -> Call[CollectionOut]:
+    body = _given({"name": name, "index_type": index_type, "index_options": index_options})
+    return Call("POST", "/collections", _model(CollectionOut), json=body)
+
+
+def list_collections() -> Call[CollectionsList]:
+    return Call("GET", "/collections", _model(CollectionsList))
+
+
+def get_collection(name: str) -> Call[CollectionOut]:
+    return Call("GET", f"/collections/{_id(name)}", _model(CollectionOut))
+
+
+def delete_collection(name: str) -> Call[CollectionDeleted]:
+    return Call("DELETE", f"/collections/{_id(name)}", _model(CollectionDeleted))
+
+
+def create_snapshot(name: str) -> Call[SnapshotOut]:
+    return Call("POST", f"/collections/{_id(name)}/snapshots", _model(SnapshotOut))
+
+
+def list_snapshots(name: str) -> Call[SnapshotsList]:
+    return Call("GET", f"/collections/{_id(name)}/snapshots", _model(SnapshotsList))
+
+
+def download_snapshot(name: str, snapshot: str) -> Call[bytes]:
+    """The archive (a tar that `vatt index restore` reads)."""
+    return Call("GET", f"/collections/{_id(name)}/snapshots/{_id(snapshot)}", lambda r: r.content)
+
+
+def delete_snapshot(name: str, snapshot: str) -> Call[SnapshotDeleted]:
+    return Call("DELETE", f"/collections/{_id(name)}/snapshots/{_id(snapshot)}", _model(SnapshotDeleted))

@@ -10,11 +10,13 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ..schemas import (ClassifyResponse, CueOut, Deleted, EmbedFileResponse, EmbedTextResponse, Example, Health,
-                       ItemOut, ItemsPage, ItemWithVectors, JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse,
-                       OpenAIModelList, Readiness, SearchBatchResponse, SearchRequest, SearchResponse, TranscriptOut)
+from ..schemas import (ClassifyResponse, CollectionDeleted, CollectionOut, CollectionsList, CueOut, Deleted,
+                       EmbedFileResponse, EmbedTextResponse, Example, Health, ItemOut, ItemsPage, ItemWithVectors,
+                       JobAccepted, JobOut, JobsPage, OpenAIEmbeddingResponse, OpenAIModelList, Readiness,
+                       SearchBatchResponse, SearchRequest, SearchResponse, SnapshotDeleted, SnapshotOut, SnapshotsList,
+                       TranscriptOut)
 from . import routes
-from .call import RETRIES, Call, retry_wait, should_retry
+from .call import RETRIES, Call, in_collection, retry_wait, should_retry
 from .errors import ClientError, UnreachableError
 
 __all__ = ["Client", "DEFAULT_URL", "TIMEOUT"]
@@ -33,10 +35,12 @@ class Client:
 
     def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None,
                  timeout: httpx.Timeout | float = TIMEOUT, retries: int = RETRIES,
-                 transport: httpx.BaseTransport | None = None, where: str | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, where: str | None = None,
+                 collection: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.where = where or self.base_url
+        self.collection = collection  # catalogue routes go to this collection (None: the default one)
         self._http = httpx.Client(base_url=self.base_url, headers={"X-API-Key": api_key} if api_key else None,
                                   timeout=timeout, transport=transport)
 
@@ -54,7 +58,8 @@ class Client:
         for attempt in range(self.retries + 1):
             with ExitStack() as stack:
                 try:
-                    response = self._http.request(call.method, call.path, **call.request_args(stack))
+                    response = self._http.request(call.method, call.url(self.collection),
+                                                     **call.request_args(stack))
                 except httpx.HTTPError as exc:
                     raise UnreachableError(f"cannot reach the service at {self.where}: "
                                            f"{exc or type(exc).__name__}") from None
@@ -142,7 +147,7 @@ class Client:
 
     def media_url(self, item_id: str) -> str:
         """Where a player (or a browser) streams the item's media from."""
-        return self.base_url + routes.media_path(item_id)
+        return self.base_url + in_collection(routes.media_path(item_id), self.collection)
 
     def transcript(self, item_id: str) -> TranscriptOut:
         return self.send(routes.transcript(item_id))
@@ -199,3 +204,35 @@ class Client:
                    encoding_format: Literal["float", "base64"] = "float",
                    dimensions: int | None = None) -> OpenAIEmbeddingResponse:
         return self.send(routes.embeddings(input, model, encoding_format=encoding_format, dimensions=dimensions))
+
+    # --- collections and snapshots ----------------------------------------------------------------
+    def create_collection(self, name: str, index_type: str | None = None,
+                          index_options: dict[str, Any] | None = None) -> CollectionOut:
+        """A new named collection (its own catalogue; the loaded model is shared)."""
+        return self.send(routes.create_collection(name, index_type, index_options))
+
+    def list_collections(self) -> CollectionsList:
+        return self.send(routes.list_collections())
+
+    def get_collection(self, name: str) -> CollectionOut:
+        return self.send(routes.get_collection(name))
+
+    def delete_collection(self, name: str) -> CollectionDeleted:
+        """Delete a collection with its items, media and jobs (not `default`)."""
+        return self.send(routes.delete_collection(name))
+
+    def create_snapshot(self, name: str = "default") -> SnapshotOut:
+        """A consistent snapshot of a collection, taken while the service serves and ingests."""
+        return self.send(routes.create_snapshot(name))
+
+    def list_snapshots(self, name: str = "default") -> SnapshotsList:
+        return self.send(routes.list_snapshots(name))
+
+    def download_snapshot(self, snapshot: str, out: str | Path, name: str = "default") -> Path:
+        """Write a snapshot archive to `out`; returns it."""
+        out = Path(out)
+        out.write_bytes(self.send(routes.download_snapshot(name, snapshot)))
+        return out
+
+    def delete_snapshot(self, snapshot: str, name: str = "default") -> SnapshotDeleted:
+        return self.send(routes.delete_snapshot(name, snapshot))

@@ -5,6 +5,7 @@ check` passes, answering searches as the source did at the snapshot."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -340,3 +341,46 @@ def test_snapshot_while_uploads_are_in_flight(cc: httpx.Client, cserver: LiveSer
         thread.join(timeout=30)
     assert cc.delete(snap["url"]).status_code == 200
     assert cc.get(f"{base}/snapshots").json()["snapshots"] == []
+
+
+def test_the_client_and_the_cli_work_on_a_collection(cserver: LiveServer, tmp_path: Path) -> None:
+    """`Client(collection=)` and `vatt --collection` reach one collection's items, jobs, search and media; the
+    default client does not see them; the client manages collections and snapshots too."""
+    from app.cli import app as vatt_cli
+    from app.client import APIError, Client
+
+    with Client(cserver.url, api_key=API_KEY) as service, Client(cserver.url, api_key=API_KEY,
+                                                                 collection="talks") as talks:
+        created = service.create_collection("talks")
+        assert (created.name, created.items) == ("talks", 0)
+        try:
+            clip = cserver.corpus["red"]
+            done = talks.wait(talks.ingest(clip, {"title": "a talk"}).job_id)
+            assert done.status == "done", done
+            item = done.item_id
+            assert [i.id for i in talks.list_items().items] == [item]
+            assert item not in {i.id for i in service.list_items(limit=200).items}
+            assert talks.media_url(item).endswith(f"/collections/talks/media/{item}") and talks.media(item)
+            assert service.get_collection("talks").items == 1
+            assert "talks" in {c.name for c in service.list_collections().collections}
+            with pytest.raises(APIError) as err:
+                service.get_item(item)  # not in the default collection
+            assert err.value.status == 404
+
+            cli = runner.invoke(vatt_cli, ["search", "a red screen", "--url", cserver.url, "--collection", "talks",
+                                           "--json"], catch_exceptions=False)
+            assert cli.exit_code == 0, cli.output
+            assert [r["item"]["id"] for r in json.loads(cli.output)["results"]] == [item]
+            green = runner.invoke(vatt_cli, ["ingest", str(cserver.corpus["green"]), "--url", cserver.url,
+                                             "--collection", "talks", "--api-key", API_KEY, "--no-progress"],
+                                  catch_exceptions=False)
+            assert green.exit_code == 0, green.output
+            assert talks.list_items().total == 2 and service.get_collection("talks").items == 2
+
+            snap = talks.create_snapshot("talks")
+            assert snap.items == 2 and [s.name for s in talks.list_snapshots("talks").snapshots] == [snap.name]
+            archive = talks.download_snapshot(snap.name, tmp_path / "talks.tar", "talks")
+            assert archive.stat().st_size == snap.bytes
+            assert talks.delete_snapshot(snap.name, "talks").deleted
+        finally:
+            assert service.delete_collection("talks").deleted
