@@ -399,7 +399,7 @@ class Catalog:
         """Merge as a JSON merge patch (RFC 7396: None removes a key, objects merge recursively) or replace an
         item's metadata, read and written in one transaction; vectors are untouched."""
         with self._write_lock, self._store().transaction() as tx:
-            item = tx.get_item(item_id)
+            item = tx.get_item(item_id, for_update=True)  # a replica patching it meanwhile waits for this one
             if item is None:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
             metadata_json(metadata)

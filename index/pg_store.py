@@ -47,7 +47,7 @@ def _down(e: BaseException) -> bool:
 POSTGRES = Dialect(name="postgresql", placeholder="%s", json_param="CAST(? AS jsonb)",
                    cross_join="JOIN",
                    has_space="strpos(',' || i.spaces || ',', ',' || CAST(? AS text) || ',') > 0",
-                   byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED",
+                   byte_length="octet_length", skip_locked=" FOR UPDATE SKIP LOCKED", for_update=" FOR UPDATE",
                    segment_ids="SELECT nextval(pg_get_serial_sequence('segments', 'id')) FROM generate_series(1, ?)",
                    unavailable=(psycopg.OperationalError, psycopg.InterfaceError), down=_down,
                    # a concurrent writer took the same sha256 first, or the server chose us as a deadlock victim

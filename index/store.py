@@ -57,6 +57,7 @@ class Dialect:
     conflict: tuple[type[BaseException], ...] = ()  # unique violations a concurrent writer can cause
     invalid: tuple[type[BaseException], ...] = ()  # a value the engine cannot hold (PostgreSQL: NUL in text)
     changelog: bool = False  # log each epoch's segment ids (stores several processes write)
+    for_update: str = ""  # suffix of a read that a write in the same transaction depends on (a row lock)
     # --- the schema: index/schema.py's portable column types in this engine, and what reads a table's columns
     types: Mapping[str, str] = field(default_factory=dict)
     type_checks: Mapping[str, str] = field(default_factory=dict)  # a CHECK a type adds to its column ({name})
@@ -296,8 +297,11 @@ class Session:
             self.bump(space, np.asarray(removed[space], dtype=np.int64), added=False)
         return {s: np.asarray(ids, dtype=np.int64) for s, ids in removed.items()}
 
-    def get_item(self, item_id: str) -> Item | None:
-        row = self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id = ?", (item_id,)).fetchone()
+    def get_item(self, item_id: str, *, for_update: bool = False) -> Item | None:
+        """The item; `for_update` locks its row until the transaction ends (a read-merge-write, such as a
+        metadata patch, must not lose another replica's concurrent write)."""
+        lock = self.dialect.for_update if for_update else ""
+        row = self.execute(f"SELECT {ITEM_COLS} FROM items WHERE id = ?{lock}", (item_id,)).fetchone()
         return self._item(row) if row else None
 
     def get_items(self, ids: Iterable[str]) -> dict[str, Item]:

@@ -192,3 +192,25 @@ def test_a_cache_replays_the_change_log_or_compares_ids_when_it_is_pruned(
         assert b.stats()["spaces"]["va"]["vectors"] == 2 + 6 * 3 - 3 - 3 + 1  # mine, six, a delete, a replace
         msgs = " ".join(r.getMessage() for r in caplog.records)
         assert ("replayed epochs" in msgs) == (kept > 2) and ("caught up from the store" in msgs) == (kept == 2)
+
+
+def test_metadata_patches_from_two_replicas_at_once_lose_nothing(tmp_path: Path, dsn: str, clusters: Clusters) -> None:
+    """A merge patch reads, merges and writes the item's metadata: on a shared store the row is locked for
+    it, so two replicas patching one item at once each keep the other's keys (no lost update)."""
+    rounds = 25
+    with Catalog(tmp_path / "a", spaces=SPACES, store=dsn) as a, Catalog(tmp_path / "b", store=dsn) as b:
+        item = add_video(a, "patched", 1, clusters, metadata={"title": "x"})
+        start = threading.Barrier(2)
+
+        def patch(cat: Catalog, tag: str) -> None:
+            start.wait()
+            for i in range(rounds):
+                cat.update_metadata(item.id, {f"{tag}{i}": i})
+
+        threads = [threading.Thread(target=patch, args=(cat, tag)) for cat, tag in ((a, "a"), (b, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        got = b.get_item(item.id).metadata
+        assert got == {"title": "x", **{f"{t}{i}": i for t in "ab" for i in range(rounds)}}, sorted(got)
