@@ -52,3 +52,14 @@ def test_verbose_and_quiet_move_the_log_level(tmp_path: Path) -> None:
             assert root.level == want, (flags, logging.getLevelName(root.level))
     finally:
         root.setLevel(before)
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject lists the packages by name: one left out installs without it (the Docker image's `vatt
+    demo` failed on `No module named 'app.client'` when app/client.py became a package)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(REPO).parts)
+             for top in ("model", "training", "index", "app", "vatt_cli") for init in (REPO / top).rglob("__init__.py")}
+    assert found == listed, (found - listed, listed - found)
