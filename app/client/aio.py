@@ -17,8 +17,8 @@ from ..schemas import (ClassifyResponse, CollectionDeleted, CollectionOut, Colle
                        SearchBatchResponse, SearchRequest, SearchResponse, SnapshotDeleted, SnapshotOut, SnapshotsList,
                        TranscriptOut)
 from . import routes
-from .call import RETRIES, Call, in_collection, retry_wait, should_retry
-from .errors import ClientError, UnreachableError
+from .call import RETRIES, Call, Endpoint, in_collection, retry_wait, should_retry
+from .errors import ClientError
 from .sync import DEFAULT_URL, TIMEOUT
 
 __all__ = ["AsyncClient"]
@@ -26,7 +26,7 @@ __all__ = ["AsyncClient"]
 T = TypeVar("T")
 
 
-class AsyncClient:
+class AsyncClient(Endpoint):
     """A vatt server at `base_url`, for asyncio code: `Client`'s methods, awaited. Every failure raises a
     `ClientError` (`APIError` with the status and the server's message when it answered); 429 and 503 are
     retried, honouring Retry-After. Use as `async with`, or await `aclose()`.
@@ -37,12 +37,9 @@ class AsyncClient:
                  timeout: httpx.Timeout | float = TIMEOUT, retries: int = RETRIES,
                  transport: httpx.AsyncBaseTransport | None = None, where: str | None = None,
                  collection: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.retries = retries
-        self.where = where or self.base_url
-        self.collection = collection  # catalogue routes go to this collection (None: the default one)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers={"X-API-Key": api_key} if api_key else None,
-                                  timeout=timeout, transport=transport)
+        super().__init__(base_url, retries=retries, where=where, collection=collection)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.headers(api_key), timeout=timeout,
+                                  transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -61,8 +58,7 @@ class AsyncClient:
                     response = await self._http.request(call.method, call.url(self.collection),
                                                            **call.request_args(stack))
                 except httpx.HTTPError as exc:
-                    raise UnreachableError(f"cannot reach the service at {self.where}: "
-                                           f"{exc or type(exc).__name__}") from None
+                    raise self.unreachable(exc) from None
             if not should_retry(call, response, attempt, self.retries):
                 break
             await asyncio.sleep(retry_wait(response, attempt))

@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import error_from
+from .errors import UnreachableError, error_from
 
-__all__ = ["Call", "RETRY_STATUSES", "RETRIES", "MAX_RETRY_WAIT_S", "CATALOGUE_PATHS", "in_collection", "retry_wait", "should_retry"]
+__all__ = ["Call", "RETRY_STATUSES", "RETRIES", "MAX_RETRY_WAIT_S", "CATALOGUE_PATHS", "Endpoint", "in_collection",
+           "retry_wait", "should_retry"]
 
 T = TypeVar("T")
 
@@ -62,6 +63,24 @@ class Call(Generic[T]):
         if response.status_code >= 400 and response.status_code not in self.answers:
             raise error_from(response)
         return self.parse(response)
+
+
+class Endpoint:
+    """What the sync and the async client both hold: the server, the retries, the collection their catalogue
+    routes go to (None: the default one), and the one line an unreachable server gives."""
+
+    def __init__(self, base_url: str, *, retries: int, where: str | None, collection: str | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.where = where or self.base_url
+        self.collection = collection
+
+    @staticmethod
+    def headers(api_key: str | None) -> dict[str, str] | None:
+        return {"X-API-Key": api_key} if api_key else None
+
+    def unreachable(self, exc: httpx.HTTPError) -> UnreachableError:
+        return UnreachableError(f"cannot reach the service at {self.where}: {exc or type(exc).__name__}")
 
 
 def in_collection(path: str, collection: str | None) -> str:

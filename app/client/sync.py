@@ -16,8 +16,8 @@ from ..schemas import (ClassifyResponse, CollectionDeleted, CollectionOut, Colle
                        SearchBatchResponse, SearchRequest, SearchResponse, SnapshotDeleted, SnapshotOut, SnapshotsList,
                        TranscriptOut)
 from . import routes
-from .call import RETRIES, Call, in_collection, retry_wait, should_retry
-from .errors import ClientError, UnreachableError
+from .call import RETRIES, Call, Endpoint, in_collection, retry_wait, should_retry
+from .errors import ClientError
 
 __all__ = ["Client", "DEFAULT_URL", "TIMEOUT"]
 
@@ -26,7 +26,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)  # a long file encode answers only when it is done
 
 
-class Client:
+class Client(Endpoint):
     """A vatt server at `base_url`. Every failure raises a `ClientError` (`APIError` with the status and the
     server's message when it answered); 429 and 503 are retried, honouring Retry-After. Use as a context
     manager, or call `close()`.
@@ -37,12 +37,9 @@ class Client:
                  timeout: httpx.Timeout | float = TIMEOUT, retries: int = RETRIES,
                  transport: httpx.BaseTransport | None = None, where: str | None = None,
                  collection: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.retries = retries
-        self.where = where or self.base_url
-        self.collection = collection  # catalogue routes go to this collection (None: the default one)
-        self._http = httpx.Client(base_url=self.base_url, headers={"X-API-Key": api_key} if api_key else None,
-                                  timeout=timeout, transport=transport)
+        super().__init__(base_url, retries=retries, where=where, collection=collection)
+        self._http = httpx.Client(base_url=self.base_url, headers=self.headers(api_key), timeout=timeout,
+                                  transport=transport)
 
     def __enter__(self) -> Client:
         return self
@@ -61,8 +58,7 @@ class Client:
                     response = self._http.request(call.method, call.url(self.collection),
                                                      **call.request_args(stack))
                 except httpx.HTTPError as exc:
-                    raise UnreachableError(f"cannot reach the service at {self.where}: "
-                                           f"{exc or type(exc).__name__}") from None
+                    raise self.unreachable(exc) from None
             if not should_retry(call, response, attempt, self.retries):
                 break
             time.sleep(retry_wait(response, attempt))
